@@ -1,0 +1,86 @@
+//! The records that cross wasmray's host ABI, shared by the guest SDK and the host.
+//!
+//! `wit/wasmray.wit` is the normative description of the ABI; this crate is its Rust
+//! rendering. Import functions pass scalars and `(pointer, length)` pairs; anything richer
+//! travels as a [postcard](https://docs.rs/postcard)-encoded record defined here. The names of
+//! imports and exports live in [`imports`] and [`exports`] so that the host's linker, the SDK's
+//! `extern` block and the WIT file can be checked against one list.
+//!
+//! This crate holds no behaviour beyond encoding: no I/O, no allocation policy, no host logic.
+
+mod error;
+mod records;
+
+pub use error::{ErrorKind, TaskError};
+pub use records::{
+    ArgOut, CallOptions, ClusterQuery, GetStatus, Handle, NodeInfo, StagedInfo, TaskSubmission,
+    ValueOut,
+};
+
+/// Version of the ABI; a module exports it as `wasmray_abi_version` and the host refuses a
+/// module whose version differs.
+pub const ABI_VERSION: u32 = 1;
+
+/// Name of the import module every wasmray host function lives in.
+pub const IMPORT_MODULE: &str = "wasmray";
+
+/// Prefix of the export that runs remote function `f`: `wasmray_task:f`.
+pub const TASK_EXPORT_PREFIX: &str = "wasmray_task:";
+
+/// Names of the host functions a guest may import from [`IMPORT_MODULE`].
+pub mod imports {
+    /// `submit-task(spec-ptr, spec-len, returns-ptr) -> status`
+    pub const SUBMIT_TASK: &str = "submit_task";
+    /// `put(value-ptr, value-len) -> handle`
+    pub const PUT: &str = "put";
+    /// `get(handle, timeout-ms, info-ptr) -> get-status`
+    pub const GET: &str = "get";
+    /// `wait(handles-ptr, count, num-returns, timeout-ms, ready-ptr) -> ready-count`
+    pub const WAIT: &str = "wait";
+    /// `release(handle)`
+    pub const RELEASE: &str = "release";
+    /// `staged-read(bytes-ptr, handles-ptr)`
+    pub const STAGED_READ: &str = "staged_read";
+    /// `task-arg(index, info-ptr)`
+    pub const TASK_ARG: &str = "task_arg";
+    /// `task-return(values-ptr, values-len)`
+    pub const TASK_RETURN: &str = "task_return";
+    /// `report-panic(message-ptr, message-len)`
+    pub const REPORT_PANIC: &str = "report_panic";
+    /// `cluster-info(query, info-ptr)`
+    pub const CLUSTER_INFO: &str = "cluster_info";
+
+    /// Every import, in the order `wit/wasmray.wit` lists them.
+    pub const ALL: &[&str] = &[
+        SUBMIT_TASK,
+        PUT,
+        GET,
+        WAIT,
+        RELEASE,
+        STAGED_READ,
+        TASK_ARG,
+        TASK_RETURN,
+        REPORT_PANIC,
+        CLUSTER_INFO,
+    ];
+}
+
+/// Names of the functions a wasmray module exports.
+pub mod exports {
+    /// `wasmray-abi-version() -> u32`: present in every module built with the SDK.
+    pub const ABI_VERSION: &str = "wasmray_abi_version";
+    /// The WASI command entry point: the driver's `main`.
+    pub const START: &str = "_start";
+    /// The guest's linear memory.
+    pub const MEMORY: &str = "memory";
+}
+
+/// Encodes a record with postcard.
+pub fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_allocvec(value)
+}
+
+/// Decodes a record with postcard; the record may borrow from `bytes`.
+pub fn decode<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Error> {
+    postcard::from_bytes(bytes)
+}

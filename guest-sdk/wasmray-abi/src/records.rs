@@ -1,0 +1,179 @@
+//! Records passed through import functions, postcard-encoded.
+//!
+//! Handles are the guest's names for objects: indexes into a per-instance table that the host
+//! keeps, like file descriptors. A guest can use only the handles it was given or created.
+//! Object IDs never cross into a guest.
+
+use serde::{Deserialize, Serialize};
+
+/// A guest's name for an object reference, valid only inside the instance that holds it.
+pub type Handle = u32;
+
+/// A serialized value a guest hands to the host: its postcard bytes and the handles of the
+/// object refs it contains. An `ObjectRef` inside `bytes` is encoded as its index in `refs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValueOut<'a> {
+    #[serde(borrow)]
+    pub bytes: &'a [u8],
+    pub refs: Vec<Handle>,
+}
+
+/// One argument of a submitted task: a value, or a ref the host resolves before the task runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ArgOut<'a> {
+    #[serde(borrow)]
+    Value(ValueOut<'a>),
+    Ref(Handle),
+}
+
+/// Options of one call; `None` means "the host's default" (1 CPU, 0 GPUs, 3 retries, ...).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallOptions {
+    pub num_cpus: Option<f64>,
+    pub num_gpus: Option<f64>,
+    /// Custom resources, by name.
+    pub resources: Vec<(String, f64)>,
+    /// How many calls an instance serves before it is retired; 0 means no limit.
+    pub max_calls: Option<u32>,
+    /// Retries after a system failure (and after a guest error with `retry_exceptions`).
+    pub max_retries: Option<u32>,
+    pub retry_exceptions: Option<bool>,
+    /// Cap on the instance's linear memory, in bytes.
+    pub memory_limit: Option<u64>,
+    /// Cap on the guest's running time (not time blocked in `get`), in milliseconds.
+    pub cpu_time_limit_ms: Option<u64>,
+}
+
+/// A task submission: `submit_task` decodes this from guest memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSubmission<'a> {
+    /// Name of the remote function; the module exports `wasmray_task:<function>`.
+    pub function: &'a str,
+    #[serde(borrow)]
+    pub args: Vec<ArgOut<'a>>,
+    pub num_returns: u32,
+    pub options: CallOptions,
+}
+
+/// What `get`, `task_arg` and `cluster_info` stage for the guest to read with `staged_read`.
+/// The host writes it as two little-endian `u32`s at the pointer the guest passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StagedInfo {
+    pub bytes_len: u32,
+    pub refs_len: u32,
+}
+
+impl StagedInfo {
+    /// Size in guest memory: two `u32`s.
+    pub const SIZE: u32 = 8;
+
+    pub fn to_le_bytes(self) -> [u8; 8] {
+        let mut out = [0; 8];
+        out[..4].copy_from_slice(&self.bytes_len.to_le_bytes());
+        out[4..].copy_from_slice(&self.refs_len.to_le_bytes());
+        out
+    }
+
+    pub fn from_le_bytes(bytes: [u8; 8]) -> Self {
+        let [a, b, c, d, e, f, g, h] = bytes;
+        Self {
+            bytes_len: u32::from_le_bytes([a, b, c, d]),
+            refs_len: u32::from_le_bytes([e, f, g, h]),
+        }
+    }
+}
+
+/// The result of `get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum GetStatus {
+    /// The object's value is staged.
+    Value = 0,
+    /// The object is an error: a postcard-encoded [`crate::TaskError`] is staged.
+    Error = 1,
+    /// The timeout passed first; nothing is staged.
+    Timeout = 2,
+}
+
+impl GetStatus {
+    pub fn from_i32(code: i32) -> Option<Self> {
+        match code {
+            0 => Some(Self::Value),
+            1 => Some(Self::Error),
+            2 => Some(Self::Timeout),
+            _ => None,
+        }
+    }
+}
+
+/// What `cluster_info` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum ClusterQuery {
+    /// `Vec<NodeInfo>`
+    Nodes = 0,
+    /// `Vec<(String, f64)>`: totals over live nodes.
+    ClusterResources = 1,
+    /// `Vec<(String, f64)>`: what is free now.
+    AvailableResources = 2,
+}
+
+impl ClusterQuery {
+    pub fn from_i32(code: i32) -> Option<Self> {
+        match code {
+            0 => Some(Self::Nodes),
+            1 => Some(Self::ClusterResources),
+            2 => Some(Self::AvailableResources),
+            _ => None,
+        }
+    }
+}
+
+/// One node as `nodes()` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub node_id: String,
+    pub alive: bool,
+    pub is_head: bool,
+    pub address: String,
+    pub resources: Vec<(String, f64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submission_round_trips_with_borrowed_bytes() {
+        let payload = [1u8, 2, 3];
+        let spec = TaskSubmission {
+            function: "f",
+            args: vec![
+                ArgOut::Value(ValueOut {
+                    bytes: &payload,
+                    refs: vec![7],
+                }),
+                ArgOut::Ref(3),
+            ],
+            num_returns: 2,
+            options: CallOptions {
+                num_cpus: Some(0.5),
+                resources: vec![("disk".into(), 1.0)],
+                ..CallOptions::default()
+            },
+        };
+        let bytes = crate::encode(&spec).unwrap();
+        let back: TaskSubmission<'_> = crate::decode(&bytes).unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn staged_info_is_two_little_endian_words() {
+        let info = StagedInfo {
+            bytes_len: 0x0102_0304,
+            refs_len: 5,
+        };
+        assert_eq!(info.to_le_bytes(), [4, 3, 2, 1, 5, 0, 0, 0]);
+        assert_eq!(StagedInfo::from_le_bytes(info.to_le_bytes()), info);
+    }
+}

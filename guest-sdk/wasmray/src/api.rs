@@ -1,0 +1,168 @@
+//! The object API, one function per Ray call: `put`, `get`, `get_all`, `wait`, and the cluster
+//! queries `nodes`, `cluster_resources`, `available_resources`.
+//!
+//! Each function encodes its request, calls one host import and decodes the staged answer. A
+//! guest that blocks in `get` or `wait` gives its CPU back to the node while it waits; that is
+//! the host's doing, nothing here has to care.
+//!
+//! This file does not submit tasks ([`crate::task`] does) and does not retry anything: a failed
+//! object is reported as the [`TaskError`] the host staged.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use wasmray_abi::{ClusterQuery, GetStatus, NodeInfo, TaskError};
+
+use crate::codec::{self, Staged};
+use crate::object_ref::ObjectRef;
+use crate::sys;
+
+/// Stores `value` in the object store and returns a ref to it (Ray's `ray.put`). The value is
+/// copied: later changes to the original are not seen through the ref. Refs inside the value
+/// stay alive as long as the new object does.
+///
+/// # Panics
+/// When `value` cannot be encoded with postcard. The host traps the guest when the object store
+/// cannot hold the value.
+pub fn put<T: Serialize>(value: &T) -> ObjectRef<T> {
+    let encoded = codec::encode(value);
+    let record = codec::encode_record(&encoded.value_out());
+    let len = codec::abi_len(record.len(), "the value passed to put");
+    // SAFETY: `record` is a live, initialized buffer of `len` bytes that the host only reads.
+    let handle = unsafe { sys::put(record.as_ptr(), len) };
+    // `encoded` (and the refs it keeps alive) is dropped only now, after the host took them.
+    drop(encoded);
+    ObjectRef::from_handle(handle)
+}
+
+/// Waits for the object and returns its value (Ray's `ray.get`), or the error of the task that
+/// should have produced it. While it waits, this task's CPU is given back to the node.
+///
+/// # Panics
+/// When the object's bytes do not decode as `T` (a type mismatch between producer and consumer).
+pub fn get<T: DeserializeOwned>(object: &ObjectRef<T>) -> Result<T, TaskError> {
+    let mut info = codec::InfoBuf::new();
+    // SAFETY: `info` is a live buffer of exactly `StagedInfo::SIZE` bytes, the size the host
+    // writes at `info_ptr`; the handle is a scalar the host checks against its table.
+    let status = unsafe { sys::get(object.handle(), -1, info.as_mut_ptr()) };
+    match GetStatus::from_i32(status) {
+        Some(GetStatus::Value) => Ok(codec::decode_or_panic(
+            codec::read_staged(info.info()),
+            "the object passed to get",
+        )),
+        Some(GetStatus::Error) => Err(read_task_error(codec::read_staged(info.info()))),
+        Some(GetStatus::Timeout) => {
+            panic!("wasmray: the host reported a timeout for a get without timeout")
+        }
+        None => panic!("wasmray: the host answered get with unknown status {status}"),
+    }
+}
+
+/// Decodes the `TaskError` the host staged with status 1.
+fn read_task_error(staged: Staged) -> TaskError {
+    let bytes = staged.into_plain_bytes();
+    match wasmray_abi::decode::<TaskError>(&bytes) {
+        Ok(error) => error,
+        Err(error) => panic!("wasmray: the host staged a task error that does not decode: {error}"),
+    }
+}
+
+/// Gets every object, in order (Ray's `ray.get(list)`); the first failed object's error is
+/// returned.
+///
+/// # Panics
+/// As [`get`].
+pub fn get_all<T: DeserializeOwned>(objects: &[ObjectRef<T>]) -> Result<Vec<T>, TaskError> {
+    objects.iter().map(get).collect()
+}
+
+/// Ray's `ray.wait`: blocks until `num_returns` of `objects` are ready or `timeout` passes
+/// (`None`: no timeout), then returns `(ready, pending)`. `ready` holds at most `num_returns`
+/// refs; both lists keep the input order. `num_returns` larger than the list is clamped to it.
+///
+/// # Panics
+/// When `num_returns` is 0 and `objects` is not empty (Ray raises there too).
+pub fn wait<T>(
+    objects: &[ObjectRef<T>],
+    num_returns: usize,
+    timeout: Option<Duration>,
+) -> (Vec<ObjectRef<T>>, Vec<ObjectRef<T>>) {
+    if objects.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    assert!(
+        num_returns > 0,
+        "wasmray::wait: num_returns must be at least 1 when waiting on {} refs",
+        objects.len()
+    );
+    let wanted = num_returns.min(objects.len());
+    let handles: Vec<u32> = objects.iter().map(ObjectRef::handle).collect();
+    let mut ready = vec![0u8; handles.len()];
+    let count = codec::abi_len(handles.len(), "the list passed to wait");
+    let wanted_u32 = codec::abi_len(wanted, "num_returns");
+    // SAFETY: `handles` holds `count` initialized u32s the host only reads, and `ready` is a live
+    // buffer of `count` bytes, one per handle, which is what the host writes.
+    unsafe {
+        sys::wait(
+            handles.as_ptr().cast::<u8>(),
+            count,
+            wanted_u32,
+            timeout_ms(timeout),
+            ready.as_mut_ptr(),
+        )
+    };
+    let mut done = Vec::with_capacity(wanted);
+    let mut pending = Vec::with_capacity(objects.len() - wanted);
+    for (object, is_ready) in objects.iter().zip(&ready) {
+        if *is_ready != 0 && done.len() < wanted {
+            done.push(object.clone());
+        } else {
+            pending.push(object.clone());
+        }
+    }
+    (done, pending)
+}
+
+/// A timeout as the ABI's milliseconds: negative for none, rounded up, saturating.
+pub(crate) fn timeout_ms(timeout: Option<Duration>) -> i64 {
+    match timeout {
+        None => -1,
+        Some(timeout) => i64::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX),
+    }
+}
+
+/// The nodes of the cluster (Ray's `ray.nodes()`).
+pub fn nodes() -> Vec<NodeInfo> {
+    cluster_info(ClusterQuery::Nodes, "the node list")
+}
+
+/// Total resources of the live nodes (Ray's `ray.cluster_resources()`), e.g. `{"CPU": 2.0}`.
+pub fn cluster_resources() -> BTreeMap<String, f64> {
+    resource_map(ClusterQuery::ClusterResources, "the cluster resources")
+}
+
+/// Resources free right now (Ray's `ray.available_resources()`).
+pub fn available_resources() -> BTreeMap<String, f64> {
+    resource_map(ClusterQuery::AvailableResources, "the available resources")
+}
+
+fn resource_map(query: ClusterQuery, what: &str) -> BTreeMap<String, f64> {
+    let list: Vec<(String, f64)> = cluster_info(query, what);
+    list.into_iter().collect()
+}
+
+fn cluster_info<T: DeserializeOwned>(query: ClusterQuery, what: &str) -> T {
+    let staged = codec::stage_and_read(|info_ptr| {
+        // SAFETY: `info_ptr` points to a live `StagedInfo::SIZE`-byte buffer (see
+        // `stage_and_read`), the size the host writes there.
+        unsafe { sys::cluster_info(query as i32, info_ptr) }
+    });
+    let bytes = staged.into_plain_bytes();
+    match wasmray_abi::decode(&bytes) {
+        Ok(answer) => answer,
+        Err(error) => {
+            panic!("wasmray: the host sent {what} in a form that does not decode: {error}")
+        }
+    }
+}

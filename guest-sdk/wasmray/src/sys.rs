@@ -1,0 +1,60 @@
+//! The raw host imports of module `wasmray`, exactly as `wit/wasmray.wit` declares them.
+//!
+//! Every function here is a core wasm import: `u32` pointers and lengths of the WIT become
+//! `*const u8` / `*mut u8` / `u32`, `s32` becomes `i32` and `s64` becomes `i64`. The names are
+//! those of `wasmray_abi::imports::ALL`, in the same order; a host-side test parses this file and
+//! checks it against that list and the WIT, so keep exactly one declaration per import, with the
+//! keyword, the name and the opening parenthesis on one line, inside the single `extern` block
+//! below, and no other function declarations in this file.
+//!
+//! This module does no encoding, no allocation and no error handling: the safe wrappers in
+//! [`crate::codec`], [`crate::api`] and [`crate::task`] do. The host bounds-checks every pointer
+//! and traps the guest on a bad one, so a wrong pointer here is a clean trap, never memory
+//! corruption in the host; inside the guest, the callers must still pass buffers of the sizes the
+//! ABI describes, because the host writes into them.
+
+#[link(wasm_import_module = "wasmray")]
+unsafe extern "C" {
+    /// Submits the postcard `TaskSubmission` at `spec_ptr[..spec_len]`; the host writes
+    /// `num_returns` handles (`u32` each, little-endian) at `returns_ptr`. Returns 0.
+    pub fn submit_task(spec_ptr: *const u8, spec_len: u32, returns_ptr: *mut u8) -> i32;
+
+    /// Stores the postcard `ValueOut` at `value_ptr[..value_len]` as a new object and returns
+    /// its handle. Traps when the object store cannot hold it.
+    pub fn put(value_ptr: *const u8, value_len: u32) -> u32;
+
+    /// Blocks until the object is ready (or `timeout_ms` passes; negative means no timeout),
+    /// stages its value (0) or its `TaskError` (1) and writes a `StagedInfo` (8 bytes) at
+    /// `info_ptr`; returns 2 on timeout with nothing staged.
+    pub fn get(handle: u32, timeout_ms: i64, info_ptr: *mut u8) -> i32;
+
+    /// Ray's `wait`: writes one byte per handle at `ready_ptr` (1 ready, 0 not) and returns how
+    /// many are ready, once `num_returns` are or `timeout_ms` has passed.
+    pub fn wait(
+        handles_ptr: *const u8,
+        count: u32,
+        num_returns: u32,
+        timeout_ms: i64,
+        ready_ptr: *mut u8,
+    ) -> u32;
+
+    /// Drops a handle; unknown handles are ignored.
+    pub fn release(handle: u32);
+
+    /// Copies the staged bytes to `bytes_ptr` and the staged handles (`u32` each) to
+    /// `handles_ptr`, in the sizes the last `StagedInfo` announced; then clears the stage.
+    pub fn staged_read(bytes_ptr: *mut u8, handles_ptr: *mut u8);
+
+    /// Stages argument `index` of the running task and writes a `StagedInfo` at `info_ptr`.
+    pub fn task_arg(index: u32, info_ptr: *mut u8);
+
+    /// Sets the running task's results: a postcard `Vec<ValueOut>` at `values_ptr`.
+    pub fn task_return(values_ptr: *const u8, values_len: u32);
+
+    /// Records the guest's panic message (UTF-8) before the panic traps.
+    pub fn report_panic(message_ptr: *const u8, message_len: u32);
+
+    /// Stages an answer about the cluster (0 nodes, 1 total resources, 2 available resources)
+    /// and writes a `StagedInfo` at `info_ptr`.
+    pub fn cluster_info(query: i32, info_ptr: *mut u8);
+}

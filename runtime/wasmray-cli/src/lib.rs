@@ -1,0 +1,58 @@
+//! The `wasmray` command line: parses arguments, sets up logging, and runs one subcommand.
+//!
+//! This is the only crate that prints to the terminal or reads the environment. Exit codes:
+//! 0 success; a driver's own exit code when it exits non-zero; 1 when the driver panics or
+//! traps; 2 when wasmray cannot do what was asked (bad arguments, a file that is not a usable
+//! module, a node that cannot start).
+
+mod cache_dir;
+mod run;
+mod sizes;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Ray's programming model for WebAssembly: run wasm32-wasip1 modules built with the wasmray
+/// SDK, each task in its own sandboxed instance.
+#[derive(Debug, Parser)]
+#[command(name = "wasmray", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a module's `main` as the driver on an embedded single-node cluster.
+    Run(run::RunArgs),
+}
+
+/// Exit code for "wasmray could not do what was asked".
+pub const EXIT_USAGE: u8 = 2;
+
+/// Runs the command line and returns the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("WASMRAY_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,5 @@
+//! The `wasmray` binary: a thin shell over [`wasmray_cli::main`].
+
+fn main() -> std::process::ExitCode {
+    wasmray_cli::main()
+}

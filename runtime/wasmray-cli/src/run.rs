@@ -1,0 +1,116 @@
+//! `wasmray run app.wasm [-- args]`: start an embedded single-node cluster, run the module's
+//! `main` as the driver, and exit with its result.
+
+use crate::{cache_dir, sizes};
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use wasmray_node::{DriverExit, Node, NodeConfig};
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The module to run (a wasm32-wasip1 binary built with the wasmray SDK).
+    module: PathBuf,
+    /// Arguments passed to the driver's `main` (after `--`).
+    #[arg(last = true)]
+    args: Vec<String>,
+    /// Logical CPUs the node offers [default: the machine's cores].
+    #[arg(long)]
+    num_cpus: Option<f64>,
+    /// Logical GPUs the node offers.
+    #[arg(long, default_value_t = 0.0)]
+    num_gpus: f64,
+    /// Custom resources as a JSON object, e.g. '{"disk": 2}'.
+    #[arg(long, value_parser = sizes::parse_resources)]
+    resources: Option<Vec<(String, f64)>>,
+    /// Object store capacity, e.g. 2GiB [default: 30% of RAM].
+    #[arg(long, value_parser = sizes::parse_bytes)]
+    object_store_memory: Option<u64>,
+    /// Memory cap of each task unless its options say otherwise, e.g. 512MiB [default: 2GiB].
+    #[arg(long, value_parser = sizes::parse_bytes)]
+    task_memory: Option<u64>,
+    /// CPU time each task may use, in seconds, unless its options say otherwise [default: 1800].
+    #[arg(long)]
+    task_cpu_time_limit: Option<f64>,
+    /// Instances that may exist at once (tasks running or blocked, plus idle ones).
+    #[arg(long)]
+    max_instances: Option<u32>,
+    /// Where to cache compiled modules [default: $WASMRAY_CACHE_DIR or ~/.cache/wasmray/modules].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Compile the module afresh and cache nothing.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = node_config(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("wasmray-worker")
+        .build()
+        .context("cannot start the async runtime")?;
+    let exit = runtime.block_on(async {
+        let node = Node::start(config)?;
+        let module = node.load_module(&args.module)?;
+        node.run_driver(&module, &args.args).await
+    })?;
+    // Tasks the driver left running die with the job, as in Ray.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    Ok(match exit {
+        DriverExit::Exited(0) => ExitCode::SUCCESS,
+        DriverExit::Exited(code) => ExitCode::from(u8::try_from(code).unwrap_or(1).max(1)),
+        DriverExit::Failed(error) => {
+            eprintln!(
+                "error: the driver {}",
+                error.to_string().trim_start_matches("task `main` ")
+            );
+            ExitCode::FAILURE
+        }
+    })
+}
+
+fn node_config(args: &RunArgs) -> anyhow::Result<NodeConfig> {
+    let mut config = NodeConfig::default();
+    if let Some(cpus) = args.num_cpus {
+        anyhow::ensure!(
+            cpus.is_finite() && cpus >= 0.0,
+            "--num-cpus must be a number >= 0"
+        );
+        config.num_cpus = cpus;
+    }
+    anyhow::ensure!(
+        args.num_gpus.is_finite() && args.num_gpus >= 0.0,
+        "--num-gpus must be a number >= 0"
+    );
+    config.num_gpus = args.num_gpus;
+    if let Some(resources) = &args.resources {
+        config.resources = resources.clone();
+    }
+    if let Some(bytes) = args.object_store_memory {
+        config.object_store_memory = bytes;
+    }
+    if let Some(bytes) = args.task_memory {
+        anyhow::ensure!(
+            bytes <= config.max_task_memory,
+            "--task-memory cannot exceed {} bytes (the most a wasm32 memory can address)",
+            config.max_task_memory
+        );
+        config.default_task_memory = bytes;
+    }
+    if let Some(seconds) = args.task_cpu_time_limit {
+        anyhow::ensure!(
+            seconds.is_finite() && seconds > 0.0,
+            "--task-cpu-time-limit must be a number of seconds > 0"
+        );
+        config.default_cpu_time_limit = Some(Duration::from_secs_f64(seconds));
+    }
+    if let Some(max) = args.max_instances {
+        anyhow::ensure!(max > 0, "--max-instances must be at least 1");
+        config.max_instances = max;
+    }
+    config.cache_dir = cache_dir::resolve(args.cache_dir.clone(), args.no_cache);
+    Ok(config)
+}

@@ -1,0 +1,15 @@
+//! wasmray's vocabulary: the identifiers, resource sets and task descriptions every other
+//! runtime crate speaks in.
+//!
+//! Identifiers are built for a cluster from the start: a task ID carries the node that minted
+//! it, so IDs minted on different nodes never collide and an object's owner can be found from
+//! its ID. This crate holds data types only: no scheduling, no storage, no I/O.
+
+mod ids;
+mod resources;
+mod spec;
+
+pub use ids::{IdMint, JobId, ModuleId, NodeId, ObjectId, TaskId};
+pub use resources::{CPU, GPU, ResourceError, ResourceSet};
+pub use spec::{ArgSpec, DEFAULT_MAX_RETRIES, Lineage, TaskSpec};
+pub use wasmray_abi::{ErrorKind, TaskError};

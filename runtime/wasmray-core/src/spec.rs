@@ -1,0 +1,123 @@
+//! What a submitted task is: the function to run, its arguments, what it needs, how to retry.
+//!
+//! The spec is generic over `V`, the node's representation of an inline argument value, so this
+//! crate does not depend on the object store. A spec knows the chain of tasks that submitted it
+//! (as a shared linked list) so that an error can name where it happened.
+
+use crate::{JobId, ModuleId, ObjectId, ResourceSet, TaskId};
+use std::sync::Arc;
+
+/// Ray's default number of retries after a system failure.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
+/// One argument as submitted.
+#[derive(Debug, Clone)]
+pub enum ArgSpec<V> {
+    /// Resolved to the object's value before the task runs.
+    ByRef(ObjectId),
+    /// Passed by value.
+    Value(V),
+}
+
+/// A submitted task.
+#[derive(Debug, Clone)]
+pub struct TaskSpec<V> {
+    pub id: TaskId,
+    pub job: JobId,
+    pub module: ModuleId,
+    /// Name of the remote function.
+    pub function: String,
+    pub args: Vec<ArgSpec<V>>,
+    pub num_returns: u32,
+    /// What the task holds while it runs.
+    pub resources: ResourceSet,
+    /// Calls one instance may serve before it is retired; 0 means no limit.
+    pub max_calls: u32,
+    pub max_retries: u32,
+    pub retry_exceptions: bool,
+    pub memory_limit: Option<u64>,
+    pub cpu_time_limit_ms: Option<u64>,
+    /// The tasks this one was submitted from, innermost first.
+    pub lineage: Lineage,
+}
+
+impl<V> TaskSpec<V> {
+    /// The objects this task returns, in order.
+    pub fn return_ids(&self) -> impl Iterator<Item = ObjectId> + '_ {
+        (1..=self.num_returns).map(|i| self.id.return_object(i))
+    }
+}
+
+/// A task and its ancestors, innermost first; cheap to extend and to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Lineage(Option<Arc<LineageLink>>);
+
+#[derive(Debug)]
+struct LineageLink {
+    function: String,
+    parent: Lineage,
+}
+
+impl Lineage {
+    /// The lineage of a driver (or any root): just `function`.
+    pub fn root(function: &str) -> Self {
+        Lineage::default().child(function)
+    }
+
+    /// The lineage of a task named `function` submitted from `self`.
+    pub fn child(&self, function: &str) -> Self {
+        Lineage(Some(Arc::new(LineageLink {
+            function: function.to_owned(),
+            parent: self.clone(),
+        })))
+    }
+
+    /// Function names, innermost first, at most `limit` of them (long chains end with `...`).
+    pub fn names(&self, limit: usize) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut link = self.0.as_deref();
+        while let Some(current) = link {
+            if names.len() == limit {
+                names.push("...".to_owned());
+                break;
+            }
+            names.push(current.function.clone());
+            link = current.parent.0.as_deref();
+        }
+        names
+    }
+}
+
+impl Drop for LineageLink {
+    // A deep chain would otherwise drop recursively and could overflow the host's stack.
+    fn drop(&mut self) {
+        let mut next = self.parent.0.take();
+        while let Some(link) = next {
+            match Arc::try_unwrap(link) {
+                Ok(mut owned) => next = owned.parent.0.take(),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lineage_lists_innermost_first_and_truncates() {
+        let chain = Lineage::root("main").child("run").child("sub");
+        assert_eq!(chain.names(10), ["sub", "run", "main"]);
+        assert_eq!(chain.names(2), ["sub", "run", "..."]);
+    }
+
+    #[test]
+    fn a_very_deep_lineage_drops_without_overflow() {
+        let mut chain = Lineage::root("main");
+        for _ in 0..1_000_000 {
+            chain = chain.child("f");
+        }
+        drop(chain);
+    }
+}

@@ -1,0 +1,196 @@
+//! Running a task: finding or creating an instance, calling the function, recording the result.
+//!
+//! Instances are reused only for the same job, module and function (DESIGN.md §5), up to the
+//! task's `max_calls`, and never after a failure. Every instance holds one of the pool's
+//! `max_instances` slots; when none is free, an idle instance is evicted before waiting.
+
+use crate::node::NodeInner;
+use crate::services::GuestServices;
+use crate::value::Value;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmray_core::{ErrorKind, JobId, ModuleId, TaskError, TaskSpec};
+use wasmray_sched::{Outcome, RunTask};
+use wasmray_wasm::{CallLimits, Caller, GuestInstance, InstanceSetup, TaskCall, TaskOutcome};
+
+/// Which instances may serve a task.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct PoolKey {
+    job: JobId,
+    module: ModuleId,
+    function: String,
+}
+
+/// An instance and the slot it occupies.
+pub(crate) struct PooledInstance {
+    instance: GuestInstance,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// Slots for instances, and the idle ones kept for reuse.
+pub(crate) struct InstancePool {
+    slots: Arc<Semaphore>,
+    idle: Mutex<HashMap<PoolKey, Vec<PooledInstance>>>,
+}
+
+impl InstancePool {
+    pub(crate) fn new(max_instances: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max_instances)),
+            idle: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PoolKey, Vec<PooledInstance>>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn take(&self, key: &PoolKey) -> Option<PooledInstance> {
+        self.lock().get_mut(key)?.pop()
+    }
+
+    fn put(&self, key: PoolKey, instance: PooledInstance, per_key: usize) {
+        let mut idle = self.lock();
+        let list = idle.entry(key).or_default();
+        if list.len() < per_key {
+            list.push(instance);
+        }
+    }
+
+    /// A free slot, evicting an idle instance if that is what it takes.
+    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        loop {
+            if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
+                return Some(permit);
+            }
+            let evicted = {
+                let mut idle = self.lock();
+                let key = idle
+                    .iter()
+                    .find(|(_, list)| !list.is_empty())
+                    .map(|(k, _)| k.clone());
+                key.and_then(|key| idle.get_mut(&key).and_then(Vec::pop))
+            };
+            if evicted.is_none() {
+                return Arc::clone(&self.slots).acquire_owned().await.ok();
+            }
+        }
+    }
+
+    pub(crate) fn idle_count(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    pub(crate) fn clear(&self) {
+        let drained: Vec<_> = self.lock().drain().collect();
+        drop(drained);
+    }
+}
+
+impl NodeInner {
+    pub(crate) async fn execute(self: Arc<Self>, run: RunTask<Value>) {
+        let spec = Arc::clone(&run.spec);
+        let key = PoolKey {
+            job: spec.job,
+            module: spec.module,
+            function: spec.function.clone(),
+        };
+        let pooled = match self.pool.take(&key) {
+            Some(pooled) => pooled,
+            None => match self.instantiate(&spec).await {
+                Ok(pooled) => pooled,
+                Err(error) => {
+                    self.with_sched(|sched| {
+                        sched.task_finished(
+                            spec.id,
+                            Outcome::Failed {
+                                error,
+                                system: true,
+                            },
+                        )
+                    });
+                    return;
+                }
+            },
+        };
+        let mut pooled = pooled;
+        let caller = Caller {
+            task: spec.id,
+            run: self.mint.next_task(),
+            job: spec.job,
+            module: spec.module,
+            lineage: spec.lineage.clone(),
+        };
+        let limits = CallLimits {
+            memory_bytes: spec.memory_limit.unwrap_or(self.config.default_task_memory),
+            cpu_time: spec
+                .cpu_time_limit_ms
+                .map(Duration::from_millis)
+                .or(self.config.default_cpu_time_limit),
+        };
+        let call = TaskCall {
+            function: spec.function.clone(),
+            args: run.args.iter().map(|value| Arc::clone(&value.0)).collect(),
+            caller,
+            limits,
+            label: format!("{} task={:x}", spec.function, spec.id.0 as u64),
+        };
+        drop(run);
+        let finished = pooled.instance.run_task(call).await;
+        let outcome = match finished.outcome {
+            TaskOutcome::Returned(values) => {
+                Outcome::Returned(values.into_iter().map(Value).collect())
+            }
+            TaskOutcome::Failed(error) => Outcome::Failed {
+                error,
+                system: false,
+            },
+        };
+        self.with_sched(|sched| sched.task_finished(spec.id, outcome));
+        // Only now: the sealed results hold their own references to what they contain.
+        self.release(&finished.held);
+        let spent = spec.max_calls > 0 && pooled.instance.calls() >= spec.max_calls;
+        if pooled.instance.reusable() && !spent && !self.shutting_down.load(Ordering::Relaxed) {
+            self.pool
+                .put(key, pooled, self.config.idle_instances_per_function);
+        }
+    }
+
+    async fn instantiate(
+        self: &Arc<Self>,
+        spec: &TaskSpec<Value>,
+    ) -> Result<PooledInstance, TaskError> {
+        let system = |message: String| TaskError {
+            kind: ErrorKind::System,
+            function: spec.function.clone(),
+            message,
+            backtrace: None,
+            task_chain: spec.lineage.names(16),
+            cause: None,
+        };
+        let module = self
+            .host
+            .module(&spec.module)
+            .ok_or_else(|| system("its module is not loaded on this node".into()))?;
+        let slot = self
+            .pool
+            .slot()
+            .await
+            .ok_or_else(|| system("the node is shutting down".into()))?;
+        let setup = InstanceSetup {
+            services: GuestServices::shared(self),
+            output: Arc::clone(&self.config.output),
+            args: vec![module.name().to_owned()],
+        };
+        let instance = GuestInstance::new(&self.host, &module, setup)
+            .await
+            .map_err(|e| system(e.to_string()))?;
+        Ok(PooledInstance {
+            instance,
+            _slot: slot,
+        })
+    }
+}

@@ -1,0 +1,39 @@
+//! A wasmray node: the scheduler, the object store and the wasm host, glued together on tokio.
+//!
+//! A [`Node`] runs drivers (a module's `main`) and the tasks they submit, each in a wasm
+//! instance of its own. It implements what guests ask of it ([`wasmray_wasm::NodeServices`])
+//! by feeding events to the scheduler's state machine and carrying out the actions it answers
+//! with. This is the single-node (embedded) form; the head role and links to other nodes come
+//! with the cluster work and will attach here, not inside the scheduler.
+//!
+//! The node prints nothing itself: guest output and unhandled errors go to the configured
+//! [`OutputSink`]; diagnostics go to `tracing`.
+
+mod config;
+mod execute;
+mod node;
+mod services;
+mod value;
+mod waiters;
+
+pub use config::NodeConfig;
+pub use node::{DriverExit, Node, NodeStats};
+pub use wasmray_abi::{ErrorKind, TaskError};
+pub use wasmray_sched::SchedStats;
+pub use wasmray_store::StoreStats;
+pub use wasmray_wasm::{OutputSink, StdioSink, Stream, WasmError};
+
+/// Why a node could not start or run a driver.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Wasm(#[from] WasmError),
+    #[error(transparent)]
+    Store(#[from] wasmray_store::StoreError),
+    #[error("invalid node resources: {0}")]
+    Resources(#[from] wasmray_core::ResourceError),
+    #[error("`{0}` has no `main` to run as a driver: mark one with #[wasmray::main]")]
+    NoMain(String),
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}

@@ -1,0 +1,252 @@
+//! The node: its parts, the loop that carries out the scheduler's actions, and drivers.
+//!
+//! Every change to scheduling state goes through [`NodeInner::with_sched`]: it runs the change
+//! under the scheduler's lock, takes the actions produced, releases the lock, and then carries
+//! them out (spawn a task, wake waiters, report an unhandled error). Nothing slow ever runs
+//! under the lock.
+
+use crate::execute::InstancePool;
+use crate::services::GuestServices;
+use crate::value::Value;
+use crate::waiters::Waiters;
+use crate::{NodeConfig, NodeError};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use wasmray_core::{CPU, GPU, IdMint, JobId, Lineage, NodeId, ObjectId, ResourceSet, TaskError};
+use wasmray_sched::{Action, SchedStats, Scheduler};
+use wasmray_store::{ObjectStore, StoreStats};
+use wasmray_wasm::{
+    Caller, GuestInstance, GuestModule, InstanceSetup, MainOutcome, Stream, WasmHost,
+    WasmHostConfig,
+};
+
+/// How a driver ended.
+#[derive(Debug)]
+pub enum DriverExit {
+    /// `main` returned (0) or exited with this code.
+    Exited(i32),
+    /// `main` panicked or trapped.
+    Failed(TaskError),
+}
+
+/// Figures for status displays and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStats {
+    pub sched: SchedStats,
+    pub store: StoreStats,
+    pub idle_instances: usize,
+}
+
+/// A running node. Dropping it shuts it down.
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+pub(crate) struct NodeInner {
+    pub(crate) id: NodeId,
+    pub(crate) mint: IdMint,
+    pub(crate) config: NodeConfig,
+    pub(crate) host: WasmHost,
+    pub(crate) store: ObjectStore,
+    pub(crate) sched: Mutex<Scheduler<Value>>,
+    pub(crate) waiters: Waiters,
+    pub(crate) pool: InstancePool,
+    next_job: AtomicU32,
+    pub(crate) shutting_down: AtomicBool,
+}
+
+impl Node {
+    /// Starts a node. Must be called inside a tokio runtime, which runs its tasks.
+    pub fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let mut total = ResourceSet::new();
+        total.insert(CPU, config.num_cpus)?;
+        total.insert(GPU, config.num_gpus)?;
+        for (name, quantity) in &config.resources {
+            total.insert(name, *quantity)?;
+        }
+        let host = WasmHost::new(WasmHostConfig {
+            max_instances: config.max_instances,
+            max_memory_bytes: config.max_task_memory,
+            cache_dir: config.cache_dir.clone(),
+        })?;
+        let store = ObjectStore::new(config.object_store_memory)?;
+        let id = NodeId(random_u64());
+        tracing::info!(node = %id, resources = %total, "node started");
+        let inner = Arc::new(NodeInner {
+            id,
+            mint: IdMint::new(id),
+            pool: InstancePool::new(config.max_instances as usize),
+            config,
+            host,
+            store,
+            sched: Mutex::new(Scheduler::new(total)),
+            waiters: Waiters::default(),
+            next_job: AtomicU32::new(1),
+            shutting_down: AtomicBool::new(false),
+        });
+        Ok(Node { inner })
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// Loads (compiles or fetches from cache) a module file.
+    pub fn load_module(&self, path: &Path) -> Result<Arc<GuestModule>, NodeError> {
+        Ok(self.inner.host.load_file(path)?)
+    }
+
+    /// Loads a module from its bytes.
+    pub fn load_module_bytes(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Arc<GuestModule>, NodeError> {
+        Ok(self.inner.host.load(name, bytes)?)
+    }
+
+    /// Runs `module`'s `main` as a new job's driver, with `args` after the program name.
+    pub async fn run_driver(
+        &self,
+        module: &Arc<GuestModule>,
+        args: &[String],
+    ) -> Result<DriverExit, NodeError> {
+        let inner = &self.inner;
+        if inner.shutting_down.load(Ordering::Relaxed) {
+            return Err(NodeError::ShuttingDown);
+        }
+        if !module.has_main() {
+            return Err(NodeError::NoMain(module.name().to_owned()));
+        }
+        let job = JobId(inner.next_job.fetch_add(1, Ordering::Relaxed));
+        let driver = inner.mint.next_task();
+        let mut argv = vec![module.name().to_owned()];
+        argv.extend_from_slice(args);
+        let mut instance = GuestInstance::new(
+            &inner.host,
+            module,
+            InstanceSetup {
+                services: GuestServices::shared(inner),
+                output: Arc::clone(&inner.config.output),
+                args: argv,
+            },
+        )
+        .await?;
+        let caller = Caller {
+            task: driver,
+            run: driver,
+            job,
+            module: module.id(),
+            lineage: Lineage::root("main"),
+        };
+        let finished = instance
+            .run_main(caller, inner.config.max_task_memory)
+            .await;
+        inner.release(&finished.held);
+        Ok(match finished.outcome {
+            MainOutcome::Exited(code) => DriverExit::Exited(code),
+            MainOutcome::Failed(error) => DriverExit::Failed(error),
+        })
+    }
+
+    pub fn stats(&self) -> NodeStats {
+        NodeStats {
+            sched: self.inner.lock_sched().stats(),
+            store: self.inner.store.stats(),
+            idle_instances: self.inner.pool.idle_count(),
+        }
+    }
+
+    /// Stops taking work and drops idle instances. Running tasks finish on their own.
+    pub fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Relaxed);
+        self.inner.pool.clear();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl NodeInner {
+    pub(crate) fn lock_sched(&self) -> std::sync::MutexGuard<'_, Scheduler<Value>> {
+        // The scheduler's methods leave it consistent even if one panics midway (a bug), and a
+        // node must keep serving other jobs.
+        self.sched.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `change` on the scheduler, then carries out the actions it produced.
+    pub(crate) fn with_sched<R>(
+        self: &Arc<Self>,
+        change: impl FnOnce(&mut Scheduler<Value>) -> R,
+    ) -> R {
+        let (result, actions) = {
+            let mut sched = self.lock_sched();
+            let result = change(&mut sched);
+            (result, sched.drain_actions())
+        };
+        self.apply(actions);
+        result
+    }
+
+    fn apply(self: &Arc<Self>, actions: Vec<Action<Value>>) {
+        for action in actions {
+            match action {
+                Action::Run(run) => {
+                    let node = Arc::clone(self);
+                    tokio::spawn(async move { node.execute(run).await });
+                }
+                Action::Sealed(id) => self.waiters.wake(id),
+                Action::Retry {
+                    task,
+                    function,
+                    attempt,
+                    error,
+                } => {
+                    let reason = error.message.lines().last().unwrap_or_default().to_owned();
+                    tracing::warn!(%task, %function, attempt, %reason, "task failed; retrying");
+                }
+                Action::Failed { task, error } => tracing::debug!(%task, %error, "task failed"),
+                Action::UnhandledError(error) => {
+                    let text = format!("unhandled error (the result was never retrieved): {error}");
+                    for line in text.lines() {
+                        self.config
+                            .output
+                            .line(Some("wasmray"), Stream::Stderr, line);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops one reference to each object.
+    pub(crate) fn release(self: &Arc<Self>, ids: &[ObjectId]) {
+        if ids.is_empty() {
+            return;
+        }
+        self.with_sched(|sched| {
+            for &id in ids {
+                sched.release(id);
+            }
+        });
+    }
+}
+
+/// 64 random bits from the OS, for node IDs (falls back to time and pid where unavailable).
+fn random_u64() -> u64 {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_ok()
+    {
+        return u64::from_le_bytes(bytes);
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}

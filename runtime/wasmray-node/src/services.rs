@@ -1,0 +1,358 @@
+//! What guests ask of the node: submit, put, get, wait, references, cluster facts.
+//!
+//! `get` and `wait` look at the object under the scheduler's lock and, if it is pending,
+//! register a waiter and mark the calling task blocked (its CPU goes back to the pool) before
+//! sleeping; when woken they mark it unblocked. The driver is not a scheduled task, so marking
+//! it blocked changes nothing.
+
+use crate::node::NodeInner;
+use crate::value::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use wasmray_abi::{CallOptions, ClusterQuery, NodeInfo};
+use wasmray_core::{
+    ArgSpec, CPU, DEFAULT_MAX_RETRIES, ErrorKind, GPU, ObjectId, ResourceError, ResourceSet,
+    TaskError, TaskId, TaskSpec,
+};
+use wasmray_sched::ObjectState;
+use wasmray_store::StoredObject;
+use wasmray_wasm::{BoxFuture, Caller, GetOutcome, NodeServices, Submission, SubmittedArg};
+
+/// The node as its guests see it.
+pub(crate) struct GuestServices {
+    node: Arc<NodeInner>,
+}
+
+impl GuestServices {
+    pub(crate) fn shared(node: &Arc<NodeInner>) -> Arc<dyn NodeServices> {
+        Arc::new(GuestServices {
+            node: Arc::clone(node),
+        })
+    }
+}
+
+/// What a lookup found.
+enum Lookup {
+    Done(GetOutcome),
+    Pending,
+}
+
+impl NodeInner {
+    /// Looks `id` up; a ready value's contained objects gain a reference for the caller. If the
+    /// object is pending, `waiter` (if given) is registered under the same lock.
+    fn lookup(&self, id: ObjectId, waiter: Option<&Arc<Notify>>) -> Lookup {
+        let mut sched = self.lock_sched();
+        match sched.object(id) {
+            None => Lookup::Done(GetOutcome::Missing),
+            Some(ObjectState::Ready(Value(object))) => {
+                for &inner in object.contained() {
+                    sched.add_ref(inner);
+                }
+                Lookup::Done(GetOutcome::Value(object))
+            }
+            Some(ObjectState::Failed(error)) => Lookup::Done(GetOutcome::Error(error)),
+            Some(ObjectState::Pending) => {
+                if let Some(waiter) = waiter {
+                    sched.watch(id);
+                    self.waiters.register(id, waiter);
+                }
+                Lookup::Pending
+            }
+        }
+    }
+
+    /// Stores a value a guest handed over. Its inner refs are counted now, while the guest
+    /// still holds handles to them; the value owns those references from here on.
+    fn new_value(
+        self: &Arc<Self>,
+        bytes: &[u8],
+        contained: Vec<ObjectId>,
+    ) -> Result<Arc<StoredObject>, String> {
+        if !contained.is_empty() {
+            self.with_sched(|sched| {
+                for &id in &contained {
+                    sched.add_ref(id);
+                }
+            });
+        }
+        let counted = contained.clone();
+        self.store
+            .create_from(bytes, contained)
+            .map(Arc::new)
+            .map_err(|error| {
+                self.release(&counted);
+                error.to_string()
+            })
+    }
+
+    fn is_sealed(&self, id: ObjectId, waiter: &Arc<Notify>) -> bool {
+        let mut sched = self.lock_sched();
+        match sched.object(id) {
+            Some(ObjectState::Pending) => {
+                sched.watch(id);
+                self.waiters.register(id, waiter);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn spec_of(
+        &self,
+        caller: &Caller,
+        submission: Submission,
+    ) -> Result<TaskSpec<Value>, (TaskSpec<Value>, String)> {
+        let options = &submission.options;
+        let resources = resources_of(options);
+        let mut spec = TaskSpec {
+            id: self.mint.next_task(),
+            job: caller.job,
+            module: caller.module,
+            lineage: caller.lineage.child(&submission.function),
+            function: submission.function,
+            args: submission
+                .args
+                .into_iter()
+                .map(|arg| match arg {
+                    SubmittedArg::ByRef(id) => ArgSpec::ByRef(id),
+                    SubmittedArg::Value(object) => ArgSpec::Value(Value(object)),
+                })
+                .collect(),
+            num_returns: submission.num_returns,
+            resources: ResourceSet::new(),
+            max_calls: options.max_calls.unwrap_or(0),
+            max_retries: options.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
+            retry_exceptions: options.retry_exceptions.unwrap_or(false),
+            memory_limit: options.memory_limit,
+            cpu_time_limit_ms: options.cpu_time_limit_ms,
+        };
+        let problem = match resources {
+            Err(error) => Some(error.to_string()),
+            Ok(_)
+                if self
+                    .host
+                    .module(&spec.module)
+                    .is_none_or(|m| !m.has_function(&spec.function)) =>
+            {
+                Some(format!(
+                    "the module has no remote function `{}` (is it marked #[wasmray::remote]?)",
+                    spec.function
+                ))
+            }
+            Ok(_)
+                if options
+                    .memory_limit
+                    .is_some_and(|m| m > self.config.max_task_memory) =>
+            {
+                Some(format!(
+                    "memory_limit of {} bytes is above this node's maximum of {} bytes",
+                    options.memory_limit.unwrap_or(0),
+                    self.config.max_task_memory
+                ))
+            }
+            Ok(set) => {
+                spec.resources = set;
+                None
+            }
+        };
+        match problem {
+            None => Ok(spec),
+            Some(message) => Err((spec, message)),
+        }
+    }
+}
+
+fn resources_of(options: &CallOptions) -> Result<ResourceSet, ResourceError> {
+    let mut set = ResourceSet::new();
+    set.insert(CPU, options.num_cpus.unwrap_or(1.0))?;
+    set.insert(GPU, options.num_gpus.unwrap_or(0.0))?;
+    for (name, quantity) in &options.resources {
+        set.insert(name, *quantity)?;
+    }
+    Ok(set)
+}
+
+impl NodeServices for GuestServices {
+    fn submit(&self, caller: &Caller, submission: Submission) -> Vec<ObjectId> {
+        let node = &self.node;
+        match node.spec_of(caller, submission) {
+            Ok(spec) => {
+                let ids = spec.return_ids().collect();
+                node.with_sched(|sched| sched.submit(spec));
+                ids
+            }
+            Err((spec, message)) => {
+                let ids = spec.return_ids().collect();
+                let error = TaskError {
+                    kind: ErrorKind::InvalidTask,
+                    function: spec.function.clone(),
+                    message,
+                    backtrace: None,
+                    task_chain: spec.lineage.names(16),
+                    cause: None,
+                };
+                node.with_sched(|sched| sched.reject(spec, error));
+                ids
+            }
+        }
+    }
+
+    fn put(
+        &self,
+        caller: &Caller,
+        n: u32,
+        bytes: &[u8],
+        contained: Vec<ObjectId>,
+    ) -> Result<ObjectId, String> {
+        let object = self.node.new_value(bytes, contained)?;
+        let id = caller.run.put_object(n);
+        if self.node.with_sched(|sched| sched.put(id, Value(object))) {
+            Ok(id)
+        } else {
+            Err(format!("object {id:?} already exists"))
+        }
+    }
+
+    fn store_value(
+        &self,
+        bytes: &[u8],
+        contained: Vec<ObjectId>,
+    ) -> Result<Arc<StoredObject>, String> {
+        self.node.new_value(bytes, contained)
+    }
+
+    fn get(
+        &self,
+        caller: &Caller,
+        id: ObjectId,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'static, GetOutcome> {
+        let node = Arc::clone(&self.node);
+        let task = caller.task;
+        Box::pin(async move {
+            let waiter = Arc::new(Notify::new());
+            if let Lookup::Done(outcome) = node.lookup(id, Some(&waiter)) {
+                return outcome;
+            }
+            let deadline = timeout.map(|t| Instant::now() + t);
+            let woke = blocked(&node, task, async {
+                loop {
+                    if !sleep_until(&waiter, deadline).await {
+                        return false;
+                    }
+                    if node.is_sealed(id, &waiter) {
+                        return true;
+                    }
+                }
+            })
+            .await;
+            node.waiters.unregister(&[id], &waiter);
+            if !woke {
+                return GetOutcome::Timeout;
+            }
+            match node.lookup(id, None) {
+                Lookup::Done(outcome) => outcome,
+                Lookup::Pending => GetOutcome::Timeout,
+            }
+        })
+    }
+
+    fn wait(
+        &self,
+        caller: &Caller,
+        ids: Vec<ObjectId>,
+        num_returns: usize,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'static, Vec<bool>> {
+        let node = Arc::clone(&self.node);
+        let task = caller.task;
+        Box::pin(async move {
+            let waiter = Arc::new(Notify::new());
+            let wanted = num_returns.min(ids.len());
+            let check = |node: &NodeInner| {
+                ids.iter()
+                    .map(|&id| node.is_sealed(id, &waiter))
+                    .collect::<Vec<bool>>()
+            };
+            let mut ready = check(&node);
+            let count = |ready: &[bool]| ready.iter().filter(|&&r| r).count();
+            if count(&ready) < wanted && timeout != Some(Duration::ZERO) {
+                let deadline = timeout.map(|t| Instant::now() + t);
+                ready = blocked(&node, task, async {
+                    loop {
+                        let timed_out = !sleep_until(&waiter, deadline).await;
+                        let now = check(&node);
+                        if timed_out || count(&now) >= wanted {
+                            return now;
+                        }
+                    }
+                })
+                .await;
+            }
+            node.waiters.unregister(&ids, &waiter);
+            ready
+        })
+    }
+
+    fn add_refs(&self, ids: &[ObjectId]) {
+        if ids.is_empty() {
+            return;
+        }
+        self.node.with_sched(|sched| {
+            for &id in ids {
+                sched.add_ref(id);
+            }
+        });
+    }
+
+    fn release(&self, ids: &[ObjectId]) {
+        self.node.release(ids);
+    }
+
+    fn cluster_info(&self, query: ClusterQuery) -> Vec<u8> {
+        let (total, available) = {
+            let sched = self.node.lock_sched();
+            (sched.total().to_pairs(), sched.available().to_pairs())
+        };
+        let encoded = match query {
+            ClusterQuery::Nodes => wasmray_abi::encode(&vec![NodeInfo {
+                node_id: self.node.id.to_string(),
+                alive: true,
+                is_head: true,
+                address: "embedded".into(),
+                resources: total,
+            }]),
+            ClusterQuery::ClusterResources => wasmray_abi::encode(&total),
+            ClusterQuery::AvailableResources => wasmray_abi::encode(&available),
+        };
+        // Encoding plain vectors of strings and numbers into memory cannot fail.
+        encoded.unwrap_or_default()
+    }
+}
+
+/// Runs `wait` with `task` marked blocked, so its CPU serves others meanwhile.
+async fn blocked<T>(
+    node: &Arc<NodeInner>,
+    task: TaskId,
+    wait: impl std::future::Future<Output = T>,
+) -> T {
+    node.with_sched(|sched| sched.task_blocked(task));
+    let result = wait.await;
+    node.with_sched(|sched| sched.task_unblocked(task));
+    result
+}
+
+/// Sleeps until notified (true) or until `deadline` passes (false).
+async fn sleep_until(waiter: &Notify, deadline: Option<Instant>) -> bool {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, waiter.notified())
+            .await
+            .is_ok(),
+        None => {
+            waiter.notified().await;
+            true
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Tasks whose arguments are ready, waiting for resources, grouped by what they ask for.
+//!
+//! Grouping by resource shape (Ray's "scheduling classes") keeps dispatch cheap with 100,000
+//! queued tasks: a class whose head does not fit is skipped whole, so one pass costs the
+//! number of classes plus the number of tasks dispatched, not the queue's length. Within a
+//! class tasks leave in submission order.
+
+use std::collections::{BTreeMap, VecDeque};
+use wasmray_core::{ResourceSet, TaskId};
+
+#[derive(Debug, Default)]
+pub(crate) struct ReadyQueue {
+    classes: BTreeMap<ResourceSet, VecDeque<TaskId>>,
+    len: usize,
+}
+
+impl ReadyQueue {
+    pub(crate) fn push(&mut self, shape: &ResourceSet, task: TaskId) {
+        match self.classes.get_mut(shape) {
+            Some(queue) => queue.push_back(task),
+            None => {
+                self.classes.insert(shape.clone(), VecDeque::from([task]));
+            }
+        }
+        self.len += 1;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Takes, in order, every task that fits while `available` shrinks by what each takes.
+    pub(crate) fn take_fitting(&mut self, available: &mut ResourceSet) -> Vec<TaskId> {
+        let mut taken = Vec::new();
+        for (shape, queue) in &mut self.classes {
+            while !queue.is_empty() && shape.fits_in(available) {
+                if let Some(task) = queue.pop_front() {
+                    available.subtract(shape);
+                    taken.push(task);
+                }
+            }
+        }
+        self.classes.retain(|_, queue| !queue.is_empty());
+        self.len -= taken.len();
+        taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmray_core::{CPU, GPU, IdMint, NodeId};
+
+    #[test]
+    fn a_class_that_does_not_fit_does_not_block_another() {
+        let mint = IdMint::new(NodeId(1));
+        let gpu = ResourceSet::from_pairs([(GPU, 1.0)]).unwrap();
+        let cpu = ResourceSet::from_pairs([(CPU, 1.0)]).unwrap();
+        let mut queue = ReadyQueue::default();
+        let (g, c1, c2) = (mint.next_task(), mint.next_task(), mint.next_task());
+        queue.push(&gpu, g);
+        queue.push(&cpu, c1);
+        queue.push(&cpu, c2);
+        let mut available = ResourceSet::from_pairs([(CPU, 1.0)]).unwrap();
+        assert_eq!(queue.take_fitting(&mut available), vec![c1]);
+        assert_eq!(queue.len(), 2);
+        let mut more = ResourceSet::from_pairs([(CPU, 1.0), (GPU, 1.0)]).unwrap();
+        assert_eq!(queue.take_fitting(&mut more), vec![c2, g]);
+        assert_eq!(queue.len(), 0);
+    }
+}

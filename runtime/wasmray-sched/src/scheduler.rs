@@ -1,0 +1,542 @@
+//! The scheduler proper: task lifecycle from submission to sealed results.
+//!
+//! A task is waiting (for arguments), ready (queued for resources), or running. On finishing,
+//! its results are sealed, or it is queued again if its retry policy allows. A task whose
+//! argument failed never runs: its returns fail at once with the argument's error wrapped,
+//! and so do the returns of every task that depends on those, transitively.
+
+use crate::ObjectValue;
+use crate::objects::{ObjectEvent, ObjectState, ObjectTable};
+use crate::queue::ReadyQueue;
+use std::collections::HashMap;
+use std::sync::Arc;
+use wasmray_core::{ArgSpec, CPU, ErrorKind, ObjectId, ResourceSet, TaskError, TaskId, TaskSpec};
+
+/// How many ancestor names an error's task chain lists.
+const CHAIN_LIMIT: usize = 16;
+
+/// Something the node must do.
+#[derive(Debug)]
+pub enum Action<V> {
+    /// Run this task now; its resources are already taken.
+    Run(RunTask<V>),
+    /// An object someone is waiting on (see [`Scheduler::watch`]) is now ready or failed.
+    Sealed(ObjectId),
+    /// A failed task will run again.
+    Retry {
+        task: TaskId,
+        function: String,
+        attempt: u32,
+        error: Arc<TaskError>,
+    },
+    /// A task failed for good.
+    Failed { task: TaskId, error: Arc<TaskError> },
+    /// An error object was dropped without anyone retrieving it.
+    UnhandledError(Arc<TaskError>),
+}
+
+/// A task to run, with its arguments resolved to values in order.
+#[derive(Debug)]
+pub struct RunTask<V> {
+    pub spec: Arc<TaskSpec<V>>,
+    pub args: Vec<V>,
+    /// 0 on the first run.
+    pub attempt: u32,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Outcome<V> {
+    /// One value per return.
+    Returned(Vec<V>),
+    /// `system` is true for failures of the runtime rather than of the guest's code; those are
+    /// retried up to `max_retries`; guest failures only with `retry_exceptions`.
+    Failed { error: TaskError, system: bool },
+}
+
+#[derive(Debug)]
+enum TaskState {
+    Waiting { missing: usize },
+    Ready,
+    Running { blocked: bool },
+}
+
+#[derive(Debug)]
+struct TaskEntry<V> {
+    spec: Arc<TaskSpec<V>>,
+    state: TaskState,
+    attempt: u32,
+}
+
+/// Counts for status displays and for tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchedStats {
+    pub waiting: usize,
+    pub ready: usize,
+    pub running: usize,
+    pub blocked: usize,
+    pub objects: usize,
+}
+
+/// The state machine. `V` is the node's handle to a stored value.
+#[derive(Debug)]
+pub struct Scheduler<V> {
+    total: ResourceSet,
+    available: ResourceSet,
+    objects: ObjectTable<V>,
+    tasks: HashMap<TaskId, TaskEntry<V>>,
+    ready: ReadyQueue,
+    actions: Vec<Action<V>>,
+}
+
+impl<V: ObjectValue> Scheduler<V> {
+    /// A scheduler for a node offering `total`.
+    pub fn new(total: ResourceSet) -> Self {
+        Self {
+            available: total.clone(),
+            total,
+            objects: ObjectTable::new(),
+            tasks: HashMap::new(),
+            ready: ReadyQueue::default(),
+            actions: Vec::new(),
+        }
+    }
+
+    pub fn total(&self) -> &ResourceSet {
+        &self.total
+    }
+
+    pub fn available(&self) -> &ResourceSet {
+        &self.available
+    }
+
+    /// Takes the actions produced since the last call, in order.
+    pub fn drain_actions(&mut self) -> Vec<Action<V>> {
+        std::mem::take(&mut self.actions)
+    }
+
+    pub fn stats(&self) -> SchedStats {
+        let mut stats = SchedStats {
+            objects: self.objects.len(),
+            ..SchedStats::default()
+        };
+        for entry in self.tasks.values() {
+            match entry.state {
+                TaskState::Waiting { .. } => stats.waiting += 1,
+                TaskState::Ready => stats.ready += 1,
+                TaskState::Running { blocked: false } => stats.running += 1,
+                TaskState::Running { blocked: true } => stats.blocked += 1,
+            }
+        }
+        stats
+    }
+
+    /// Submits a task. Its return objects exist from now on with one reference each, which
+    /// belongs to the submitter. Arguments gain a reference until the task is done.
+    pub fn submit(&mut self, spec: TaskSpec<V>) {
+        let spec = Arc::new(spec);
+        for id in spec.return_ids() {
+            self.objects.create(id, ObjectState::Pending);
+        }
+        let mut missing = 0;
+        let mut failed_arg = None;
+        for (index, arg) in spec.args.iter().enumerate() {
+            match arg {
+                ArgSpec::ByRef(id) => {
+                    if !self.objects.add_ref(*id) {
+                        failed_arg.get_or_insert_with(|| {
+                            invalid(
+                                &spec,
+                                format!(
+                                    "argument {index} refers to an object that no longer exists"
+                                ),
+                            )
+                        });
+                        continue;
+                    }
+                    if let Some(entry) = self.objects.get_mut(*id) {
+                        match &entry.state {
+                            ObjectState::Pending => {
+                                entry.dependents.push(spec.id);
+                                missing += 1;
+                            }
+                            ObjectState::Failed(error) => {
+                                entry.error_handled = true;
+                                let error = Arc::clone(error);
+                                failed_arg
+                                    .get_or_insert_with(|| dependency_failed(&spec, index, &error));
+                            }
+                            ObjectState::Ready(_) => {}
+                        }
+                    }
+                }
+                // Its contained refs were counted when the value was created.
+                ArgSpec::Value(_) => {}
+            }
+        }
+        let task = spec.id;
+        let shortfall = spec.resources.shortfall(&self.total);
+        self.tasks.insert(
+            task,
+            TaskEntry {
+                spec: Arc::clone(&spec),
+                state: TaskState::Waiting { missing },
+                attempt: 0,
+            },
+        );
+        if let Some(error) = failed_arg {
+            self.fail_for_good(task, error);
+        } else if !shortfall.is_empty() {
+            let error = infeasible(&spec, &shortfall, &self.total);
+            self.fail_for_good(task, error);
+        } else if missing == 0 {
+            self.make_ready(task);
+        }
+        self.dispatch();
+    }
+
+    /// Registers a task that must not run (bad options, unknown function): its returns exist,
+    /// with one reference each for the submitter, and fail at once with `error`.
+    pub fn reject(&mut self, spec: TaskSpec<V>, error: TaskError) {
+        let spec = Arc::new(spec);
+        for id in spec.return_ids() {
+            self.objects.create(id, ObjectState::Pending);
+        }
+        let task = spec.id;
+        // Arguments are referenced as in `submit`, so releasing them stays symmetric.
+        for arg in &spec.args {
+            if let ArgSpec::ByRef(id) = arg {
+                self.objects.add_ref(*id);
+            }
+        }
+        self.tasks.insert(
+            task,
+            TaskEntry {
+                spec,
+                state: TaskState::Waiting { missing: 0 },
+                attempt: 0,
+            },
+        );
+        self.fail_for_good(task, error);
+    }
+
+    /// Stores an object created by `put`, with one reference (the putter's).
+    /// Returns false if the ID is already taken.
+    pub fn put(&mut self, id: ObjectId, value: V) -> bool {
+        self.objects.create(id, ObjectState::Ready(value))
+    }
+
+    /// Adds a reference to an object; false if it no longer exists.
+    pub fn add_ref(&mut self, id: ObjectId) -> bool {
+        self.objects.add_ref(id)
+    }
+
+    /// Drops a reference to an object.
+    pub fn release(&mut self, id: ObjectId) {
+        let mut events = Vec::new();
+        self.objects.release(id, &mut events);
+        self.push_events(events);
+    }
+
+    /// The object's state, or `None` if it no longer exists. Reading a failure counts as
+    /// handling it.
+    pub fn object(&mut self, id: ObjectId) -> Option<ObjectState<V>> {
+        let entry = self.objects.get_mut(id)?;
+        if matches!(entry.state, ObjectState::Failed(_)) {
+            entry.error_handled = true;
+        }
+        Some(entry.state.clone())
+    }
+
+    /// Asks for an [`Action::Sealed`] when the object seals.
+    pub fn watch(&mut self, id: ObjectId) {
+        if let Some(entry) = self.objects.get_mut(id) {
+            entry.watched = true;
+        }
+    }
+
+    /// A running task blocked in `get` or `wait`: its CPU goes back to the pool (as in Ray).
+    pub fn task_blocked(&mut self, task: TaskId) {
+        let Some(entry) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        if let TaskState::Running {
+            blocked: blocked @ false,
+        } = &mut entry.state
+        {
+            *blocked = true;
+            let cpu = cpu_part(&entry.spec.resources);
+            self.available.add_capped(&cpu, &self.total);
+            self.dispatch();
+        }
+    }
+
+    /// A blocked task may run again: it takes its CPU back at once, even if that briefly
+    /// oversubscribes the node (as Ray does), so that unblocking can never deadlock.
+    pub fn task_unblocked(&mut self, task: TaskId) {
+        let Some(entry) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        if let TaskState::Running {
+            blocked: blocked @ true,
+        } = &mut entry.state
+        {
+            *blocked = false;
+            let cpu = cpu_part(&entry.spec.resources);
+            self.available.subtract(&cpu);
+        }
+    }
+
+    /// A run of `task` ended.
+    pub fn task_finished(&mut self, task: TaskId, outcome: Outcome<V>) {
+        let Some(entry) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        let TaskState::Running { blocked } = entry.state else {
+            return;
+        };
+        let mut held = entry.spec.resources.clone();
+        if blocked {
+            held.subtract(&cpu_part(&entry.spec.resources));
+        }
+        self.available.add_capped(&held, &self.total);
+        match outcome {
+            Outcome::Returned(values) if values.len() == entry.spec.num_returns as usize => {
+                let spec = Arc::clone(&entry.spec);
+                self.tasks.remove(&task);
+                let mut events = Vec::new();
+                for (id, value) in spec.return_ids().zip(values) {
+                    self.seal(id, ObjectState::Ready(value), &mut events);
+                }
+                self.release_args(&spec, &mut events);
+                self.push_events(events);
+            }
+            Outcome::Returned(values) => {
+                let mut events = Vec::new();
+                for value in &values {
+                    for &inner in value.contained() {
+                        self.objects.release(inner, &mut events);
+                    }
+                }
+                self.push_events(events);
+                let entry = match self.tasks.get(&task) {
+                    Some(entry) => entry,
+                    None => return,
+                };
+                let error = invalid(
+                    &entry.spec,
+                    format!(
+                        "returned {} values but declares num_returns = {}",
+                        values.len(),
+                        entry.spec.num_returns
+                    ),
+                );
+                self.fail_for_good(task, error);
+            }
+            Outcome::Failed { error, system } => {
+                let retry = (system || entry.spec.retry_exceptions)
+                    && entry.attempt < entry.spec.max_retries;
+                if retry {
+                    entry.attempt += 1;
+                    self.actions.push(Action::Retry {
+                        task,
+                        function: entry.spec.function.clone(),
+                        attempt: entry.attempt,
+                        error: Arc::new(error),
+                    });
+                    self.make_ready(task);
+                } else {
+                    self.fail_for_good(task, error);
+                }
+            }
+        }
+        self.dispatch();
+    }
+
+    fn make_ready(&mut self, task: TaskId) {
+        if let Some(entry) = self.tasks.get_mut(&task) {
+            entry.state = TaskState::Ready;
+            self.ready.push(&entry.spec.resources, task);
+        }
+    }
+
+    fn dispatch(&mut self) {
+        if self.ready.len() == 0 {
+            return;
+        }
+        for task in self.ready.take_fitting(&mut self.available) {
+            let Some(entry) = self.tasks.get_mut(&task) else {
+                continue;
+            };
+            entry.state = TaskState::Running { blocked: false };
+            let spec = Arc::clone(&entry.spec);
+            let attempt = entry.attempt;
+            let args = spec
+                .args
+                .iter()
+                .filter_map(|arg| match arg {
+                    ArgSpec::Value(value) => Some(value.clone()),
+                    ArgSpec::ByRef(id) => match self.objects.get(*id).map(|e| &e.state) {
+                        Some(ObjectState::Ready(value)) => Some(value.clone()),
+                        _ => None,
+                    },
+                })
+                .collect::<Vec<_>>();
+            if args.len() == spec.args.len() {
+                self.actions.push(Action::Run(RunTask {
+                    spec,
+                    args,
+                    attempt,
+                }));
+            } else {
+                // Unreachable while the task holds references to its arguments; fail loudly
+                // rather than run with missing inputs.
+                self.available.add_capped(&spec.resources, &self.total);
+                let error = invalid(
+                    &spec,
+                    "an argument was lost before the task could run".into(),
+                );
+                self.fail_for_good(task, error);
+            }
+        }
+    }
+
+    /// Fails `task`'s returns with `error`, then every task waiting on them, transitively.
+    fn fail_for_good(&mut self, task: TaskId, error: TaskError) {
+        let mut failing = vec![(task, Arc::new(error))];
+        let mut events = Vec::new();
+        while let Some((task, error)) = failing.pop() {
+            let Some(entry) = self.tasks.remove(&task) else {
+                continue;
+            };
+            self.actions.push(Action::Failed {
+                task,
+                error: Arc::clone(&error),
+            });
+            for id in entry.spec.return_ids() {
+                for dependent in self.seal(id, ObjectState::Failed(Arc::clone(&error)), &mut events)
+                {
+                    if let Some(waiting) = self.tasks.get(&dependent) {
+                        let index = waiting
+                            .spec
+                            .args
+                            .iter()
+                            .position(|a| matches!(a, ArgSpec::ByRef(arg) if *arg == id))
+                            .unwrap_or(0);
+                        failing.push((
+                            dependent,
+                            Arc::new(dependency_failed(&waiting.spec, index, &error)),
+                        ));
+                    }
+                    if let Some(object) = self.objects.get_mut(id) {
+                        object.error_handled = true;
+                    }
+                }
+            }
+            self.release_args(&entry.spec, &mut events);
+        }
+        self.push_events(events);
+    }
+
+    /// Seals `id`; returns the waiting tasks whose argument failed (ready ones are queued).
+    fn seal(
+        &mut self,
+        id: ObjectId,
+        state: ObjectState<V>,
+        events: &mut Vec<ObjectEvent>,
+    ) -> Vec<TaskId> {
+        let failed = matches!(state, ObjectState::Failed(_));
+        let sealed = self.objects.seal(id, state, events);
+        if sealed.watched {
+            self.actions.push(Action::Sealed(id));
+        }
+        if failed {
+            return sealed.dependents;
+        }
+        for dependent in sealed.dependents {
+            if let Some(TaskEntry {
+                state: TaskState::Waiting { missing },
+                ..
+            }) = self.tasks.get_mut(&dependent)
+            {
+                *missing -= 1;
+                if *missing == 0 {
+                    self.make_ready(dependent);
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    fn release_args(&mut self, spec: &TaskSpec<V>, events: &mut Vec<ObjectEvent>) {
+        for arg in &spec.args {
+            match arg {
+                ArgSpec::ByRef(id) => self.objects.release(*id, events),
+                ArgSpec::Value(value) => {
+                    for &inner in value.contained() {
+                        self.objects.release(inner, events);
+                    }
+                }
+            }
+        }
+    }
+
+    fn push_events(&mut self, events: Vec<ObjectEvent>) {
+        for event in events {
+            match event {
+                ObjectEvent::UnhandledError(error) => {
+                    self.actions.push(Action::UnhandledError(error))
+                }
+            }
+        }
+    }
+}
+
+fn cpu_part(resources: &ResourceSet) -> ResourceSet {
+    let mut cpu = ResourceSet::new();
+    // The quantity came from a valid set, so it is valid again.
+    let _ = cpu.insert(CPU, resources.get(CPU));
+    cpu
+}
+
+fn task_error<V>(
+    spec: &TaskSpec<V>,
+    kind: ErrorKind,
+    message: String,
+    cause: Option<Box<TaskError>>,
+) -> TaskError {
+    TaskError {
+        kind,
+        function: spec.function.clone(),
+        message,
+        backtrace: None,
+        task_chain: spec.lineage.names(CHAIN_LIMIT),
+        cause,
+    }
+}
+
+fn invalid<V>(spec: &TaskSpec<V>, message: String) -> TaskError {
+    task_error(spec, ErrorKind::InvalidTask, message, None)
+}
+
+fn dependency_failed<V>(spec: &TaskSpec<V>, index: usize, cause: &TaskError) -> TaskError {
+    task_error(
+        spec,
+        ErrorKind::DependencyFailed,
+        format!("argument {index} failed"),
+        Some(Box::new(cause.clone())),
+    )
+}
+
+fn infeasible<V>(spec: &TaskSpec<V>, shortfall: &[String], total: &ResourceSet) -> TaskError {
+    task_error(
+        spec,
+        ErrorKind::Infeasible,
+        format!(
+            "it asks for {} but the cluster has {total} in all; short of: {}",
+            spec.resources,
+            shortfall.join(", ")
+        ),
+        None,
+    )
+}

@@ -1,0 +1,240 @@
+//! The wasm host of one node: the single `Engine`, its linker, the module registry and cache,
+//! and the epoch clock that enforces CPU limits.
+//!
+//! The engine uses the pooling allocator (instances in 3–4 µs) with every memory slot reserving
+//! the full 4 GiB a wasm32 memory can address, so bounds checks vanish from compiled code and a
+//! memory never moves. The epoch clock ticks every [`EPOCH_TICK`]; at each tick a running guest
+//! yields to the async executor and its CPU-time budget is checked.
+
+use crate::WasmError;
+use crate::cache::ModuleCache;
+use crate::module::GuestModule;
+use crate::state::GuestState;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use wasmray_core::ModuleId;
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, Linker, Module, OptLevel, PoolingAllocationConfig,
+};
+
+/// How often the epoch clock ticks: the granularity of CPU limits and of cooperative yields.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How the host is set up.
+#[derive(Debug, Clone)]
+pub struct WasmHostConfig {
+    /// Instances that may exist at once (running, blocked in `get`, or idle for reuse).
+    pub max_instances: u32,
+    /// The most linear memory any one instance may have; per-task caps are at most this.
+    pub max_memory_bytes: u64,
+    /// Where compiled modules are cached; `None` keeps them in memory only.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for WasmHostConfig {
+    fn default() -> Self {
+        Self {
+            max_instances: 2048,
+            max_memory_bytes: 4 << 30,
+            cache_dir: None,
+        }
+    }
+}
+
+/// The engine, linker and loaded modules of one node.
+pub struct WasmHost {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    cache: Option<ModuleCache>,
+    modules: Mutex<HashMap<ModuleId, Arc<GuestModule>>>,
+    config: WasmHostConfig,
+    ticker: EpochTicker,
+}
+
+impl std::fmt::Debug for WasmHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmHost")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl WasmHost {
+    pub fn new(config: WasmHostConfig) -> Result<Self, WasmError> {
+        let engine = Engine::new(&engine_config(&config))
+            .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut GuestState| {
+            &mut state.wasi
+        })
+        .and_then(|_| crate::imports::add_to_linker(&mut linker))
+        .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        let cache = config
+            .cache_dir
+            .clone()
+            .map(|dir| ModuleCache::new(dir, &engine));
+        let ticker = EpochTicker::start(engine.clone())
+            .map_err(|e| WasmError::Engine(format!("cannot start the epoch clock: {e}")))?;
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            modules: Mutex::default(),
+            config,
+            ticker,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn config(&self) -> &WasmHostConfig {
+        &self.config
+    }
+
+    /// Loads a module from a file: compiled once, then cached on disk and in memory.
+    pub fn load_file(&self, path: &Path) -> Result<Arc<GuestModule>, WasmError> {
+        if !path.is_file() {
+            return Err(WasmError::NotAFile(path.to_owned()));
+        }
+        let bytes = std::fs::read(path).map_err(|e| WasmError::Read(path.to_owned(), e))?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        self.load(&name, &bytes)
+    }
+
+    /// Loads a module from its bytes; `name` is used in messages.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Arc<GuestModule>, WasmError> {
+        check_magic(name, bytes)?;
+        let id = ModuleId(Sha256::digest(bytes).into());
+        if let Some(module) = self
+            .modules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+        {
+            return Ok(Arc::clone(module));
+        }
+        let module = match self
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.load(&self.engine, &id))
+        {
+            Some(module) => module,
+            None => {
+                let started = Instant::now();
+                let module = Module::new(&self.engine, bytes).map_err(|e| WasmError::Compile {
+                    module: name.to_owned(),
+                    message: format!("{e:#}"),
+                })?;
+                tracing::info!(module = name, elapsed = ?started.elapsed(), "compiled module");
+                if let Some(cache) = &self.cache {
+                    cache.store(&id, &module);
+                }
+                module
+            }
+        };
+        let guest = Arc::new(GuestModule::new(
+            id,
+            name.to_owned(),
+            &module,
+            &self.linker,
+        )?);
+        self.modules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, Arc::clone(&guest));
+        Ok(guest)
+    }
+
+    /// A module loaded before, by ID.
+    pub fn module(&self, id: &ModuleId) -> Option<Arc<GuestModule>> {
+        self.modules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    /// Ticks of the epoch clock in `limit` (at least one).
+    pub(crate) fn ticks_for(limit: Duration) -> u64 {
+        (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+    }
+}
+
+impl Drop for WasmHost {
+    fn drop(&mut self) {
+        self.ticker.stop();
+    }
+}
+
+fn engine_config(config: &WasmHostConfig) -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_core_instances(config.max_instances)
+        .total_memories(config.max_instances)
+        .total_tables(config.max_instances)
+        .total_stacks(config.max_instances)
+        .max_memory_size(config.max_memory_bytes as usize)
+        .table_elements(100_000)
+        // Keep freshly used pages of a slot warm: first-touch faults, not copies, dominate
+        // short tasks on this kind of machine.
+        .linear_memory_keep_resident(64 << 10)
+        .table_keep_resident(16 << 10);
+    let mut wasm = Config::new();
+    wasm.epoch_interruption(true)
+        .wasm_backtrace_max_frames(NonZeroUsize::new(64))
+        .cranelift_opt_level(OptLevel::Speed)
+        .memory_reservation(4 << 30)
+        .memory_guard_size(32 << 20)
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    wasm
+}
+
+fn check_magic(name: &str, bytes: &[u8]) -> Result<(), WasmError> {
+    match bytes {
+        [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => Ok(()),
+        [0, b'a', b's', b'm', ..] => Err(WasmError::NotCoreModule(name.to_owned())),
+        _ => Err(WasmError::NotWasm(name.to_owned())),
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("wasmray-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The host functions of import module `wasmray`, as `wit/wasmray.wit` describes them.
+//!
+//! Each function checks what the guest passed (pointers, encodings, handles), translates
+//! handles to object IDs and back, and leaves decisions to [`NodeServices`]. A bad request
+//! traps the calling guest with a [`crate::GuestFault`]; nothing here panics on guest input.
+
+use crate::memory::{fault, read_u32s, slice, slice_mut, write_info, write_u32s};
+use crate::services::{GetOutcome, Submission, SubmittedArg};
+use crate::state::{CallState, GuestState, Staged, StagedBytes};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmray_abi::{
+    ArgOut, ClusterQuery, IMPORT_MODULE, StagedInfo, TaskSubmission, ValueOut, imports,
+};
+use wasmray_core::ObjectId;
+use wasmtime::{Caller, Linker, Memory};
+
+type Result<T> = wasmtime::Result<T>;
+
+/// Longest panic message kept; the rest is cut.
+const MAX_PANIC_MESSAGE: usize = 64 * 1024;
+
+/// Defines every import of [`wasmray_abi::imports::ALL`] in `linker`.
+pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> Result<()> {
+    linker.func_wrap(IMPORT_MODULE, imports::SUBMIT_TASK, submit_task)?;
+    linker.func_wrap(IMPORT_MODULE, imports::PUT, put)?;
+    linker.func_wrap_async(
+        IMPORT_MODULE,
+        imports::GET,
+        |caller, (handle, timeout, info): (u32, i64, u32)| {
+            Box::new(get(caller, handle, timeout, info))
+        },
+    )?;
+    linker.func_wrap_async(
+        IMPORT_MODULE,
+        imports::WAIT,
+        |caller, (handles, count, num_returns, timeout, ready): (u32, u32, u32, i64, u32)| {
+            Box::new(wait(caller, handles, count, num_returns, timeout, ready))
+        },
+    )?;
+    linker.func_wrap(IMPORT_MODULE, imports::RELEASE, release)?;
+    linker.func_wrap(IMPORT_MODULE, imports::STAGED_READ, staged_read)?;
+    linker.func_wrap(IMPORT_MODULE, imports::TASK_ARG, task_arg)?;
+    linker.func_wrap(IMPORT_MODULE, imports::TASK_RETURN, task_return)?;
+    linker.func_wrap(IMPORT_MODULE, imports::REPORT_PANIC, report_panic)?;
+    linker.func_wrap(IMPORT_MODULE, imports::CLUSTER_INFO, cluster_info)?;
+    Ok(())
+}
+
+fn memory(caller: &Caller<'_, GuestState>, import: &'static str) -> Result<Memory> {
+    caller
+        .data()
+        .memory
+        .ok_or_else(|| fault(import, "the module exports no memory"))
+}
+
+fn call<'a>(state: &'a mut GuestState, import: &'static str) -> Result<&'a mut CallState> {
+    state
+        .call
+        .as_mut()
+        .ok_or_else(|| fault(import, "called while no task is running"))
+}
+
+fn handle_to_id(state: &GuestState, import: &'static str, handle: u32) -> Result<ObjectId> {
+    state
+        .handles
+        .get(handle)
+        .ok_or_else(|| fault(import, format!("unknown object handle {handle}")))
+}
+
+fn value_refs(
+    state: &GuestState,
+    import: &'static str,
+    value: &ValueOut<'_>,
+) -> Result<Vec<ObjectId>> {
+    value
+        .refs
+        .iter()
+        .map(|&h| handle_to_id(state, import, h))
+        .collect()
+}
+
+fn timeout_of(ms: i64) -> Option<Duration> {
+    u64::try_from(ms).ok().map(Duration::from_millis)
+}
+
+fn submit_task(
+    mut caller: Caller<'_, GuestState>,
+    spec_ptr: u32,
+    spec_len: u32,
+    returns_ptr: u32,
+) -> Result<i32> {
+    const IMPORT: &str = imports::SUBMIT_TASK;
+    let memory = memory(&caller, IMPORT)?;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let spec: TaskSubmission<'_> = wasmray_abi::decode(slice(data, IMPORT, spec_ptr, spec_len)?)
+        .map_err(|e| fault(IMPORT, format!("malformed task submission: {e}")))?;
+    let mut args = Vec::with_capacity(spec.args.len());
+    for arg in &spec.args {
+        args.push(match arg {
+            ArgOut::Ref(handle) => SubmittedArg::ByRef(handle_to_id(state, IMPORT, *handle)?),
+            ArgOut::Value(value) => {
+                let contained = value_refs(state, IMPORT, value)?;
+                let stored = state
+                    .services
+                    .store_value(value.bytes, contained)
+                    .map_err(|e| fault(IMPORT, e))?;
+                SubmittedArg::Value(stored)
+            }
+        });
+    }
+    let submission = Submission {
+        function: spec.function.to_owned(),
+        args,
+        num_returns: spec.num_returns,
+        options: spec.options,
+    };
+    let services = Arc::clone(&state.services);
+    let caller_info = call(state, IMPORT)?.caller.clone();
+    let ids = services.submit(&caller_info, submission);
+    let handles: Vec<u32> = ids.into_iter().map(|id| state.handles.insert(id)).collect();
+    write_u32s(data, IMPORT, returns_ptr, &handles)?;
+    Ok(0)
+}
+
+fn put(mut caller: Caller<'_, GuestState>, value_ptr: u32, value_len: u32) -> Result<u32> {
+    const IMPORT: &str = imports::PUT;
+    let memory = memory(&caller, IMPORT)?;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let value: ValueOut<'_> = wasmray_abi::decode(slice(data, IMPORT, value_ptr, value_len)?)
+        .map_err(|e| fault(IMPORT, format!("malformed value: {e}")))?;
+    let contained = value_refs(state, IMPORT, &value)?;
+    let services = Arc::clone(&state.services);
+    let call = call(state, IMPORT)?;
+    let n = call.puts;
+    call.puts += 1;
+    let id = services
+        .put(&call.caller, n, value.bytes, contained)
+        .map_err(|e| fault(IMPORT, e))?;
+    Ok(state.handles.insert(id))
+}
+
+/// Stages `bytes` and the handles of `contained` (whose references the caller already added).
+fn stage(state: &mut GuestState, bytes: StagedBytes, contained: &[ObjectId]) -> StagedInfo {
+    let handles: Vec<u32> = contained
+        .iter()
+        .map(|&id| state.handles.insert(id))
+        .collect();
+    let info = StagedInfo {
+        bytes_len: bytes.as_slice().len() as u32,
+        refs_len: handles.len() as u32,
+    };
+    state.staged = Some(Staged { bytes, handles });
+    info
+}
+
+async fn get(
+    mut caller: Caller<'_, GuestState>,
+    handle: u32,
+    timeout_ms: i64,
+    info_ptr: u32,
+) -> Result<i32> {
+    const IMPORT: &str = imports::GET;
+    let memory = memory(&caller, IMPORT)?;
+    let (id, task, services) = {
+        let state = caller.data_mut();
+        let id = handle_to_id(state, IMPORT, handle)?;
+        (
+            id,
+            call(state, IMPORT)?.caller.clone(),
+            Arc::clone(&state.services),
+        )
+    };
+    let outcome = services.get(&task, id, timeout_of(timeout_ms)).await;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let (status, info) = match outcome {
+        GetOutcome::Value(object) => {
+            let contained = object.contained().to_vec();
+            (0, stage(state, StagedBytes::Object(object), &contained))
+        }
+        GetOutcome::Error(error) => {
+            let bytes = wasmray_abi::encode(&*error)
+                .map_err(|e| fault(IMPORT, format!("cannot encode error: {e}")))?;
+            (1, stage(state, StagedBytes::Owned(bytes), &[]))
+        }
+        GetOutcome::Timeout => return Ok(2),
+        GetOutcome::Missing => {
+            return Err(fault(
+                IMPORT,
+                format!("handle {handle} refers to an object that no longer exists"),
+            ));
+        }
+    };
+    write_info(data, IMPORT, info_ptr, info)?;
+    Ok(status)
+}
+
+async fn wait(
+    mut caller: Caller<'_, GuestState>,
+    handles_ptr: u32,
+    count: u32,
+    num_returns: u32,
+    timeout_ms: i64,
+    ready_ptr: u32,
+) -> Result<u32> {
+    const IMPORT: &str = imports::WAIT;
+    let memory = memory(&caller, IMPORT)?;
+    let (ids, task, services) = {
+        let (data, state) = memory.data_and_store_mut(&mut caller);
+        let handles = read_u32s(data, IMPORT, handles_ptr, count)?;
+        let ids = handles
+            .iter()
+            .map(|&h| handle_to_id(state, IMPORT, h))
+            .collect::<Result<Vec<_>>>()?;
+        (
+            ids,
+            call(state, IMPORT)?.caller.clone(),
+            Arc::clone(&state.services),
+        )
+    };
+    let ready = services
+        .wait(&task, ids, num_returns as usize, timeout_of(timeout_ms))
+        .await;
+    let data = memory.data_mut(&mut caller);
+    let out = slice_mut(data, IMPORT, ready_ptr, ready.len())?;
+    for (byte, &is_ready) in out.iter_mut().zip(&ready) {
+        *byte = u8::from(is_ready);
+    }
+    Ok(ready.iter().filter(|&&r| r).count() as u32)
+}
+
+fn release(mut caller: Caller<'_, GuestState>, handle: u32) {
+    let state = caller.data_mut();
+    if let Some(id) = state.handles.remove(handle) {
+        state.services.release(&[id]);
+    }
+}
+
+fn staged_read(mut caller: Caller<'_, GuestState>, bytes_ptr: u32, handles_ptr: u32) -> Result<()> {
+    const IMPORT: &str = imports::STAGED_READ;
+    let memory = memory(&caller, IMPORT)?;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let staged = state
+        .staged
+        .take()
+        .ok_or_else(|| fault(IMPORT, "nothing is staged"))?;
+    let bytes = staged.bytes.as_slice();
+    slice_mut(data, IMPORT, bytes_ptr, bytes.len())?.copy_from_slice(bytes);
+    write_u32s(data, IMPORT, handles_ptr, &staged.handles)
+}
+
+fn task_arg(mut caller: Caller<'_, GuestState>, index: u32, info_ptr: u32) -> Result<()> {
+    const IMPORT: &str = imports::TASK_ARG;
+    let memory = memory(&caller, IMPORT)?;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let call = call(state, IMPORT)?;
+    let arg = call.args.get(index as usize).cloned().ok_or_else(|| {
+        fault(
+            IMPORT,
+            format!(
+                "argument {index} does not exist (the task has {})",
+                call.args.len()
+            ),
+        )
+    })?;
+    let contained = arg.contained().to_vec();
+    state.services.add_refs(&contained);
+    let info = stage(state, StagedBytes::Object(arg), &contained);
+    write_info(data, IMPORT, info_ptr, info)
+}
+
+fn task_return(mut caller: Caller<'_, GuestState>, values_ptr: u32, values_len: u32) -> Result<()> {
+    const IMPORT: &str = imports::TASK_RETURN;
+    let memory = memory(&caller, IMPORT)?;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let values: Vec<ValueOut<'_>> =
+        wasmray_abi::decode(slice(data, IMPORT, values_ptr, values_len)?)
+            .map_err(|e| fault(IMPORT, format!("malformed return values: {e}")))?;
+    let mut results = Vec::with_capacity(values.len());
+    for value in &values {
+        let contained = value_refs(state, IMPORT, value)?;
+        results.push(
+            state
+                .services
+                .store_value(value.bytes, contained)
+                .map_err(|e| fault(IMPORT, e))?,
+        );
+    }
+    let call = call(state, IMPORT)?;
+    if call.results.is_some() {
+        return Err(fault(IMPORT, "called twice in one task"));
+    }
+    call.results = Some(results);
+    Ok(())
+}
+
+fn report_panic(
+    mut caller: Caller<'_, GuestState>,
+    message_ptr: u32,
+    message_len: u32,
+) -> Result<()> {
+    const IMPORT: &str = imports::REPORT_PANIC;
+    let memory = memory(&caller, IMPORT)?;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let len = message_len.min(MAX_PANIC_MESSAGE as u32);
+    let message = String::from_utf8_lossy(slice(data, IMPORT, message_ptr, len)?).into_owned();
+    call(state, IMPORT)?.panic_message = Some(message);
+    Ok(())
+}
+
+fn cluster_info(mut caller: Caller<'_, GuestState>, query: i32, info_ptr: u32) -> Result<()> {
+    const IMPORT: &str = imports::CLUSTER_INFO;
+    let memory = memory(&caller, IMPORT)?;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let query = ClusterQuery::from_i32(query)
+        .ok_or_else(|| fault(IMPORT, format!("unknown query {query}")))?;
+    let answer = state.services.cluster_info(query);
+    let info = stage(state, StagedBytes::Owned(answer), &[]);
+    write_info(data, IMPORT, info_ptr, info)
+}

@@ -1,0 +1,66 @@
+//! wasmray's wasm host: the only crate that touches wasmtime or guest memory.
+//!
+//! It owns the engine (pooling allocator, epoch interruption), the on-disk cache of compiled
+//! modules, the linker with WASI preview 1 and the `wasmray` imports of `wit/wasmray.wit`, and
+//! guest instances with their memory caps, CPU budgets and handle tables. What a guest's
+//! requests *mean* (scheduling, reference counting, storage) is decided by the node through
+//! the [`NodeServices`] trait; this crate does not schedule and does not network.
+
+mod cache;
+mod host;
+mod imports;
+mod instance;
+mod memory;
+mod module;
+mod output;
+mod services;
+mod state;
+
+pub use host::{EPOCH_TICK, WasmHost, WasmHostConfig};
+pub use instance::{
+    CallLimits, Finished, GuestInstance, InstanceSetup, MainOutcome, TaskCall, TaskOutcome,
+};
+pub use memory::GuestFault;
+pub use module::GuestModule;
+pub use output::{OutputSink, StdioSink, Stream};
+pub use services::{BoxFuture, Caller, GetOutcome, NodeServices, Submission, SubmittedArg};
+
+use std::path::PathBuf;
+
+/// Why a module could not be loaded or instantiated.
+#[derive(Debug, thiserror::Error)]
+pub enum WasmError {
+    #[error("`{}` is not a file", .0.display())]
+    NotAFile(PathBuf),
+    #[error("cannot read `{}`: {}", .0.display(), .1)]
+    Read(PathBuf, std::io::Error),
+    #[error("`{0}` is not a WebAssembly module (it does not start with the wasm magic bytes)")]
+    NotWasm(String),
+    #[error(
+        "`{0}` is a WebAssembly component or an unsupported wasm version; wasmray runs core modules built for wasm32-wasip1"
+    )]
+    NotCoreModule(String),
+    #[error("`{module}` is not valid WebAssembly: {message}")]
+    Compile { module: String, message: String },
+    #[error("`{module}` was not built with the wasmray SDK: it has no `{export}` export")]
+    MissingExport {
+        module: String,
+        export: &'static str,
+    },
+    #[error(
+        "`{module}` was built for wasmray ABI version {found}, but this host speaks version {expected}; rebuild it against this SDK"
+    )]
+    AbiMismatch {
+        module: String,
+        found: u32,
+        expected: u32,
+    },
+    #[error("`{module}` imports `{import}`, which wasmray does not provide")]
+    UnknownImport { module: String, import: String },
+    #[error("`{module}` cannot be linked: {message}")]
+    Link { module: String, message: String },
+    #[error("cannot instantiate `{module}`: {message}")]
+    Instantiate { module: String, message: String },
+    #[error("cannot create the wasm engine: {0}")]
+    Engine(String),
+}

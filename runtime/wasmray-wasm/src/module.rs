@@ -1,0 +1,131 @@
+//! A loaded guest module: compiled, checked against the ABI, and pre-linked for fast
+//! instantiation.
+//!
+//! Checking happens once, at load: the module must be a core wasm module built with the SDK (it
+//! exports `wasmray_abi_version` returning our version, and a memory), and every import must be
+//! one the host provides. Problems become [`WasmError`]s that name the module and the problem.
+
+use crate::WasmError;
+use crate::state::GuestState;
+use std::collections::HashSet;
+use wasmray_abi::{ABI_VERSION, IMPORT_MODULE, TASK_EXPORT_PREFIX, exports};
+use wasmray_core::ModuleId;
+use wasmtime::{ExternType, InstancePre, Linker, Module, ValType};
+
+/// Import modules the host links.
+const WASI_MODULE: &str = "wasi_snapshot_preview1";
+
+/// A module ready to instantiate.
+pub struct GuestModule {
+    pub(crate) id: ModuleId,
+    pub(crate) name: String,
+    pub(crate) pre: InstancePre<GuestState>,
+    functions: HashSet<String>,
+    has_start: bool,
+}
+
+impl std::fmt::Debug for GuestModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestModule")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl GuestModule {
+    pub(crate) fn new(
+        id: ModuleId,
+        name: String,
+        module: &Module,
+        linker: &Linker<GuestState>,
+    ) -> Result<Self, WasmError> {
+        check_exports(&name, module)?;
+        let pre =
+            linker
+                .instantiate_pre(module)
+                .map_err(|error| match first_unknown_import(module) {
+                    Some(import) => WasmError::UnknownImport {
+                        module: name.clone(),
+                        import,
+                    },
+                    None => WasmError::Link {
+                        module: name.clone(),
+                        message: format!("{error:#}"),
+                    },
+                })?;
+        let functions = module
+            .exports()
+            .filter_map(|e| e.name().strip_prefix(TASK_EXPORT_PREFIX).map(str::to_owned))
+            .collect();
+        let has_start = module.get_export(exports::START).is_some();
+        Ok(Self {
+            id,
+            name,
+            pre,
+            functions,
+            has_start,
+        })
+    }
+
+    pub fn id(&self) -> ModuleId {
+        self.id
+    }
+
+    /// The name the module was loaded under (its file name), for messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the module defines remote function `function`.
+    pub fn has_function(&self, function: &str) -> bool {
+        self.functions.contains(function)
+    }
+
+    /// Whether the module has a `main` to run as a driver.
+    pub fn has_main(&self) -> bool {
+        self.has_start
+    }
+}
+
+fn check_exports(name: &str, module: &Module) -> Result<(), WasmError> {
+    let missing = |export: &'static str| WasmError::MissingExport {
+        module: name.to_owned(),
+        export,
+    };
+    match module.get_export(exports::ABI_VERSION) {
+        Some(ExternType::Func(ty))
+            if ty.params().len() == 0
+                && matches!(ty.results().collect::<Vec<_>>()[..], [ValType::I32]) => {}
+        _ => return Err(missing(exports::ABI_VERSION)),
+    }
+    match module.get_export(exports::MEMORY) {
+        Some(ExternType::Memory(ty)) if !ty.is_64() && !ty.is_shared() => Ok(()),
+        _ => Err(missing(exports::MEMORY)),
+    }
+}
+
+/// The first import outside what the host provides, as `module::name`.
+fn first_unknown_import(module: &Module) -> Option<String> {
+    module
+        .imports()
+        .find(|import| match import.module() {
+            IMPORT_MODULE => !wasmray_abi::imports::ALL.contains(&import.name()),
+            WASI_MODULE => false,
+            _ => true,
+        })
+        .map(|import| format!("{}::{}", import.module(), import.name()))
+}
+
+/// The ABI version a module reports, checked after instantiation.
+pub(crate) fn check_abi_version(name: &str, found: i32) -> Result<(), WasmError> {
+    if found as u32 == ABI_VERSION {
+        Ok(())
+    } else {
+        Err(WasmError::AbiMismatch {
+            module: name.to_owned(),
+            found: found as u32,
+            expected: ABI_VERSION,
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! What a guest asks of its node, as a trait the node implements.
+//!
+//! Host functions decode and bounds-check what the guest passed, translate handles to object
+//! IDs, and call these methods; the node decides what happens (scheduling, reference counting,
+//! storage). Keeping the seam here means this crate knows nothing of schedulers or networks,
+//! and the node knows nothing of guest memory.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmray_abi::{CallOptions, ClusterQuery, TaskError};
+use wasmray_core::{JobId, Lineage, ModuleId, ObjectId, TaskId};
+use wasmray_store::StoredObject;
+
+/// A boxed future, as the trait's async methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Who is calling: the task (or driver) running in an instance.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The scheduled task, or the driver's own ID.
+    pub task: TaskId,
+    /// Minted per run attempt: objects this run `put`s are `run.put_object(n)`.
+    pub run: TaskId,
+    pub job: JobId,
+    pub module: ModuleId,
+    pub lineage: Lineage,
+}
+
+/// One argument of a submission, with handles already translated.
+#[derive(Debug)]
+pub enum SubmittedArg {
+    ByRef(ObjectId),
+    Value(Arc<StoredObject>),
+}
+
+/// A task submitted by a guest.
+#[derive(Debug)]
+pub struct Submission {
+    pub function: String,
+    pub args: Vec<SubmittedArg>,
+    pub num_returns: u32,
+    pub options: CallOptions,
+}
+
+/// What `get` found.
+#[derive(Debug)]
+pub enum GetOutcome {
+    /// The value; each contained object already has one more reference, for the caller.
+    Value(Arc<StoredObject>),
+    Error(Arc<TaskError>),
+    Timeout,
+    /// The object does not exist (the guest holds a handle to nothing).
+    Missing,
+}
+
+/// A node as seen from its guests.
+pub trait NodeServices: Send + Sync + 'static {
+    /// Submits a task; returns its return objects, each with one reference for the caller.
+    /// A function the module does not export fails the task with an `invalid-task` error.
+    fn submit(&self, caller: &Caller, submission: Submission) -> Vec<ObjectId>;
+
+    /// Stores `bytes` as a new object, created by `put` (its ID is `caller.run.put_object(n)`);
+    /// one reference, for the caller. The refs in `contained` are still held by the guest's
+    /// handles; the node counts one more reference to each, owned by the new object.
+    fn put(
+        &self,
+        caller: &Caller,
+        n: u32,
+        bytes: &[u8],
+        contained: Vec<ObjectId>,
+    ) -> Result<ObjectId, String>;
+
+    /// Stores a value a guest handed over (a return value, an argument passed by value); it is
+    /// not visible to anyone until it is registered. As with `put`, the node counts a
+    /// reference to each object in `contained`, owned by the value.
+    fn store_value(
+        &self,
+        bytes: &[u8],
+        contained: Vec<ObjectId>,
+    ) -> Result<Arc<StoredObject>, String>;
+
+    /// Waits for an object, giving the caller's CPU back while it blocks.
+    fn get(
+        &self,
+        caller: &Caller,
+        id: ObjectId,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'static, GetOutcome>;
+
+    /// Ray's `wait`: which of `ids` are ready once `num_returns` are, or the timeout passes.
+    fn wait(
+        &self,
+        caller: &Caller,
+        ids: Vec<ObjectId>,
+        num_returns: usize,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'static, Vec<bool>>;
+
+    /// Adds one reference to each object (a guest received handles to them).
+    fn add_refs(&self, ids: &[ObjectId]);
+
+    /// Drops one reference to each object.
+    fn release(&self, ids: &[ObjectId]);
+
+    /// Answers a cluster query, postcard-encoded as `wit/wasmray.wit` says.
+    fn cluster_info(&self, query: ClusterQuery) -> Vec<u8>;
+}

@@ -1,0 +1,122 @@
+//! What a guest instance's store holds: its WASI context, limits, handle table, staged reply
+//! and the call in progress.
+//!
+//! The handle table maps the guest's handles to object IDs. Handles are never reused within an
+//! instance, so a stale handle names nothing rather than someone else's object.
+
+use crate::output::GuestOutput;
+use crate::services::{Caller, NodeServices};
+use std::collections::HashMap;
+use std::sync::Arc;
+use wasmray_core::ObjectId;
+use wasmray_store::StoredObject;
+use wasmtime::{Memory, ResourceLimiter};
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+/// The data of one guest's wasmtime `Store`.
+pub(crate) struct GuestState {
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) limits: MemoryCap,
+    pub(crate) services: Arc<dyn NodeServices>,
+    pub(crate) output: GuestOutput,
+    pub(crate) memory: Option<Memory>,
+    pub(crate) handles: HandleTable,
+    pub(crate) staged: Option<Staged>,
+    pub(crate) call: Option<CallState>,
+    /// Ticks of the epoch clock this call has run for (blocked time does not tick).
+    pub(crate) ticks: u64,
+    pub(crate) tick_limit: Option<u64>,
+    pub(crate) deadline_hit: bool,
+}
+
+/// The task or driver call running in the instance.
+pub(crate) struct CallState {
+    pub(crate) caller: Caller,
+    pub(crate) args: Vec<Arc<StoredObject>>,
+    pub(crate) results: Option<Vec<Arc<StoredObject>>>,
+    pub(crate) panic_message: Option<String>,
+    pub(crate) puts: u32,
+}
+
+/// A reply waiting for the guest's `staged_read`.
+pub(crate) struct Staged {
+    pub(crate) bytes: StagedBytes,
+    pub(crate) handles: Vec<u32>,
+}
+
+pub(crate) enum StagedBytes {
+    Object(Arc<StoredObject>),
+    Owned(Vec<u8>),
+}
+
+impl StagedBytes {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            StagedBytes::Object(object) => object.bytes(),
+            StagedBytes::Owned(bytes) => bytes,
+        }
+    }
+}
+
+/// Guest handles to object IDs.
+#[derive(Default)]
+pub(crate) struct HandleTable {
+    entries: HashMap<u32, ObjectId>,
+    next: u32,
+}
+
+impl HandleTable {
+    /// A new handle for `id`; the caller has already counted the reference.
+    pub(crate) fn insert(&mut self, id: ObjectId) -> u32 {
+        self.next = self.next.wrapping_add(1).max(1);
+        while self.entries.contains_key(&self.next) {
+            self.next = self.next.wrapping_add(1).max(1);
+        }
+        self.entries.insert(self.next, id);
+        self.next
+    }
+
+    pub(crate) fn get(&self, handle: u32) -> Option<ObjectId> {
+        self.entries.get(&handle).copied()
+    }
+
+    pub(crate) fn remove(&mut self, handle: u32) -> Option<ObjectId> {
+        self.entries.remove(&handle)
+    }
+
+    /// Empties the table, returning every ID it referenced (to be released).
+    pub(crate) fn drain(&mut self) -> Vec<ObjectId> {
+        self.entries.drain().map(|(_, id)| id).collect()
+    }
+}
+
+/// Caps one instance's linear memory and remembers whether the cap was hit, so that the trap
+/// that follows (Rust aborts when allocation fails) is reported as out of memory.
+pub(crate) struct MemoryCap {
+    pub(crate) max_bytes: usize,
+    pub(crate) hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.max_bytes;
+        if !allowed {
+            self.hit = true;
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}

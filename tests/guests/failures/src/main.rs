@@ -1,0 +1,132 @@
+//! failures: tasks that fail in every way the sandbox must contain, and proof that the node
+//! keeps serving afterwards.
+//!
+//! Each case runs one task and prints `<case>: <ErrorKind:?>` for the error `get` returns
+//! (or `<case>: unexpectedly returned <value>`). Expected output, in this order:
+//!
+//! ```text
+//! infinite loop: DeadlineExceeded
+//! memory bomb: OutOfMemory
+//! deep recursion: Trap
+//! panic: Panic
+//! retried panic: Panic
+//! infeasible: Infeasible
+//! node still serving: 42
+//! ```
+//!
+//! - `infinite loop`: spins forever under `cpu_time_limit(300 ms)`.
+//! - `memory bomb`: allocates 1 MiB chunks forever under `memory_limit(64 MiB)`.
+//! - `deep recursion`: recurses without end until the stack is exhausted (the shadow stack in
+//!   linear memory or wasm's call stack: a trap either way). A 10 s CPU limit guards against a
+//!   compiler turning the recursion into a loop; it would show as `DeadlineExceeded`.
+//! - `panic`: panics with `boom: panicking on purpose`.
+//! - `retried panic`: always panics, with `max_retries(2)` and `retry_exceptions(true)`; the task
+//!   prints `flaky attempt` on each attempt, so its output shows that line 3 times.
+//! - `infeasible`: asks for `resource("unobtainium", 1.0)`, which no node has.
+//!
+//! Every case but the retried one sets `max_retries(0)`, so none is retried and the run stays
+//! short whatever the host's default.
+
+use std::hint::black_box;
+use std::time::Duration;
+use wasmray::{ObjectRef, TaskError};
+
+#[wasmray::remote]
+fn spin() -> u64 {
+    let mut x: u64 = 0;
+    loop {
+        x = black_box(x.wrapping_add(1));
+    }
+}
+
+#[wasmray::remote]
+fn hog() -> usize {
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        // `vec![1; n]` writes every byte, so the pages are really used.
+        chunks.push(black_box(vec![1u8; 1 << 20]));
+    }
+}
+
+/// Recurses without end. Each frame passes a pointer to its own buffer down, so the compiler
+/// cannot turn the recursion into a loop: every level really takes stack.
+fn depth(parent: &[u8; 64]) -> u64 {
+    let frame = black_box([parent[63].wrapping_add(1); 64]);
+    if black_box(frame[0]) == 0 && black_box(false) {
+        return 0;
+    }
+    1 + depth(&frame) + u64::from(frame[1])
+}
+
+#[wasmray::remote]
+fn recurse(seed: u8) -> u64 {
+    depth(&[seed; 64])
+}
+
+#[wasmray::remote]
+fn boom(message: String) -> u64 {
+    panic!("boom: {message}")
+}
+
+#[wasmray::remote]
+fn flaky() -> u64 {
+    println!("flaky attempt");
+    panic!("flaky fails on every attempt")
+}
+
+#[wasmray::remote]
+fn answer() -> u64 {
+    42
+}
+
+fn report(case: &str, object: ObjectRef<u64>) {
+    match wasmray::get(&object) {
+        Ok(value) => println!("{case}: unexpectedly returned {value}"),
+        Err(error) => println!("{case}: {:?}", error.kind),
+    }
+}
+
+#[wasmray::main]
+fn main() -> Result<(), TaskError> {
+    report(
+        "infinite loop",
+        spin::options()
+            .max_retries(0)
+            .cpu_time_limit(Duration::from_millis(300))
+            .remote(),
+    );
+    let hog = hog::options()
+        .max_retries(0)
+        .memory_limit(64 * 1024 * 1024)
+        .remote();
+    match wasmray::get(&hog) {
+        Ok(value) => println!("memory bomb: unexpectedly returned {value}"),
+        Err(error) => println!("memory bomb: {:?}", error.kind),
+    }
+    report(
+        "deep recursion",
+        recurse::options().max_retries(0).remote(0),
+    );
+    report(
+        "panic",
+        boom::options()
+            .max_retries(0)
+            .remote("panicking on purpose".to_string()),
+    );
+    report(
+        "retried panic",
+        flaky::options()
+            .max_retries(2)
+            .retry_exceptions(true)
+            .remote(),
+    );
+    report(
+        "infeasible",
+        answer::options()
+            .max_retries(0)
+            .resource("unobtainium", 1.0)
+            .remote(),
+    );
+    println!("node still serving: {}", wasmray::get(&answer::remote())?);
+    Ok(())
+}
