@@ -1,1 +1,122 @@
+//! Helpers for wasmray's integration tests and benchmarks: where the built guests are, a node
+//! configured for tests, and an output sink that captures what guests print.
+//!
+//! The guests themselves are compiled by `build.rs`; nothing here fakes a guest or a node.
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use wasmray_node::{DriverExit, Node, NodeConfig, OutputSink, Stream};
+
+/// Paths of the wasm guests `build.rs` built, one constant per crate (`QUICKSTART`, `REFS`...).
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
+
+/// The module cache the tests share, so each guest compiles once per test run.
+pub fn test_cache_dir() -> PathBuf {
+    PathBuf::from(env!("OUT_DIR")).join("module-cache")
+}
+
+/// A node configuration sized for tests: `cpus` logical CPUs, a 256 MiB store, captured output.
+pub fn test_config(cpus: f64, output: Arc<Capture>) -> NodeConfig {
+    NodeConfig {
+        num_cpus: cpus,
+        object_store_memory: 256 << 20,
+        max_instances: 1200,
+        cache_dir: Some(test_cache_dir()),
+        output,
+        ..NodeConfig::default()
+    }
+}
+
+/// One line a guest printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// `None` for the driver; `Some("f task=..")` for a task.
+    pub label: Option<String>,
+    pub stream: Stream,
+    pub text: String,
+}
+
+/// Captures guest output for assertions.
+#[derive(Debug, Default)]
+pub struct Capture {
+    lines: Mutex<Vec<Line>>,
+}
+
+impl OutputSink for Capture {
+    fn line(&self, label: Option<&str>, stream: Stream, line: &str) {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Line {
+                label: label.map(str::to_owned),
+                stream,
+                text: line.to_owned(),
+            });
+    }
+}
+
+impl Capture {
+    pub fn lines(&self) -> Vec<Line> {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// What the driver printed to stdout, line by line.
+    pub fn driver_stdout(&self) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l.label.is_none() && l.stream == Stream::Stdout)
+            .map(|l| l.text)
+            .collect()
+    }
+
+    /// Every line (driver and tasks, both streams) as `(label) text` or `text`.
+    pub fn all_text(&self) -> String {
+        self.lines()
+            .into_iter()
+            .map(|l| match l.label {
+                Some(label) => format!("({label}) {}\n", l.text),
+                None => format!("{}\n", l.text),
+            })
+            .collect()
+    }
+}
+
+/// The result of running one guest's driver on a fresh node.
+pub struct Run {
+    pub exit: DriverExit,
+    pub output: Arc<Capture>,
+    pub node: Node,
+}
+
+impl Run {
+    /// The driver's stdout lines, after asserting that it exited 0.
+    pub fn stdout_ok(&self) -> Vec<String> {
+        match &self.exit {
+            DriverExit::Exited(0) => self.output.driver_stdout(),
+            other => panic!(
+                "driver ended with {other:?}; output:\n{}",
+                self.output.all_text()
+            ),
+        }
+    }
+}
+
+/// Starts a node with `cpus` CPUs and runs `guest`'s driver with `args`.
+pub async fn run_guest(guest: &str, cpus: f64, args: &[&str]) -> anyhow::Result<Run> {
+    let output = Arc::new(Capture::default());
+    let node = Node::start(test_config(cpus, Arc::clone(&output)))?;
+    let module = node.load_module(guest.as_ref())?;
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let exit = node.run_driver(&module, &args).await?;
+    Ok(Run { exit, output, node })
+}
+
+/// The line of `lines` that starts with `prefix`, without the prefix.
+pub fn value_after<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
+    lines.iter().find_map(|l| l.strip_prefix(prefix))
+}

@@ -140,6 +140,15 @@ impl NodeInner {
         };
         drop(run);
         let finished = pooled.instance.run_task(call).await;
+        // Back to the pool before the result is sealed: a caller woken by the seal that
+        // submits again at once must find the instance idle.
+        let spent = spec.max_calls > 0 && pooled.instance.calls() >= spec.max_calls;
+        if pooled.instance.reusable() && !spent && !self.shutting_down.load(Ordering::Relaxed) {
+            self.pool
+                .put(key, pooled, self.config.idle_instances_per_function);
+        } else {
+            drop(pooled);
+        }
         let outcome = match finished.outcome {
             TaskOutcome::Returned(values) => {
                 Outcome::Returned(values.into_iter().map(Value).collect())
@@ -152,11 +161,6 @@ impl NodeInner {
         self.with_sched(|sched| sched.task_finished(spec.id, outcome));
         // Only now: the sealed results hold their own references to what they contain.
         self.release(&finished.held);
-        let spent = spec.max_calls > 0 && pooled.instance.calls() >= spec.max_calls;
-        if pooled.instance.reusable() && !spent && !self.shutting_down.load(Ordering::Relaxed) {
-            self.pool
-                .put(key, pooled, self.config.idle_instances_per_function);
-        }
     }
 
     async fn instantiate(

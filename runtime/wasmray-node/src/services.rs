@@ -99,11 +99,12 @@ impl NodeInner {
         }
     }
 
+    /// The spec of a submission, and what is wrong with it if it must not run.
     fn spec_of(
         &self,
         caller: &Caller,
         submission: Submission,
-    ) -> Result<TaskSpec<Value>, (TaskSpec<Value>, String)> {
+    ) -> (TaskSpec<Value>, Option<String>) {
         let options = &submission.options;
         let resources = resources_of(options);
         let mut spec = TaskSpec {
@@ -157,10 +158,7 @@ impl NodeInner {
                 None
             }
         };
-        match problem {
-            None => Ok(spec),
-            Some(message) => Err((spec, message)),
-        }
+        (spec, problem)
     }
 }
 
@@ -178,12 +176,12 @@ impl NodeServices for GuestServices {
     fn submit(&self, caller: &Caller, submission: Submission) -> Vec<ObjectId> {
         let node = &self.node;
         match node.spec_of(caller, submission) {
-            Ok(spec) => {
+            (spec, None) => {
                 let ids = spec.return_ids().collect();
                 node.with_sched(|sched| sched.submit(spec));
                 ids
             }
-            Err((spec, message)) => {
+            (spec, Some(message)) => {
                 let ids = spec.return_ids().collect();
                 let error = TaskError {
                     kind: ErrorKind::InvalidTask,

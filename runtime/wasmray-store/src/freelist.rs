@@ -61,12 +61,12 @@ impl FreeList {
         let mut start = offset;
         let mut size = page_round(len);
         self.used -= size;
-        if let Some((&prev, &prev_len)) = self.free.range(..start).next_back() {
-            if prev + prev_len == start {
-                self.free.remove(&prev);
-                start = prev;
-                size += prev_len;
-            }
+        if let Some((&prev, &prev_len)) = self.free.range(..start).next_back()
+            && prev + prev_len == start
+        {
+            self.free.remove(&prev);
+            start = prev;
+            size += prev_len;
         }
         if let Some(next_len) = self.free.remove(&(start + size)) {
             size += next_len;

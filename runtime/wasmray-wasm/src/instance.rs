@@ -351,10 +351,10 @@ fn task_error(
 fn trap_message(trap: Trap) -> String {
     match trap {
         Trap::StackOverflow => "overflowed its stack (unbounded recursion?)".into(),
-        Trap::UnreachableCodeReached => "trapped: unreachable code reached (an abort)".into(),
-        Trap::MemoryOutOfBounds => "trapped: out-of-bounds memory access".into(),
-        Trap::IntegerDivisionByZero => "trapped: integer division by zero".into(),
-        other => format!("trapped: {other}"),
+        Trap::UnreachableCodeReached => "unreachable code reached (an abort)".into(),
+        Trap::MemoryOutOfBounds => "out-of-bounds memory access".into(),
+        Trap::IntegerDivisionByZero => "integer division by zero".into(),
+        other => other.to_string(),
     }
 }
 

@@ -1,0 +1,108 @@
+//! Runtime benchmarks (`cargo bench -p wasmray-tests`): the figures issue #2 asks for, measured
+//! on real guests.
+//!
+//! - `task_roundtrip`: one trivial task submitted and got from a driver, in sequence.
+//! - `tasks_10k_throughput`: 10,000 trivial tasks submitted, then gathered.
+//! - `quickstart_warm_cache`: wall time of `wasmray run quickstart.wasm` as a process, with the
+//!   compiled module already cached.
+//!
+//! Per-task figures come from the guest's own clock (node start and module load excluded).
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmray_node::{DriverExit, Node};
+use wasmray_tests::{Capture, guests, test_cache_dir, test_config};
+
+/// Runs the bench guest's driver with `args` on `node`; it prints its own timings.
+fn run_bench_guest(runtime: &tokio::runtime::Runtime, node: &Node, args: &[&str]) {
+    let module = node
+        .load_module(guests::BENCH.as_ref())
+        .expect("load bench guest");
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let exit = runtime
+        .block_on(node.run_driver(&module, &args))
+        .expect("run bench guest");
+    assert!(
+        matches!(exit, DriverExit::Exited(0)),
+        "bench guest failed: {exit:?}"
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let capture = Arc::new(Capture::default());
+    let node = {
+        let _guard = runtime.enter();
+        Node::start(test_config(2.0, Arc::clone(&capture))).expect("start node")
+    };
+    let reported = |prefix: &str| -> Duration {
+        let lines = capture.driver_stdout();
+        let line = lines
+            .iter()
+            .rev()
+            .find(|l| l.starts_with(prefix))
+            .expect("bench guest reported");
+        let total = line
+            .split(' ')
+            .find_map(|w| w.strip_prefix("total_ns="))
+            .expect("total_ns");
+        Duration::from_nanos(total.parse().expect("a number"))
+    };
+
+    let mut group = c.benchmark_group("tasks");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("task_roundtrip", |b| {
+        b.iter_custom(|iters| {
+            run_bench_guest(&runtime, &node, &["roundtrip", &iters.to_string()]);
+            reported("roundtrip")
+        })
+    });
+    group.throughput(Throughput::Elements(10_000));
+    group.sample_size(20);
+    group.bench_function("tasks_10k_throughput", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                run_bench_guest(&runtime, &node, &["throughput", "10000"]);
+                total += reported("throughput");
+            }
+            total
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("cli");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(30));
+    let warm = Command::new(env!("CARGO_BIN_EXE_wasmray-under-test"))
+        .args(["run", guests::QUICKSTART])
+        .env("WASMRAY_CACHE_DIR", test_cache_dir())
+        .output()
+        .expect("warm the cache");
+    assert!(warm.status.success());
+    group.bench_function("quickstart_warm_cache", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            for _ in 0..iters {
+                let status = Command::new(env!("CARGO_BIN_EXE_wasmray-under-test"))
+                    .args(["run", guests::QUICKSTART])
+                    .env("WASMRAY_CACHE_DIR", test_cache_dir())
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .expect("run quickstart");
+                assert!(status.success());
+            }
+            started.elapsed()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,147 @@
+//! The `wasmray` command as a user runs it: a separate process, real files, exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use wasmray_tests::{guests, test_cache_dir};
+
+fn wasmray(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmray-under-test"))
+        .args(args)
+        .env("WASMRAY_CACHE_DIR", cache)
+        .env("WASMRAY_LOG", "wasmray_wasm=info")
+        .output()
+        .expect("run wasmray")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn run_prints_driver_and_labelled_task_output() {
+    let out = wasmray(
+        &["run", guests::HELLO, "--num-cpus", "1"],
+        &test_cache_dir(),
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "hello from wasmray");
+    assert!(
+        lines[1].starts_with("(hello task=") && lines[1].ends_with(") hello from task"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn arguments_after_the_module_reach_the_driver() {
+    let out = wasmray(
+        &["run", guests::BENCH, "--", "roundtrip", "10"],
+        &test_cache_dir(),
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("roundtrip n=10 "),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn a_second_run_loads_the_compiled_module_from_the_cache() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let first = wasmray(&["run", guests::HELLO], cache.path());
+    assert!(first.status.success());
+    assert!(
+        text(&first.stderr).contains("compiled module"),
+        "{}",
+        text(&first.stderr)
+    );
+    let second = wasmray(&["run", guests::HELLO], cache.path());
+    assert!(second.status.success());
+    assert!(
+        !text(&second.stderr).contains("compiled module"),
+        "{}",
+        text(&second.stderr)
+    );
+    let no_cache = wasmray(&["run", guests::HELLO, "--no-cache"], cache.path());
+    assert!(text(&no_cache.stderr).contains("compiled module"));
+}
+
+/// Runs `args` and checks: exit code 2 or `code`, one line on stderr, containing `expected`.
+fn assert_refused(args: &[&str], code: i32, expected: &str) {
+    let out = wasmray(args, &test_cache_dir());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(expected),
+        "{args:?}: expected `{expected}` in {stderr}"
+    );
+}
+
+#[test]
+fn bad_input_gets_a_one_line_error_and_exit_code_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text_file = dir.path().join("notes.wasm");
+    std::fs::write(&text_file, "not wasm at all").expect("write");
+    let dir_path = dir.path().to_string_lossy().into_owned();
+    let text_path = text_file.to_string_lossy().into_owned();
+    let cases: [(&[&str], &str); 6] = [
+        (&["run", &dir_path], "is not a file"),
+        (&["run", "/no/such/module.wasm"], "is not a file"),
+        (&["run", &text_path], "is not a WebAssembly module"),
+        (
+            &["run", guests::NO_SDK],
+            "was not built with the wasmray SDK: it has no `wasmray_abi_version` export",
+        ),
+        (
+            &["run", guests::BAD_IMPORT],
+            "imports `wasmray::not_a_real_import`, which wasmray does not provide",
+        ),
+        (
+            &["run", guests::HELLO, "--resources", "[1]"],
+            "--resources must be a JSON object",
+        ),
+    ];
+    for (args, expected) in cases {
+        assert_refused(args, 2, expected);
+        let out = wasmray(args, &test_cache_dir());
+        assert_eq!(
+            text(&out.stderr)
+                .lines()
+                .filter(|l| l.starts_with("error"))
+                .count(),
+            1,
+            "{args:?}"
+        );
+    }
+    assert_refused(&[], 2, "Usage: wasmray");
+}
+
+#[test]
+fn a_driver_that_returns_an_error_exits_1_with_its_message() {
+    assert_refused(
+        &["run", guests::DRIVER_ERROR],
+        1,
+        "Error: \"bad configuration\"",
+    );
+}
+
+#[test]
+fn a_driver_that_traps_exits_1_naming_the_trap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let module = dir.path().join("trap.wasm");
+    let bytes = wat::parse_str(
+        r#"(module
+            (memory (export "memory") 1)
+            (func (export "wasmray_abi_version") (result i32) i32.const 1)
+            (func (export "_start") unreachable))"#,
+    )
+    .expect("valid WAT");
+    std::fs::write(&module, bytes).expect("write");
+    assert_refused(
+        &["run", &module.to_string_lossy()],
+        1,
+        "error: the driver trapped: unreachable code reached",
+    );
+}

@@ -1,0 +1,95 @@
+//! Behaviour checked through the test guests: failures and limits, `max_calls`, refs inside
+//! values and object lifetimes, output labels.
+
+use wasmray_node::{DriverExit, Stream};
+use wasmray_tests::{guests, run_guest};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_become_errors_and_the_node_keeps_serving() -> anyhow::Result<()> {
+    let run = run_guest(guests::FAILURES, 2.0, &[]).await?;
+    let lines = run.stdout_ok();
+    assert_eq!(
+        lines,
+        [
+            "infinite loop: DeadlineExceeded",
+            "memory bomb: OutOfMemory",
+            "deep recursion: Trap",
+            "panic: Panic",
+            "retried panic: Panic",
+            "infeasible: Infeasible",
+            "node still serving: 42",
+        ]
+    );
+    let attempts = run
+        .output
+        .lines()
+        .iter()
+        .filter(|l| l.text == "flaky attempt")
+        .count();
+    assert_eq!(attempts, 3, "one run and two retries");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_calls_retires_instances_and_default_calls_reuse_one() -> anyhow::Result<()> {
+    let run = run_guest(guests::MAX_CALLS, 2.0, &[]).await?;
+    assert_eq!(
+        run.stdout_ok(),
+        ["max_calls=1: [1, 1, 1, 1, 1]", "reused: [1, 2, 3, 4, 5]"]
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refs_inside_values_work_and_everything_is_freed_afterwards() -> anyhow::Result<()> {
+    let run = run_guest(guests::REFS, 2.0, &[]).await?;
+    assert_eq!(
+        run.stdout_ok(),
+        [
+            "task returned 10 refs, sum = 45",
+            "task summed 10 refs passed inside a Vec = 45",
+            "struct field ref: numbers = 4950",
+            "nested depth 1000 ok",
+            "100000 puts created and dropped",
+        ]
+    );
+    let stats = run.node.stats();
+    assert_eq!(
+        stats.sched.objects, 0,
+        "no object outlives its references: {stats:?}"
+    );
+    assert_eq!(stats.store.objects, 0, "the store holds nothing: {stats:?}");
+    assert_eq!((stats.store.inline_used, stats.store.arena_used), (0, 0));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_output_is_labelled_with_its_task_and_driver_output_is_not() -> anyhow::Result<()> {
+    let run = run_guest(guests::HELLO, 1.0, &[]).await?;
+    assert_eq!(run.stdout_ok(), ["hello from wasmray"]);
+    let task_line = run
+        .output
+        .lines()
+        .into_iter()
+        .find(|l| l.text == "hello from task")
+        .expect("task printed");
+    assert_eq!(task_line.stream, Stream::Stdout);
+    let label = task_line.label.expect("task lines are labelled");
+    assert!(label.starts_with("hello task="), "{label}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_returning_an_error_exits_non_zero_with_its_message() -> anyhow::Result<()> {
+    let run = run_guest(guests::DRIVER_ERROR, 1.0, &[]).await?;
+    assert!(matches!(run.exit, DriverExit::Exited(1)), "{:?}", run.exit);
+    let stderr: Vec<_> = run
+        .output
+        .lines()
+        .into_iter()
+        .filter(|l| l.stream == Stream::Stderr)
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(stderr, ["Error: \"bad configuration\""]);
+    Ok(())
+}

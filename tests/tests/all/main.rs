@@ -1,0 +1,9 @@
+//! wasmray's integration tests: one binary, real wasm guests (built by build.rs from
+//! `examples/` and `tests/guests/`), real nodes, real processes.
+
+mod abi_contract;
+mod cli;
+mod examples;
+mod guests;
+mod invariants;
+mod sandbox;
