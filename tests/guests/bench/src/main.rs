@@ -34,8 +34,15 @@ fn main() -> Result<(), String> {
             }
             let total = started.elapsed();
             times.sort();
-            let median = times.get(times.len() / 2).copied().unwrap_or(Duration::ZERO);
-            println!("roundtrip n={n} median_ns={} total_ns={}", median.as_nanos(), total.as_nanos());
+            let median = times
+                .get(times.len() / 2)
+                .copied()
+                .unwrap_or(Duration::ZERO);
+            println!(
+                "roundtrip n={n} median_ns={} total_ns={}",
+                median.as_nanos(),
+                total.as_nanos()
+            );
         }
         Some("throughput") => {
             let started = Instant::now();
