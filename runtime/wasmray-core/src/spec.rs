@@ -59,6 +59,9 @@ struct LineageLink {
 }
 
 impl Lineage {
+    /// How many names an error's task chain lists before `...`.
+    pub const ERROR_CHAIN_LIMIT: usize = 16;
+
     /// The lineage of a driver (or any root): just `function`.
     pub fn root(function: &str) -> Self {
         Lineage::default().child(function)
@@ -70,6 +73,11 @@ impl Lineage {
             function: function.to_owned(),
             parent: self.clone(),
         })))
+    }
+
+    /// The chain an error reports: at most [`Lineage::ERROR_CHAIN_LIMIT`] names.
+    pub fn error_chain(&self) -> Vec<String> {
+        self.names(Self::ERROR_CHAIN_LIMIT)
     }
 
     /// Function names, innermost first, at most `limit` of them (long chains end with `...`).

@@ -172,7 +172,7 @@ impl NodeInner {
             function: spec.function.clone(),
             message,
             backtrace: None,
-            task_chain: spec.lineage.names(16),
+            task_chain: spec.lineage.error_chain(),
             cause: None,
         };
         let module = self

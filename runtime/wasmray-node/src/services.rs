@@ -188,7 +188,7 @@ impl NodeServices for GuestServices {
                     function: spec.function.clone(),
                     message,
                     backtrace: None,
-                    task_chain: spec.lineage.names(16),
+                    task_chain: spec.lineage.error_chain(),
                     cause: None,
                 };
                 node.with_sched(|sched| sched.reject(spec, error));

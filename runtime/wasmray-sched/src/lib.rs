@@ -8,6 +8,7 @@
 //! It does no I/O: no sockets, no threads, no clock, no tokio. That is what lets tests drive it
 //! through whole simulated runs deterministically (see `tests.rs`).
 
+mod errors;
 mod objects;
 mod queue;
 mod scheduler;

@@ -6,14 +6,12 @@
 //! and so do the returns of every task that depends on those, transitively.
 
 use crate::ObjectValue;
+use crate::errors::{dependency_failed, infeasible, invalid};
 use crate::objects::{ObjectEvent, ObjectState, ObjectTable};
 use crate::queue::ReadyQueue;
 use std::collections::HashMap;
 use std::sync::Arc;
-use wasmray_core::{ArgSpec, CPU, ErrorKind, ObjectId, ResourceSet, TaskError, TaskId, TaskSpec};
-
-/// How many ancestor names an error's task chain lists.
-const CHAIN_LIMIT: usize = 16;
+use wasmray_core::{ArgSpec, CPU, ObjectId, ResourceSet, TaskError, TaskId, TaskSpec};
 
 /// Something the node must do.
 #[derive(Debug)]
@@ -497,46 +495,4 @@ fn cpu_part(resources: &ResourceSet) -> ResourceSet {
     // The quantity came from a valid set, so it is valid again.
     let _ = cpu.insert(CPU, resources.get(CPU));
     cpu
-}
-
-fn task_error<V>(
-    spec: &TaskSpec<V>,
-    kind: ErrorKind,
-    message: String,
-    cause: Option<Box<TaskError>>,
-) -> TaskError {
-    TaskError {
-        kind,
-        function: spec.function.clone(),
-        message,
-        backtrace: None,
-        task_chain: spec.lineage.names(CHAIN_LIMIT),
-        cause,
-    }
-}
-
-fn invalid<V>(spec: &TaskSpec<V>, message: String) -> TaskError {
-    task_error(spec, ErrorKind::InvalidTask, message, None)
-}
-
-fn dependency_failed<V>(spec: &TaskSpec<V>, index: usize, cause: &TaskError) -> TaskError {
-    task_error(
-        spec,
-        ErrorKind::DependencyFailed,
-        format!("argument {index} failed"),
-        Some(Box::new(cause.clone())),
-    )
-}
-
-fn infeasible<V>(spec: &TaskSpec<V>, shortfall: &[String], total: &ResourceSet) -> TaskError {
-    task_error(
-        spec,
-        ErrorKind::Infeasible,
-        format!(
-            "it asks for {} but the cluster has {total} in all; short of: {}",
-            spec.resources,
-            shortfall.join(", ")
-        ),
-        None,
-    )
 }

@@ -343,7 +343,7 @@ fn task_error(
         function: function.to_owned(),
         message,
         backtrace,
-        task_chain: call.caller.lineage.names(16),
+        task_chain: call.caller.lineage.error_chain(),
         cause: None,
     }
 }

@@ -100,3 +100,16 @@ async fn batching_runs_100k_tiny_tasks_both_ways() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn sleeping_guests_never_block_the_only_host_thread() -> anyhow::Result<()> {
+    // One host thread: if a guest's sleep blocked it, the driver's `wait` with a 1 s timeout
+    // could not return until the 2 s sleepers woke, and would see them ready.
+    let run = run_guest(guests::QUICKSTART, 4.0, &[]).await?;
+    let lines = run.stdout_ok();
+    assert!(
+        lines.contains(&"wait(num_returns = 3, timeout = 1s): 2 ready, 2 pending".to_owned()),
+        "{lines:?}"
+    );
+    Ok(())
+}
