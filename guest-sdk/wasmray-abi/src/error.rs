@@ -26,6 +26,9 @@ pub enum ErrorKind {
     InvalidTask,
     /// The runtime could not run the task (instantiation failed, node shutting down, ...).
     System,
+    /// The actor a method call was for is dead: killed, out of restarts, or its constructor
+    /// failed. `cause` holds what killed it, where known.
+    ActorDied,
 }
 
 /// A task's failure as `get` returns it.
@@ -66,6 +69,7 @@ impl fmt::Display for TaskError {
             ErrorKind::Infeasible => "is infeasible",
             ErrorKind::InvalidTask => "is invalid",
             ErrorKind::System => "failed in the runtime",
+            ErrorKind::ActorDied => "failed because its actor died",
         };
         write!(f, "task `{}` {kind}: {}", self.function, self.message)?;
         if self.task_chain.len() > 1 {

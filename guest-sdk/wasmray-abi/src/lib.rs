@@ -13,8 +13,8 @@ mod records;
 
 pub use error::{ErrorKind, TaskError};
 pub use records::{
-    ArgOut, CallOptions, ClusterQuery, GetStatus, Handle, NodeInfo, StagedInfo, TaskSubmission,
-    ValueOut,
+    ActorCall, ActorCreation, ActorLookup, ActorOptions, ArgOut, CallOptions, ClusterQuery,
+    GetStatus, Handle, NodeInfo, StagedInfo, TaskSubmission, ValueOut,
 };
 
 /// Version of the ABI; a module exports it as `wasmray_abi_version` and the host refuses a
@@ -26,6 +26,12 @@ pub const IMPORT_MODULE: &str = "wasmray";
 
 /// Prefix of the export that runs remote function `f`: `wasmray_task:f`.
 pub const TASK_EXPORT_PREFIX: &str = "wasmray_task:";
+
+/// Prefix of the export that constructs actor class `C`: `wasmray_actor_new:C`.
+pub const ACTOR_NEW_EXPORT_PREFIX: &str = "wasmray_actor_new:";
+
+/// Prefix of the export that runs method `m` of actor class `C`: `wasmray_actor_call:C::m`.
+pub const ACTOR_CALL_EXPORT_PREFIX: &str = "wasmray_actor_call:";
 
 /// Names of the host functions a guest may import from [`IMPORT_MODULE`].
 pub mod imports {
@@ -49,6 +55,14 @@ pub mod imports {
     pub const REPORT_PANIC: &str = "report_panic";
     /// `cluster-info(query, info-ptr)`
     pub const CLUSTER_INFO: &str = "cluster_info";
+    /// `create-actor(spec-ptr, spec-len, info-ptr) -> status`
+    pub const CREATE_ACTOR: &str = "create_actor";
+    /// `call-actor(spec-ptr, spec-len, returns-ptr) -> status`
+    pub const CALL_ACTOR: &str = "call_actor";
+    /// `get-actor(spec-ptr, spec-len, info-ptr) -> status`
+    pub const GET_ACTOR: &str = "get_actor";
+    /// `kill-actor(handle, no-restart)`
+    pub const KILL_ACTOR: &str = "kill_actor";
 
     /// Every import, in the order `wit/wasmray.wit` lists them.
     pub const ALL: &[&str] = &[
@@ -62,6 +76,10 @@ pub mod imports {
         TASK_RETURN,
         REPORT_PANIC,
         CLUSTER_INFO,
+        CREATE_ACTOR,
+        CALL_ACTOR,
+        GET_ACTOR,
+        KILL_ACTOR,
     ];
 }
 

@@ -55,6 +55,62 @@ pub struct TaskSubmission<'a> {
     pub options: CallOptions,
 }
 
+/// Options of an actor, fixed at creation; `None` means the host's default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActorOptions {
+    /// CPUs held for the actor's whole life (default 0, as in Ray).
+    pub num_cpus: Option<f64>,
+    pub num_gpus: Option<f64>,
+    pub resources: Vec<(String, f64)>,
+    /// Times the actor is re-created after its instance is lost (default 0).
+    pub max_restarts: Option<u32>,
+    /// Times a call interrupted by the loss of the instance is retried (default 0).
+    pub max_task_retries: Option<u32>,
+    /// Registers the actor under this name, for `get_actor`.
+    pub name: Option<String>,
+    /// The namespace of `name` (default: the job's own namespace).
+    pub namespace: Option<String>,
+    /// Lives on after every handle is gone and after the job ends, until killed.
+    pub detached: bool,
+    /// Cap on the instance's linear memory, in bytes.
+    pub memory_limit: Option<u64>,
+    /// Cap on each method call's running time, in milliseconds.
+    pub cpu_time_limit_ms: Option<u64>,
+    /// Calls that may be in progress at once (default 1). Above 1, a call blocked in `get` or
+    /// `wait` lets the next one run in the same instance.
+    pub max_concurrency: Option<u32>,
+}
+
+/// `create_actor` decodes this: construct actor class `class` with `args`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActorCreation<'a> {
+    /// The module exports `wasmray_actor_new:<class>`.
+    pub class: &'a str,
+    #[serde(borrow)]
+    pub args: Vec<ArgOut<'a>>,
+    pub options: ActorOptions,
+}
+
+/// `call_actor` decodes this: call `method` on the actor behind handle `actor`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActorCall<'a> {
+    pub actor: Handle,
+    /// The module exports `wasmray_actor_call:<class>::<method>`.
+    pub method: &'a str,
+    #[serde(borrow)]
+    pub args: Vec<ArgOut<'a>>,
+    pub num_returns: u32,
+}
+
+/// `get_actor` decodes this: the live actor named `name`, which must be of class `class`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActorLookup<'a> {
+    pub name: &'a str,
+    /// `None`: the caller's job namespace.
+    pub namespace: Option<&'a str>,
+    pub class: &'a str,
+}
+
 /// What `get`, `task_arg` and `cluster_info` stage for the guest to read with `staged_read`.
 /// The host writes it as two little-endian `u32`s at the pointer the guest passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -26,6 +26,33 @@ pub struct ModuleId(pub [u8; 32]);
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TaskId(pub u128);
 
+/// An actor, named by the task that created it. Its handle object is
+/// [`ActorId::handle_object`]: while any reference to that object exists, the actor lives.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ActorId(pub TaskId);
+
+impl ActorId {
+    /// The object whose references are the actor's handles (index 0: never a return or put).
+    pub fn handle_object(self) -> ObjectId {
+        ObjectId {
+            task: self.0,
+            index: 0,
+        }
+    }
+}
+
+impl fmt::Display for ActorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}", self.0.0 as u64)
+    }
+}
+
+impl fmt::Debug for ActorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ActorId({:?})", self.0)
+    }
+}
+
 /// An object: produced by `task`, as return `index` or as a put (top bit of `index` set).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ObjectId {
@@ -56,6 +83,11 @@ impl TaskId {
 }
 
 impl ObjectId {
+    /// The actor this object is the handle of, if it is an actor handle object.
+    pub fn actor(self) -> Option<ActorId> {
+        (self.index == 0).then_some(ActorId(self.task))
+    }
+
     /// Whether the object was created by `put` rather than returned by its task.
     pub fn is_put(self) -> bool {
         self.index & PUT_BIT != 0

@@ -4,7 +4,7 @@
 //! crate does not depend on the object store. A spec knows the chain of tasks that submitted it
 //! (as a shared linked list) so that an error can name where it happened.
 
-use crate::{JobId, ModuleId, ObjectId, ResourceSet, TaskId};
+use crate::{ActorId, JobId, ModuleId, ObjectId, ResourceSet, TaskId};
 use std::sync::Arc;
 
 /// Ray's default number of retries after a system failure.
@@ -19,10 +19,42 @@ pub enum ArgSpec<V> {
     Value(V),
 }
 
+/// What kind of work a task is.
+#[derive(Debug, Clone)]
+pub enum TaskKind {
+    /// A remote function: runs export `wasmray_task:<function>`.
+    Task,
+    /// Constructs an actor (export `wasmray_actor_new:<function>`, the class name); its
+    /// resources are held until the actor dies. The actor's ID is the task's ID.
+    ActorCreation(Arc<ActorSpec>),
+    /// A method call (export `wasmray_actor_call:<function>`, `Class::method`), run by the
+    /// actor's instance, in submission order.
+    ActorMethod { actor: ActorId },
+}
+
+/// What an actor is, fixed at creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorSpec {
+    pub class: String,
+    pub max_restarts: u32,
+    pub max_task_retries: u32,
+    pub max_concurrency: u32,
+    pub detached: bool,
+    pub name: Option<ActorName>,
+}
+
+/// A registered actor name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ActorName {
+    pub namespace: String,
+    pub name: String,
+}
+
 /// A submitted task.
 #[derive(Debug, Clone)]
 pub struct TaskSpec<V> {
     pub id: TaskId,
+    pub kind: TaskKind,
     pub job: JobId,
     pub module: ModuleId,
     /// Name of the remote function.
@@ -42,6 +74,15 @@ pub struct TaskSpec<V> {
 }
 
 impl<V> TaskSpec<V> {
+    /// The actor this task creates or calls, if any.
+    pub fn actor(&self) -> Option<ActorId> {
+        match &self.kind {
+            TaskKind::Task => None,
+            TaskKind::ActorCreation(_) => Some(ActorId(self.id)),
+            TaskKind::ActorMethod { actor } => Some(*actor),
+        }
+    }
+
     /// The objects this task returns, in order.
     pub fn return_ids(&self) -> impl Iterator<Item = ObjectId> + '_ {
         (1..=self.num_returns).map(|i| self.id.return_object(i))

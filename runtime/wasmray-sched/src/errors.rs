@@ -1,6 +1,7 @@
 //! The task errors the scheduler itself produces: invalid tasks, failed dependencies,
 //! infeasible requests. Errors from running guests are built by the wasm host, not here.
 
+use std::sync::Arc;
 use wasmray_core::{ErrorKind, ResourceSet, TaskError, TaskSpec};
 
 fn task_error<V>(
@@ -51,4 +52,21 @@ pub(crate) fn infeasible<V>(
         ),
         None,
     )
+}
+
+/// The error of a call (or creation) whose actor is dead; `function` is `Class::method` or
+/// the class, `cause` what killed the actor.
+pub(crate) fn actor_died(
+    function: &str,
+    reason: &str,
+    cause: Option<&Arc<TaskError>>,
+) -> TaskError {
+    TaskError {
+        kind: ErrorKind::ActorDied,
+        function: function.to_owned(),
+        message: format!("the actor died: {reason}"),
+        backtrace: None,
+        task_chain: vec![function.to_owned()],
+        cause: cause.map(|c| Box::new((**c).clone())),
+    }
 }

@@ -8,6 +8,9 @@
 //! It does no I/O: no sockets, no threads, no clock, no tokio. That is what lets tests drive it
 //! through whole simulated runs deterministically (see `tests.rs`).
 
+#[cfg(test)]
+mod actor_tests;
+mod actors;
 mod errors;
 mod objects;
 mod queue;
@@ -15,6 +18,7 @@ mod scheduler;
 #[cfg(test)]
 mod tests;
 
+pub use actors::{ActorInfo, NameTaken};
 pub use objects::ObjectState;
 pub use scheduler::{Action, Outcome, RunTask, SchedStats, Scheduler};
 

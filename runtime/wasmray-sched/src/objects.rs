@@ -12,7 +12,7 @@
 use crate::ObjectValue;
 use std::collections::HashMap;
 use std::sync::Arc;
-use wasmray_core::{ObjectId, TaskError, TaskId};
+use wasmray_core::{ActorId, ObjectId, TaskError, TaskId};
 
 /// The state of one object.
 #[derive(Debug, Clone)]
@@ -40,6 +40,8 @@ pub(crate) struct ObjectEntry<V> {
 pub(crate) enum ObjectEvent {
     /// An unretrieved error went out of scope: Ray prints these as "unhandled errors".
     UnhandledError(Arc<TaskError>),
+    /// The last reference to an actor's handle object went.
+    ActorHandleFreed(ActorId),
 }
 
 #[derive(Debug)]
@@ -145,6 +147,9 @@ impl<V: ObjectValue> ObjectTable<V> {
         let Some(entry) = self.entries.remove(&id) else {
             return;
         };
+        if let Some(actor) = id.actor() {
+            events.push(ObjectEvent::ActorHandleFreed(actor));
+        }
         match entry.state {
             ObjectState::Ready(value) => work.extend_from_slice(value.contained()),
             ObjectState::Failed(error) if !entry.error_handled => {

@@ -6,12 +6,15 @@
 //! and so do the returns of every task that depends on those, transitively.
 
 use crate::ObjectValue;
+use crate::actors::ActorTable;
 use crate::errors::{dependency_failed, infeasible, invalid};
 use crate::objects::{ObjectEvent, ObjectState, ObjectTable};
 use crate::queue::ReadyQueue;
 use std::collections::HashMap;
 use std::sync::Arc;
-use wasmray_core::{ArgSpec, CPU, ObjectId, ResourceSet, TaskError, TaskId, TaskSpec};
+use wasmray_core::{
+    ActorId, ArgSpec, CPU, ObjectId, ResourceSet, TaskError, TaskId, TaskKind, TaskSpec,
+};
 
 /// Something the node must do.
 #[derive(Debug)]
@@ -31,6 +34,19 @@ pub enum Action<V> {
     Failed { task: TaskId, error: Arc<TaskError> },
     /// An error object was dropped without anyone retrieving it.
     UnhandledError(Arc<TaskError>),
+    /// Stop the actor's instance now (calls in flight end as lost).
+    StopActor(ActorId),
+    /// The actor's instance was lost and it is being re-created (attempt `attempt`).
+    Restart {
+        actor: ActorId,
+        attempt: u32,
+        cause: Arc<TaskError>,
+    },
+    /// The actor is dead for good; forget its instance.
+    ActorDied {
+        actor: ActorId,
+        cause: Arc<TaskError>,
+    },
 }
 
 /// A task to run, with its arguments resolved to values in order.
@@ -48,22 +64,23 @@ pub enum Outcome<V> {
     /// One value per return.
     Returned(Vec<V>),
     /// `system` is true for failures of the runtime rather than of the guest's code; those are
-    /// retried up to `max_retries`; guest failures only with `retry_exceptions`.
+    /// retried up to `max_retries`; guest failures only with `retry_exceptions`. For an actor
+    /// method, `system` means the actor's instance was lost during the call.
     Failed { error: TaskError, system: bool },
 }
 
 #[derive(Debug)]
-enum TaskState {
+pub(crate) enum TaskState {
     Waiting { missing: usize },
     Ready,
     Running { blocked: bool },
 }
 
 #[derive(Debug)]
-struct TaskEntry<V> {
-    spec: Arc<TaskSpec<V>>,
-    state: TaskState,
-    attempt: u32,
+pub(crate) struct TaskEntry<V> {
+    pub(crate) spec: Arc<TaskSpec<V>>,
+    pub(crate) state: TaskState,
+    pub(crate) attempt: u32,
 }
 
 /// Counts for status displays and for tests.
@@ -74,17 +91,21 @@ pub struct SchedStats {
     pub running: usize,
     pub blocked: usize,
     pub objects: usize,
+    pub actors: usize,
 }
 
 /// The state machine. `V` is the node's handle to a stored value.
 #[derive(Debug)]
 pub struct Scheduler<V> {
-    total: ResourceSet,
-    available: ResourceSet,
-    objects: ObjectTable<V>,
-    tasks: HashMap<TaskId, TaskEntry<V>>,
+    pub(crate) total: ResourceSet,
+    pub(crate) available: ResourceSet,
+    pub(crate) objects: ObjectTable<V>,
+    pub(crate) tasks: HashMap<TaskId, TaskEntry<V>>,
     ready: ReadyQueue,
-    actions: Vec<Action<V>>,
+    pub(crate) actors: ActorTable<V>,
+    /// Actors whose queue may be able to move, looked at by the next `dispatch`.
+    actors_to_dispatch: Vec<ActorId>,
+    pub(crate) actions: Vec<Action<V>>,
 }
 
 impl<V: ObjectValue> Scheduler<V> {
@@ -96,6 +117,8 @@ impl<V: ObjectValue> Scheduler<V> {
             objects: ObjectTable::new(),
             tasks: HashMap::new(),
             ready: ReadyQueue::default(),
+            actors: ActorTable::default(),
+            actors_to_dispatch: Vec::new(),
             actions: Vec::new(),
         }
     }
@@ -116,6 +139,7 @@ impl<V: ObjectValue> Scheduler<V> {
     pub fn stats(&self) -> SchedStats {
         let mut stats = SchedStats {
             objects: self.objects.len(),
+            actors: self.live_actors(),
             ..SchedStats::default()
         };
         for entry in self.tasks.values() {
@@ -132,7 +156,10 @@ impl<V: ObjectValue> Scheduler<V> {
     /// Submits a task. Its return objects exist from now on with one reference each, which
     /// belongs to the submitter. Arguments gain a reference until the task is done.
     pub fn submit(&mut self, spec: TaskSpec<V>) {
-        let spec = Arc::new(spec);
+        self.submit_arc(Arc::new(spec));
+    }
+
+    pub(crate) fn submit_arc(&mut self, spec: Arc<TaskSpec<V>>) {
         for id in spec.return_ids() {
             self.objects.create(id, ObjectState::Pending);
         }
@@ -182,6 +209,11 @@ impl<V: ObjectValue> Scheduler<V> {
                 attempt: 0,
             },
         );
+        if let TaskKind::ActorMethod { actor } = spec.kind
+            && let Err(error) = self.enqueue_call(actor, task, &spec)
+        {
+            failed_arg.get_or_insert(error);
+        }
         if let Some(error) = failed_arg {
             self.fail_for_good(task, error);
         } else if !shortfall.is_empty() {
@@ -287,17 +319,32 @@ impl<V: ObjectValue> Scheduler<V> {
 
     /// A run of `task` ended.
     pub fn task_finished(&mut self, task: TaskId, outcome: Outcome<V>) {
-        let Some(entry) = self.tasks.get_mut(&task) else {
+        let Some(entry) = self.tasks.get(&task) else {
             return;
         };
         let TaskState::Running { blocked } = entry.state else {
             return;
         };
-        let mut held = entry.spec.resources.clone();
-        if blocked {
-            held.subtract(&cpu_part(&entry.spec.resources));
+        match entry.spec.kind.clone() {
+            TaskKind::ActorCreation(_) => self.creation_finished(task, outcome),
+            TaskKind::ActorMethod { actor } => self.method_finished(task, actor, outcome),
+            TaskKind::Task => {
+                let mut held = entry.spec.resources.clone();
+                if blocked {
+                    held.subtract(&cpu_part(&entry.spec.resources));
+                }
+                self.available.add_capped(&held, &self.total);
+                self.finish_plain(task, outcome);
+            }
         }
-        self.available.add_capped(&held, &self.total);
+        self.dispatch();
+    }
+
+    /// Seals a finished run's results, or retries or fails it (resources already settled).
+    pub(crate) fn finish_plain(&mut self, task: TaskId, outcome: Outcome<V>) {
+        let Some(entry) = self.tasks.get_mut(&task) else {
+            return;
+        };
         match outcome {
             Outcome::Returned(values) if values.len() == entry.spec.num_returns as usize => {
                 let spec = Arc::clone(&entry.spec);
@@ -348,21 +395,38 @@ impl<V: ObjectValue> Scheduler<V> {
                 }
             }
         }
-        self.dispatch();
     }
 
     fn make_ready(&mut self, task: TaskId) {
         if let Some(entry) = self.tasks.get_mut(&task) {
             entry.state = TaskState::Ready;
-            self.ready.push(&entry.spec.resources, task);
+            match entry.spec.kind {
+                TaskKind::ActorMethod { actor } => self.actors_to_dispatch.push(actor),
+                _ => self.ready.push(&entry.spec.resources, task),
+            }
         }
     }
 
-    fn dispatch(&mut self) {
+    pub(crate) fn dispatch(&mut self) {
+        while let Some(actor) = self.actors_to_dispatch.pop() {
+            self.dispatch_actor(actor);
+        }
         if self.ready.len() == 0 {
             return;
         }
         for task in self.ready.take_fitting(&mut self.available) {
+            let is_creation = self
+                .tasks
+                .get(&task)
+                .is_some_and(|e| matches!(e.spec.kind, TaskKind::ActorCreation(_)));
+            if is_creation && !self.creation_may_start(ActorId(task)) {
+                // Its actor died while the creation waited: give the resources back.
+                if let Some(entry) = self.tasks.remove(&task) {
+                    self.available
+                        .add_capped(&entry.spec.resources, &self.total);
+                }
+                continue;
+            }
             let Some(entry) = self.tasks.get_mut(&task) else {
                 continue;
             };
@@ -400,13 +464,21 @@ impl<V: ObjectValue> Scheduler<V> {
     }
 
     /// Fails `task`'s returns with `error`, then every task waiting on them, transitively.
-    fn fail_for_good(&mut self, task: TaskId, error: TaskError) {
+    pub(crate) fn fail_for_good(&mut self, task: TaskId, error: TaskError) {
         let mut failing = vec![(task, Arc::new(error))];
         let mut events = Vec::new();
         while let Some((task, error)) = failing.pop() {
             let Some(entry) = self.tasks.remove(&task) else {
                 continue;
             };
+            match entry.spec.kind {
+                TaskKind::ActorMethod { actor } => {
+                    self.forget_call(actor, task);
+                    self.actors_to_dispatch.push(actor);
+                }
+                TaskKind::ActorCreation(_) => self.creation_failed_early(ActorId(task), &error),
+                TaskKind::Task => {}
+            }
             self.actions.push(Action::Failed {
                 task,
                 error: Arc::clone(&error),
@@ -466,7 +538,7 @@ impl<V: ObjectValue> Scheduler<V> {
         Vec::new()
     }
 
-    fn release_args(&mut self, spec: &TaskSpec<V>, events: &mut Vec<ObjectEvent>) {
+    pub(crate) fn release_args(&mut self, spec: &TaskSpec<V>, events: &mut Vec<ObjectEvent>) {
         for arg in &spec.args {
             match arg {
                 ArgSpec::ByRef(id) => self.objects.release(*id, events),
@@ -479,12 +551,13 @@ impl<V: ObjectValue> Scheduler<V> {
         }
     }
 
-    fn push_events(&mut self, events: Vec<ObjectEvent>) {
+    pub(crate) fn push_events(&mut self, events: Vec<ObjectEvent>) {
         for event in events {
             match event {
                 ObjectEvent::UnhandledError(error) => {
                     self.actions.push(Action::UnhandledError(error))
                 }
+                ObjectEvent::ActorHandleFreed(actor) => self.actor_handle_freed(actor),
             }
         }
     }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use wasmray_core::{
     ArgSpec, CPU, ErrorKind, IdMint, JobId, Lineage, ModuleId, NodeId, ObjectId, ResourceSet,
-    TaskError, TaskId, TaskSpec,
+    TaskError, TaskId, TaskKind, TaskSpec,
 };
 
 /// A stored value that counts how many are alive, so tests can see objects being freed.
 #[derive(Debug, Clone)]
-struct Value(Arc<Payload>);
+pub(crate) struct Value(Arc<Payload>);
 
 #[derive(Debug)]
 struct Payload {
@@ -31,16 +31,16 @@ impl ObjectValue for Value {
     }
 }
 
-struct Sim {
-    sched: Scheduler<Value>,
-    mint: IdMint,
-    alive: Arc<AtomicUsize>,
-    running: Vec<RunTask<Value>>,
-    log: Vec<Action<Value>>,
+pub(crate) struct Sim {
+    pub(crate) sched: Scheduler<Value>,
+    pub(crate) mint: IdMint,
+    pub(crate) alive: Arc<AtomicUsize>,
+    pub(crate) running: Vec<RunTask<Value>>,
+    pub(crate) log: Vec<Action<Value>>,
 }
 
 impl Sim {
-    fn new(cpus: f64) -> Self {
+    pub(crate) fn new(cpus: f64) -> Self {
         Self {
             sched: Scheduler::new(ResourceSet::from_pairs([(CPU, cpus)]).unwrap()),
             mint: IdMint::new(NodeId(7)),
@@ -50,7 +50,7 @@ impl Sim {
         }
     }
 
-    fn value(&self, contained: Vec<ObjectId>) -> Value {
+    pub(crate) fn value(&self, contained: Vec<ObjectId>) -> Value {
         self.alive.fetch_add(1, Ordering::SeqCst);
         Value(Arc::new(Payload {
             contained,
@@ -58,9 +58,15 @@ impl Sim {
         }))
     }
 
-    fn spec(&self, function: &str, args: Vec<ArgSpec<Value>>, cpus: f64) -> TaskSpec<Value> {
+    pub(crate) fn spec(
+        &self,
+        function: &str,
+        args: Vec<ArgSpec<Value>>,
+        cpus: f64,
+    ) -> TaskSpec<Value> {
         TaskSpec {
             id: self.mint.next_task(),
+            kind: TaskKind::Task,
             job: JobId(1),
             module: ModuleId([0; 32]),
             function: function.into(),
@@ -76,14 +82,14 @@ impl Sim {
         }
     }
 
-    fn submit(&mut self, spec: TaskSpec<Value>) -> ObjectId {
+    pub(crate) fn submit(&mut self, spec: TaskSpec<Value>) -> ObjectId {
         let id = spec.id.return_object(1);
         self.sched.submit(spec);
         self.pump();
         id
     }
 
-    fn pump(&mut self) {
+    pub(crate) fn pump(&mut self) {
         for action in self.sched.drain_actions() {
             match action {
                 Action::Run(run) => self.running.push(run),
@@ -92,14 +98,14 @@ impl Sim {
         }
     }
 
-    fn running_functions(&self) -> Vec<&str> {
+    pub(crate) fn running_functions(&self) -> Vec<&str> {
         self.running
             .iter()
             .map(|r| r.spec.function.as_str())
             .collect()
     }
 
-    fn take_running(&mut self, function: &str) -> RunTask<Value> {
+    pub(crate) fn take_running(&mut self, function: &str) -> RunTask<Value> {
         let at = self
             .running
             .iter()
@@ -108,7 +114,7 @@ impl Sim {
         self.running.remove(at)
     }
 
-    fn finish(&mut self, function: &str, contained: Vec<ObjectId>) -> TaskId {
+    pub(crate) fn finish(&mut self, function: &str, contained: Vec<ObjectId>) -> TaskId {
         let run = self.take_running(function);
         let value = self.value(contained);
         self.sched
@@ -117,7 +123,7 @@ impl Sim {
         run.spec.id
     }
 
-    fn fail(&mut self, function: &str, system: bool) {
+    pub(crate) fn fail(&mut self, function: &str, system: bool) {
         let run = self.take_running(function);
         let error = TaskError {
             kind: if system {
@@ -136,7 +142,7 @@ impl Sim {
         self.pump();
     }
 
-    fn error_of(&mut self, id: ObjectId) -> Arc<TaskError> {
+    pub(crate) fn error_of(&mut self, id: ObjectId) -> Arc<TaskError> {
         match self.sched.object(id) {
             Some(ObjectState::Failed(error)) => error,
             other => panic!("expected a failed object, got {other:?}"),

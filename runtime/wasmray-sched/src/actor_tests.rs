@@ -1,0 +1,279 @@
+//! Actors driven through the scheduler by hand: ordering, concurrency, restarts, kill,
+//! names, detached actors and handle lifetimes, on a simulated node.
+
+use crate::tests::{Sim, Value};
+use crate::{Action, ObjectState, Outcome};
+use std::sync::Arc;
+use wasmray_core::{
+    ActorId, ActorName, ActorSpec, ArgSpec, CPU, ErrorKind, JobId, ObjectId, ResourceSet,
+    TaskError, TaskKind,
+};
+
+fn actor_spec(name: Option<&str>) -> ActorSpec {
+    ActorSpec {
+        class: "Counter".into(),
+        max_restarts: 0,
+        max_task_retries: 0,
+        max_concurrency: 1,
+        detached: false,
+        name: name.map(|n| ActorName {
+            namespace: "ns".into(),
+            name: n.into(),
+        }),
+    }
+}
+
+impl Sim {
+    fn create(&mut self, actor: ActorSpec, cpus: f64) -> ActorId {
+        let mut spec = self.spec("Counter", vec![], 0.0);
+        spec.num_returns = 0;
+        spec.resources = ResourceSet::from_pairs([(CPU, cpus)]).unwrap();
+        spec.kind = TaskKind::ActorCreation(Arc::new(actor));
+        let handle = self.value(vec![]);
+        let id = self.sched.submit_actor(spec, handle).expect("name is free");
+        self.pump();
+        id
+    }
+
+    fn call(&mut self, actor: ActorId, method: &str, args: Vec<ArgSpec<Value>>) -> ObjectId {
+        let mut spec = self.spec(method, args, 0.0);
+        spec.resources = ResourceSet::new();
+        spec.max_retries = 0;
+        spec.kind = TaskKind::ActorMethod { actor };
+        self.submit(spec)
+    }
+
+    fn construct(&mut self) {
+        let run = self.take_running("Counter");
+        self.sched
+            .task_finished(run.spec.id, Outcome::Returned(vec![]));
+        self.pump();
+    }
+
+    fn lose_instance(&mut self, actor: ActorId) {
+        for run in std::mem::take(&mut self.running) {
+            let error = oom(&run.spec.function);
+            self.sched.task_finished(
+                run.spec.id,
+                Outcome::Failed {
+                    error,
+                    system: true,
+                },
+            );
+        }
+        self.sched.actor_lost(actor, oom("Counter"));
+        self.pump();
+    }
+
+    fn stopped(&self, actor: ActorId) -> bool {
+        self.log
+            .iter()
+            .any(|a| matches!(a, Action::StopActor(id) if *id == actor))
+    }
+}
+
+fn oom(function: &str) -> TaskError {
+    TaskError {
+        kind: ErrorKind::OutOfMemory,
+        function: function.into(),
+        message: "exceeded its memory limit".into(),
+        backtrace: None,
+        task_chain: vec![],
+        cause: None,
+    }
+}
+
+#[test]
+fn calls_wait_for_the_constructor_then_run_one_at_a_time_in_order() {
+    let mut sim = Sim::new(1.0);
+    let actor = sim.create(actor_spec(None), 0.0);
+    let first = sim.call(actor, "inc", vec![]);
+    sim.call(actor, "get", vec![]);
+    assert_eq!(sim.running_functions(), ["Counter"]);
+    sim.construct();
+    assert_eq!(sim.running_functions(), ["inc"]);
+    sim.finish("inc", vec![]);
+    assert_eq!(sim.running_functions(), ["get"]);
+    assert!(matches!(
+        sim.sched.object(first),
+        Some(ObjectState::Ready(_))
+    ));
+}
+
+#[test]
+fn a_call_waiting_for_its_argument_holds_back_the_calls_behind_it() {
+    let mut sim = Sim::new(1.0);
+    let actor = sim.create(actor_spec(None), 0.0);
+    sim.construct();
+    let slow = sim.submit(sim.spec("slow", vec![], 1.0));
+    sim.call(actor, "takes_slow", vec![ArgSpec::ByRef(slow)]);
+    sim.call(actor, "after", vec![]);
+    assert_eq!(
+        sim.running_functions(),
+        ["slow"],
+        "`after` may not overtake `takes_slow`"
+    );
+    sim.finish("slow", vec![]);
+    assert_eq!(sim.running_functions(), ["takes_slow"]);
+    sim.finish("takes_slow", vec![]);
+    assert_eq!(sim.running_functions(), ["after"]);
+}
+
+#[test]
+fn max_concurrency_lets_that_many_calls_run_at_once() {
+    let mut sim = Sim::new(1.0);
+    let actor = sim.create(
+        ActorSpec {
+            max_concurrency: 2,
+            ..actor_spec(None)
+        },
+        0.0,
+    );
+    sim.construct();
+    for _ in 0..3 {
+        sim.call(actor, "m", vec![]);
+    }
+    assert_eq!(sim.running_functions(), ["m", "m"]);
+}
+
+#[test]
+fn a_lost_instance_retries_the_call_and_restarts_then_dies_with_the_cause() {
+    let mut sim = Sim::new(1.0);
+    let spec = ActorSpec {
+        max_restarts: 1,
+        max_task_retries: 1,
+        ..actor_spec(None)
+    };
+    let actor = sim.create(spec, 0.0);
+    sim.construct();
+    let call = sim.call(actor, "hog", vec![]);
+    let queued = sim.call(actor, "next", vec![]);
+    sim.lose_instance(actor);
+    assert_eq!(sim.running_functions(), ["Counter"], "re-created first");
+    assert!(
+        sim.log
+            .iter()
+            .any(|a| matches!(a, Action::Restart { attempt: 1, .. }))
+    );
+    sim.construct();
+    assert_eq!(
+        sim.running_functions(),
+        ["hog"],
+        "the interrupted call is retried ahead of the queue"
+    );
+    sim.lose_instance(actor);
+    let error = sim.error_of(call);
+    assert_eq!(
+        error.kind,
+        ErrorKind::OutOfMemory,
+        "out of task retries: {error}"
+    );
+    let error = sim.error_of(queued);
+    assert_eq!(error.kind, ErrorKind::ActorDied);
+    assert_eq!(error.root_cause().kind, ErrorKind::OutOfMemory);
+    let late = sim.call(actor, "late", vec![]);
+    assert_eq!(sim.error_of(late).kind, ErrorKind::ActorDied);
+}
+
+#[test]
+fn kill_fails_queued_calls_and_returns_the_actors_resources() {
+    let mut sim = Sim::new(1.0);
+    let actor = sim.create(actor_spec(None), 1.0);
+    sim.construct();
+    assert_eq!(
+        sim.sched.available().get(CPU),
+        0.0,
+        "the actor holds its CPU"
+    );
+    sim.call(actor, "busy", vec![]);
+    let queued = sim.call(actor, "queued", vec![]);
+    sim.sched.kill_actor(actor, true);
+    sim.pump();
+    assert!(sim.stopped(actor));
+    assert_eq!(sim.error_of(queued).kind, ErrorKind::ActorDied);
+    assert_eq!(sim.sched.available().get(CPU), 1.0);
+    // The call that was running ends as lost and fails too.
+    let run = sim.take_running("busy");
+    sim.sched.task_finished(
+        run.spec.id,
+        Outcome::Failed {
+            error: oom("busy"),
+            system: true,
+        },
+    );
+    sim.pump();
+    assert_eq!(
+        sim.error_of(run.spec.id.return_object(1)).kind,
+        ErrorKind::ActorDied
+    );
+}
+
+#[test]
+fn an_actor_whose_handles_are_gone_finishes_its_calls_then_dies() {
+    let mut sim = Sim::new(1.0);
+    let actor = sim.create(actor_spec(None), 1.0);
+    sim.construct();
+    sim.call(actor, "last", vec![]);
+    sim.sched.release(actor.handle_object());
+    sim.pump();
+    assert!(!sim.stopped(actor), "a queued call still runs");
+    sim.finish("last", vec![]);
+    assert!(sim.stopped(actor));
+    assert_eq!(sim.sched.live_actors(), 0);
+    assert_eq!(sim.sched.available().get(CPU), 1.0);
+    assert_eq!(
+        sim.sched.stats().objects,
+        1,
+        "only the call's result is left"
+    );
+}
+
+#[test]
+fn names_are_unique_found_and_freed_on_death() {
+    let mut sim = Sim::new(1.0);
+    let actor = sim.create(actor_spec(Some("keeper")), 0.0);
+    let name = ActorName {
+        namespace: "ns".into(),
+        name: "keeper".into(),
+    };
+    assert_eq!(sim.sched.lookup_actor(&name).map(|i| i.id), Some(actor));
+    let mut dup = sim.spec("Counter", vec![], 0.0);
+    dup.num_returns = 0;
+    dup.kind = TaskKind::ActorCreation(Arc::new(actor_spec(Some("keeper"))));
+    let handle = sim.value(vec![]);
+    assert!(sim.sched.submit_actor(dup, handle).is_err());
+    sim.sched.kill_actor(actor, true);
+    assert!(sim.sched.lookup_actor(&name).is_none());
+}
+
+#[test]
+fn detached_actors_outlive_their_handles_and_their_job() {
+    let mut sim = Sim::new(1.0);
+    let detached = sim.create(
+        ActorSpec {
+            detached: true,
+            ..actor_spec(Some("d"))
+        },
+        0.0,
+    );
+    let plain = sim.create(actor_spec(None), 0.0);
+    sim.construct();
+    sim.construct();
+    sim.sched.release(detached.handle_object());
+    sim.sched.job_finished(JobId(1));
+    sim.pump();
+    assert!(sim.stopped(plain));
+    assert!(!sim.stopped(detached));
+    assert_eq!(sim.sched.live_actors(), 1);
+}
+
+#[test]
+fn a_failing_constructor_fails_every_call_with_its_cause() {
+    let mut sim = Sim::new(1.0);
+    let actor = sim.create(actor_spec(None), 0.0);
+    let call = sim.call(actor, "inc", vec![]);
+    sim.fail("Counter", false);
+    let error = sim.error_of(call);
+    assert_eq!(error.kind, ErrorKind::ActorDied);
+    assert_eq!(error.root_cause().message, "boom");
+}

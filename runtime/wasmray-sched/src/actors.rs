@@ -1,0 +1,506 @@
+//! Actors in the scheduler: each actor's lifecycle, its queue of method calls, restarts and
+//! death, and the registry of names.
+//!
+//! An actor is created by a creation task (which holds the actor's resources from dispatch
+//! until the actor dies) and then serves method calls one at a time, or up to
+//! `max_concurrency`, strictly in submission order: a call whose arguments are not ready holds
+//! back the calls behind it. When the node reports the instance lost, calls in flight are
+//! retried up to `max_task_retries` and the actor is re-created up to `max_restarts`; after
+//! that, or after `kill`, every pending and future call fails with `ActorDied`. An actor
+//! whose handles are all gone drains its queue and then dies quietly (unless detached).
+
+use crate::errors::actor_died;
+use crate::scheduler::{Action, Outcome, RunTask, TaskEntry, TaskState};
+use crate::{ObjectValue, Scheduler};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use wasmray_core::{
+    ActorId, ActorName, ActorSpec, ArgSpec, JobId, ResourceSet, TaskError, TaskId, TaskKind,
+    TaskSpec,
+};
+
+#[derive(Debug)]
+pub(crate) enum ActorState {
+    /// The constructor has not finished yet (first run or a restart).
+    Creating,
+    Alive,
+    /// No handle remains: finishes what is queued, then dies.
+    Draining,
+    /// A call reported the instance lost; waiting for the node's `actor_lost`.
+    Lost,
+    Dead(Arc<TaskError>),
+}
+
+#[derive(Debug)]
+pub(crate) struct ActorEntry<V> {
+    pub(crate) spec: Arc<ActorSpec>,
+    pub(crate) creation: Arc<TaskSpec<V>>,
+    pub(crate) state: ActorState,
+    /// Calls not started yet, in submission order.
+    pub(crate) queue: VecDeque<TaskId>,
+    pub(crate) running: usize,
+    pub(crate) restarts: u32,
+    /// Whether the actor holds its resources (from the first successful construction).
+    pub(crate) holding: bool,
+    /// Whether the creation task's arguments are still referenced (until death).
+    pub(crate) holds_args: bool,
+    pub(crate) handle_dropped: bool,
+}
+
+/// Why a named creation was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameTaken(pub ActorName);
+
+impl std::fmt::Display for NameTaken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "an actor named `{}` already exists in namespace `{}`",
+            self.0.name, self.0.namespace
+        )
+    }
+}
+
+impl std::error::Error for NameTaken {}
+
+/// What `lookup_actor` finds.
+#[derive(Debug, Clone)]
+pub struct ActorInfo {
+    pub id: ActorId,
+    pub spec: Arc<ActorSpec>,
+    pub job: JobId,
+}
+
+#[derive(Debug)]
+pub(crate) struct ActorTable<V> {
+    pub(crate) entries: HashMap<ActorId, ActorEntry<V>>,
+    pub(crate) names: HashMap<ActorName, ActorId>,
+}
+
+impl<V> Default for ActorTable<V> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            names: HashMap::new(),
+        }
+    }
+}
+
+impl<V: ObjectValue> Scheduler<V> {
+    /// Creates an actor from its creation task (`kind` must be `ActorCreation`). Its handle
+    /// object ([`ActorId::handle_object`]) holds `handle` with one reference for the creator;
+    /// a detached actor holds one more itself, until it dies.
+    pub fn submit_actor(&mut self, spec: TaskSpec<V>, handle: V) -> Result<ActorId, NameTaken> {
+        let TaskKind::ActorCreation(actor_spec) = &spec.kind else {
+            unreachable!("submit_actor takes actor creations only");
+        };
+        let actor_spec = Arc::clone(actor_spec);
+        let id = ActorId(spec.id);
+        if let Some(name) = &actor_spec.name {
+            if self.actors.names.contains_key(name) {
+                return Err(NameTaken(name.clone()));
+            }
+            self.actors.names.insert(name.clone(), id);
+        }
+        self.put(id.handle_object(), handle);
+        if actor_spec.detached {
+            self.add_ref(id.handle_object());
+        }
+        let spec = Arc::new(spec);
+        self.actors.entries.insert(
+            id,
+            ActorEntry {
+                spec: actor_spec,
+                creation: Arc::clone(&spec),
+                state: ActorState::Creating,
+                queue: VecDeque::new(),
+                running: 0,
+                restarts: 0,
+                holding: false,
+                holds_args: true,
+                handle_dropped: false,
+            },
+        );
+        self.submit_arc(spec);
+        Ok(id)
+    }
+
+    /// The live actor registered as `name`.
+    pub fn lookup_actor(&self, name: &ActorName) -> Option<ActorInfo> {
+        let id = *self.actors.names.get(name)?;
+        let entry = self.actors.entries.get(&id)?;
+        Some(ActorInfo {
+            id,
+            spec: Arc::clone(&entry.spec),
+            job: entry.creation.job,
+        })
+    }
+
+    /// Kills an actor: with `no_restart`, or when it has no restarts left, it dies at once
+    /// and its calls fail; otherwise its instance is stopped and it is re-created.
+    pub fn kill_actor(&mut self, actor: ActorId, no_restart: bool) {
+        let Some(entry) = self.actors.entries.get(&actor) else {
+            return;
+        };
+        if matches!(entry.state, ActorState::Dead(_)) {
+            return;
+        }
+        let class = entry.spec.class.clone();
+        self.actions.push(Action::StopActor(actor));
+        if no_restart {
+            let cause = actor_died(&class, "it was killed with kill()", None);
+            self.actor_dies(actor, cause);
+        } else {
+            let cause = actor_died(&class, "it was killed with kill_and_restart()", None);
+            self.actor_lost(actor, cause);
+        }
+    }
+
+    /// The node lost the actor's instance (memory cap, CPU limit, kill) after reporting every
+    /// call that was in flight: re-create it if restarts remain, or let it die with `cause`.
+    pub fn actor_lost(&mut self, actor: ActorId, cause: TaskError) {
+        let Some(entry) = self.actors.entries.get_mut(&actor) else {
+            return;
+        };
+        if matches!(entry.state, ActorState::Dead(_)) {
+            return;
+        }
+        if entry.restarts >= entry.spec.max_restarts || entry.handle_dropped {
+            self.actor_dies(actor, cause);
+            return;
+        }
+        entry.restarts += 1;
+        entry.state = ActorState::Creating;
+        let spec = Arc::clone(&entry.creation);
+        let attempt = entry.restarts;
+        self.actions.push(Action::Restart {
+            actor,
+            attempt,
+            cause: Arc::new(cause),
+        });
+        let args = self.resolve_args(&spec).unwrap_or_default();
+        self.tasks.insert(
+            spec.id,
+            TaskEntry {
+                spec: Arc::clone(&spec),
+                state: TaskState::Running { blocked: false },
+                attempt,
+            },
+        );
+        self.actions.push(Action::Run(RunTask {
+            spec,
+            args,
+            attempt,
+        }));
+    }
+
+    /// Kills every actor of `job` that is not detached (its driver has exited).
+    pub fn job_finished(&mut self, job: JobId) {
+        let doomed: Vec<(ActorId, String)> = self
+            .actors
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                e.creation.job == job && !e.spec.detached && !matches!(e.state, ActorState::Dead(_))
+            })
+            .map(|(id, e)| (*id, e.spec.class.to_owned()))
+            .collect();
+        for (actor, class) in doomed {
+            self.actions.push(Action::StopActor(actor));
+            self.actor_dies(actor, actor_died(&class, "its job ended", None));
+        }
+    }
+
+    /// Number of actors that are not dead.
+    pub fn live_actors(&self) -> usize {
+        self.actors
+            .entries
+            .values()
+            .filter(|e| !matches!(e.state, ActorState::Dead(_)))
+            .count()
+    }
+
+    /// A method call was submitted: queue it behind the actor's other calls, or fail it if
+    /// the actor is gone. Returns false if it failed.
+    pub(crate) fn enqueue_call(
+        &mut self,
+        actor: ActorId,
+        task: TaskId,
+        spec: &TaskSpec<V>,
+    ) -> Result<(), TaskError> {
+        match self.actors.entries.get_mut(&actor) {
+            None => Err(actor_died(
+                &spec.function,
+                "the actor no longer exists",
+                None,
+            )),
+            Some(ActorEntry {
+                state: ActorState::Dead(cause),
+                ..
+            }) => Err(actor_died(&spec.function, "its actor is dead", Some(cause))),
+            Some(entry) => {
+                entry.queue.push_back(task);
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts the calls at the head of the actor's queue that are ready, up to its concurrency.
+    pub(crate) fn dispatch_actor(&mut self, actor: ActorId) {
+        loop {
+            let Some(entry) = self.actors.entries.get_mut(&actor) else {
+                return;
+            };
+            if !matches!(entry.state, ActorState::Alive | ActorState::Draining)
+                || entry.running >= entry.spec.max_concurrency as usize
+            {
+                break;
+            }
+            let Some(&front) = entry.queue.front() else {
+                break;
+            };
+            let Some(task) = self.tasks.get_mut(&front) else {
+                entry.queue.pop_front();
+                continue;
+            };
+            if !matches!(task.state, TaskState::Ready) {
+                break;
+            }
+            entry.queue.pop_front();
+            entry.running += 1;
+            task.state = TaskState::Running { blocked: false };
+            let (spec, attempt) = (Arc::clone(&task.spec), task.attempt);
+            match self.resolve_args(&spec) {
+                Some(args) => self.actions.push(Action::Run(RunTask {
+                    spec,
+                    args,
+                    attempt,
+                })),
+                None => {
+                    if let Some(entry) = self.actors.entries.get_mut(&actor) {
+                        entry.running -= 1;
+                    }
+                    let error = crate::errors::invalid(
+                        &spec,
+                        "an argument was lost before the call could run".into(),
+                    );
+                    self.fail_for_good(front, error);
+                }
+            }
+        }
+        self.maybe_finish_draining(actor);
+    }
+
+    /// Whether a queued creation task may start (its actor is not dead); if so, the actor
+    /// holds the resources the dispatch takes from here on.
+    pub(crate) fn creation_may_start(&mut self, actor: ActorId) -> bool {
+        match self.actors.entries.get_mut(&actor) {
+            Some(entry) if !matches!(entry.state, ActorState::Dead(_)) => {
+                entry.holding = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The creation task failed before it ran (an argument failed, it is infeasible).
+    pub(crate) fn creation_failed_early(&mut self, actor: ActorId, error: &Arc<TaskError>) {
+        let Some(entry) = self.actors.entries.get(&actor) else {
+            return;
+        };
+        if matches!(entry.state, ActorState::Creating) {
+            let class = entry.spec.class.clone();
+            self.actor_dies(
+                actor,
+                actor_died(&class, "it could not be created", Some(error)),
+            );
+        }
+    }
+
+    /// The constructor of `task` finished.
+    pub(crate) fn creation_finished(&mut self, task: TaskId, outcome: Outcome<V>) {
+        let actor = ActorId(task);
+        let Some(entry) = self.tasks.remove(&task) else {
+            return;
+        };
+        let Some(actor_entry) = self.actors.entries.get_mut(&actor) else {
+            return;
+        };
+        match outcome {
+            Outcome::Returned(_) if matches!(actor_entry.state, ActorState::Creating) => {
+                actor_entry.state = if actor_entry.handle_dropped {
+                    ActorState::Draining
+                } else {
+                    ActorState::Alive
+                };
+                self.dispatch_actor(actor);
+            }
+            Outcome::Returned(_) => {}
+            Outcome::Failed { error, .. } => {
+                let class = entry.spec.function.clone();
+                let cause = actor_died(&class, "its constructor failed", Some(&Arc::new(error)));
+                self.actions.push(Action::StopActor(actor));
+                self.actor_dies(actor, cause);
+            }
+        }
+    }
+
+    /// A method call finished. `system` failures mean the instance was lost: the call is
+    /// retried (ahead of the queue) up to `max_task_retries`.
+    pub(crate) fn method_finished(&mut self, task: TaskId, actor: ActorId, outcome: Outcome<V>) {
+        let Some(entry) = self.actors.entries.get_mut(&actor) else {
+            self.finish_plain(task, outcome);
+            return;
+        };
+        entry.running = entry.running.saturating_sub(1);
+        match outcome {
+            Outcome::Failed {
+                error,
+                system: true,
+            } => {
+                if !matches!(entry.state, ActorState::Dead(_)) {
+                    // Nothing more runs on the lost instance until it is re-created.
+                    entry.state = ActorState::Lost;
+                }
+                let retries = entry.spec.max_task_retries;
+                let dead = match &entry.state {
+                    ActorState::Dead(cause) => Some(Arc::clone(cause)),
+                    _ => None,
+                };
+                let Some(call) = self.tasks.get_mut(&task) else {
+                    return;
+                };
+                if let Some(cause) = dead {
+                    let error = actor_died(&call.spec.function, "its actor died", Some(&cause));
+                    self.fail_for_good(task, error);
+                } else if call.attempt < retries {
+                    call.attempt += 1;
+                    call.state = TaskState::Ready;
+                    if let Some(entry) = self.actors.entries.get_mut(&actor) {
+                        entry.queue.push_front(task);
+                    }
+                } else {
+                    self.fail_for_good(task, error);
+                }
+            }
+            other => self.finish_plain(task, other),
+        }
+        self.dispatch_actor(actor);
+    }
+
+    /// The actor dies: its resources and arguments go back, its name is freed, and every call
+    /// waiting for it fails with `ActorDied` caused by `cause`.
+    pub(crate) fn actor_dies(&mut self, actor: ActorId, cause: TaskError) {
+        let Some(entry) = self.actors.entries.get_mut(&actor) else {
+            return;
+        };
+        if matches!(entry.state, ActorState::Dead(_)) {
+            return;
+        }
+        let cause = Arc::new(cause);
+        entry.state = ActorState::Dead(Arc::clone(&cause));
+        let queued: Vec<TaskId> = entry.queue.drain(..).collect();
+        let resources = if entry.holding {
+            entry.creation.resources.clone()
+        } else {
+            ResourceSet::new()
+        };
+        entry.holding = false;
+        let release_args = std::mem::take(&mut entry.holds_args);
+        let creation = Arc::clone(&entry.creation);
+        let (name, detached, dropped) = (
+            entry.spec.name.clone(),
+            entry.spec.detached,
+            entry.handle_dropped,
+        );
+        self.available.add_capped(&resources, &self.total);
+        if let Some(name) = name {
+            if self.actors.names.get(&name) == Some(&actor) {
+                self.actors.names.remove(&name);
+            }
+        }
+        // A creation still waiting for its arguments will never run: forget it. (A queued one
+        // is dropped by `dispatch`, which gives back what it took; a running one reports.)
+        if self
+            .tasks
+            .get(&creation.id)
+            .is_some_and(|t| matches!(t.state, TaskState::Waiting { .. }))
+        {
+            self.tasks.remove(&creation.id);
+        }
+        if release_args {
+            let mut events = Vec::new();
+            self.release_args(&creation, &mut events);
+            self.push_events(events);
+        }
+        for call in queued {
+            if let Some(waiting) = self.tasks.get(&call) {
+                let error = actor_died(&waiting.spec.function, "its actor died", Some(&cause));
+                self.fail_for_good(call, error);
+            }
+        }
+        if detached {
+            self.release(actor.handle_object());
+        }
+        if dropped {
+            self.actors.entries.remove(&actor);
+        }
+        self.actions.push(Action::ActorDied { actor, cause });
+    }
+
+    /// The last handle to `actor` is gone.
+    pub(crate) fn actor_handle_freed(&mut self, actor: ActorId) {
+        let Some(entry) = self.actors.entries.get_mut(&actor) else {
+            return;
+        };
+        entry.handle_dropped = true;
+        match entry.state {
+            ActorState::Dead(_) => {
+                self.actors.entries.remove(&actor);
+            }
+            ActorState::Alive => {
+                entry.state = ActorState::Draining;
+                self.maybe_finish_draining(actor);
+            }
+            _ => {}
+        }
+    }
+
+    fn maybe_finish_draining(&mut self, actor: ActorId) {
+        let Some(entry) = self.actors.entries.get(&actor) else {
+            return;
+        };
+        if matches!(entry.state, ActorState::Draining)
+            && entry.queue.is_empty()
+            && entry.running == 0
+        {
+            let class = entry.spec.class.clone();
+            self.actions.push(Action::StopActor(actor));
+            self.actor_dies(
+                actor,
+                actor_died(&class, "every handle to it was dropped", None),
+            );
+        }
+    }
+
+    /// A call that failed before it started (a dependency failed): take it out of the queue.
+    pub(crate) fn forget_call(&mut self, actor: ActorId, task: TaskId) {
+        if let Some(entry) = self.actors.entries.get_mut(&actor) {
+            entry.queue.retain(|t| *t != task);
+        }
+    }
+
+    /// The values of `spec`'s arguments, or `None` if one is not ready.
+    pub(crate) fn resolve_args(&self, spec: &TaskSpec<V>) -> Option<Vec<V>> {
+        spec.args
+            .iter()
+            .map(|arg| match arg {
+                ArgSpec::Value(value) => Some(value.clone()),
+                ArgSpec::ByRef(id) => match self.objects.get(*id).map(|e| &e.state) {
+                    Some(crate::ObjectState::Ready(value)) => Some(value.clone()),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+}
