@@ -12,9 +12,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmray_core::{ErrorKind, JobId, ModuleId, TaskError, TaskSpec};
+use wasmray_abi::TASK_EXPORT_PREFIX;
+use wasmray_core::{ErrorKind, JobId, ModuleId, TaskError, TaskKind, TaskSpec};
 use wasmray_sched::{Outcome, RunTask};
-use wasmray_wasm::{CallLimits, Caller, GuestInstance, InstanceSetup, TaskCall, TaskOutcome};
+use wasmray_wasm::{
+    CallLimits, Caller, GuestInstance, InstanceSetup, NestedCalls, TaskCall, TaskOutcome,
+};
 
 /// Which instances may serve a task.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -26,7 +29,7 @@ pub(crate) struct PoolKey {
 
 /// An instance and the slot it occupies.
 pub(crate) struct PooledInstance {
-    instance: GuestInstance,
+    pub(crate) instance: GuestInstance,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -91,7 +94,35 @@ impl InstancePool {
 }
 
 impl NodeInner {
+    /// Runs what the scheduler dispatched: a task, an actor's constructor, or a method call.
     pub(crate) async fn execute(self: Arc<Self>, run: RunTask<Value>) {
+        match run.spec.kind {
+            TaskKind::Task => self.execute_task(run).await,
+            TaskKind::ActorCreation(_) => self.construct_actor(run).await,
+            TaskKind::ActorMethod { actor } => self.call_method(actor, run).await,
+        }
+    }
+
+    /// The caller identity and limits of a run.
+    pub(crate) fn call_context(&self, spec: &TaskSpec<Value>) -> (Caller, CallLimits) {
+        let caller = Caller {
+            task: spec.id,
+            run: self.mint.next_task(),
+            job: spec.job,
+            module: spec.module,
+            lineage: spec.lineage.clone(),
+        };
+        let limits = CallLimits {
+            memory_bytes: spec.memory_limit.unwrap_or(self.config.default_task_memory),
+            cpu_time: spec
+                .cpu_time_limit_ms
+                .map(Duration::from_millis)
+                .or(self.config.default_cpu_time_limit),
+        };
+        (caller, limits)
+    }
+
+    async fn execute_task(self: Arc<Self>, run: RunTask<Value>) {
         let spec = Arc::clone(&run.spec);
         let key = PoolKey {
             job: spec.job,
@@ -100,7 +131,7 @@ impl NodeInner {
         };
         let pooled = match self.pool.take(&key) {
             Some(pooled) => pooled,
-            None => match self.instantiate(&spec).await {
+            None => match self.instantiate(&spec, None).await {
                 Ok(pooled) => pooled,
                 Err(error) => {
                     self.with_sched(|sched| {
@@ -117,21 +148,9 @@ impl NodeInner {
             },
         };
         let mut pooled = pooled;
-        let caller = Caller {
-            task: spec.id,
-            run: self.mint.next_task(),
-            job: spec.job,
-            module: spec.module,
-            lineage: spec.lineage.clone(),
-        };
-        let limits = CallLimits {
-            memory_bytes: spec.memory_limit.unwrap_or(self.config.default_task_memory),
-            cpu_time: spec
-                .cpu_time_limit_ms
-                .map(Duration::from_millis)
-                .or(self.config.default_cpu_time_limit),
-        };
+        let (caller, limits) = self.call_context(&spec);
         let call = TaskCall {
+            export: format!("{TASK_EXPORT_PREFIX}{}", spec.function),
             function: spec.function.clone(),
             args: run.args.iter().map(|value| Arc::clone(&value.0)).collect(),
             caller,
@@ -143,7 +162,12 @@ impl NodeInner {
         // Back to the pool before the result is sealed: a caller woken by the seal that
         // submits again at once must find the instance idle.
         let spent = spec.max_calls > 0 && pooled.instance.calls() >= spec.max_calls;
-        if pooled.instance.reusable() && !spent && !self.shutting_down.load(Ordering::Relaxed) {
+        let succeeded = matches!(finished.outcome, TaskOutcome::Returned(_));
+        if succeeded
+            && pooled.instance.reusable()
+            && !spent
+            && !self.shutting_down.load(Ordering::Relaxed)
+        {
             self.pool
                 .put(key, pooled, self.config.idle_instances_per_function);
         } else {
@@ -163,9 +187,10 @@ impl NodeInner {
         self.release(&finished.held);
     }
 
-    async fn instantiate(
+    pub(crate) async fn instantiate(
         self: &Arc<Self>,
         spec: &TaskSpec<Value>,
+        nested: Option<Arc<dyn NestedCalls>>,
     ) -> Result<PooledInstance, TaskError> {
         let system = |message: String| TaskError {
             kind: ErrorKind::System,
@@ -188,6 +213,7 @@ impl NodeInner {
             services: GuestServices::shared(self),
             output: Arc::clone(&self.config.output),
             args: vec![module.name().to_owned()],
+            nested,
         };
         let instance = GuestInstance::new(&self.host, &module, setup)
             .await

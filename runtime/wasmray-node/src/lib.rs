@@ -9,6 +9,8 @@
 //! The node prints nothing itself: guest output and unhandled errors go to the configured
 //! [`OutputSink`]; diagnostics go to `tracing`.
 
+mod actor_services;
+mod actors;
 mod config;
 mod execute;
 mod node;

@@ -5,15 +5,19 @@
 //! them out (spawn a task, wake waiters, report an unhandled error). Nothing slow ever runs
 //! under the lock.
 
+use crate::actors::ActorHost;
 use crate::execute::InstancePool;
 use crate::services::GuestServices;
 use crate::value::Value;
 use crate::waiters::Waiters;
 use crate::{NodeConfig, NodeError};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use wasmray_core::{CPU, GPU, IdMint, JobId, Lineage, NodeId, ObjectId, ResourceSet, TaskError};
+use wasmray_core::{
+    ActorId, CPU, GPU, IdMint, JobId, Lineage, NodeId, ObjectId, ResourceSet, TaskError,
+};
 use wasmray_sched::{Action, SchedStats, Scheduler};
 use wasmray_store::{ObjectStore, StoreStats};
 use wasmray_wasm::{
@@ -52,6 +56,7 @@ pub(crate) struct NodeInner {
     pub(crate) sched: Mutex<Scheduler<Value>>,
     pub(crate) waiters: Waiters,
     pub(crate) pool: InstancePool,
+    pub(crate) actors: Mutex<HashMap<ActorId, Arc<ActorHost>>>,
     next_job: AtomicU32,
     pub(crate) shutting_down: AtomicBool,
 }
@@ -82,6 +87,7 @@ impl Node {
             store,
             sched: Mutex::new(Scheduler::new(total)),
             waiters: Waiters::default(),
+            actors: Mutex::default(),
             next_job: AtomicU32::new(1),
             shutting_down: AtomicBool::new(false),
         });
@@ -130,6 +136,7 @@ impl Node {
                 services: GuestServices::shared(inner),
                 output: Arc::clone(&inner.config.output),
                 args: argv,
+                nested: None,
             },
         )
         .await?;
@@ -144,6 +151,8 @@ impl Node {
             .run_main(caller, inner.config.max_task_memory)
             .await;
         inner.release(&finished.held);
+        // The job's actors go with its driver, unless detached (as in Ray).
+        inner.with_sched(|sched| sched.job_finished(job));
         Ok(match finished.outcome {
             MainOutcome::Exited(code) => DriverExit::Exited(code),
             MainOutcome::Failed(error) => DriverExit::Failed(error),
@@ -162,6 +171,16 @@ impl Node {
     pub fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::Relaxed);
         self.inner.pool.clear();
+        let actors: Vec<_> = self
+            .inner
+            .actors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .collect();
+        for (_, host) in actors {
+            host.stop();
+        }
     }
 }
 
@@ -210,6 +229,19 @@ impl NodeInner {
                     tracing::warn!(%task, %function, attempt, %reason, "task failed; retrying");
                 }
                 Action::Failed { task, error } => tracing::debug!(%task, %error, "task failed"),
+                Action::StopActor(actor) => self.stop_actor(actor),
+                Action::ActorDied { actor, cause } => {
+                    tracing::debug!(%actor, %cause, "actor died");
+                    self.forget_actor(actor);
+                }
+                Action::Restart {
+                    actor,
+                    attempt,
+                    cause,
+                } => {
+                    let reason = cause.message.lines().last().unwrap_or_default().to_owned();
+                    tracing::warn!(%actor, attempt, %reason, "actor lost its instance; restarting");
+                }
                 Action::UnhandledError(error) => {
                     let text = format!("unhandled error (the result was never retrieved): {error}");
                     for line in text.lines() {

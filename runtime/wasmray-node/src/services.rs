@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use wasmray_abi::{CallOptions, ClusterQuery, NodeInfo};
 use wasmray_core::{
     ArgSpec, CPU, DEFAULT_MAX_RETRIES, ErrorKind, GPU, ObjectId, ResourceError, ResourceSet,
-    TaskError, TaskId, TaskSpec,
+    TaskError, TaskId, TaskKind, TaskSpec,
 };
 use wasmray_sched::ObjectState;
 use wasmray_store::StoredObject;
@@ -22,7 +22,7 @@ use wasmray_wasm::{BoxFuture, Caller, GetOutcome, NodeServices, Submission, Subm
 
 /// The node as its guests see it.
 pub(crate) struct GuestServices {
-    node: Arc<NodeInner>,
+    pub(crate) node: Arc<NodeInner>,
 }
 
 impl GuestServices {
@@ -109,6 +109,7 @@ impl NodeInner {
         let resources = resources_of(options);
         let mut spec = TaskSpec {
             id: self.mint.next_task(),
+            kind: TaskKind::Task,
             job: caller.job,
             module: caller.module,
             lineage: caller.lineage.child(&submission.function),
@@ -162,7 +163,7 @@ impl NodeInner {
     }
 }
 
-fn resources_of(options: &CallOptions) -> Result<ResourceSet, ResourceError> {
+pub(crate) fn resources_of(options: &CallOptions) -> Result<ResourceSet, ResourceError> {
     let mut set = ResourceSet::new();
     set.insert(CPU, options.num_cpus.unwrap_or(1.0))?;
     set.insert(GPU, options.num_gpus.unwrap_or(0.0))?;

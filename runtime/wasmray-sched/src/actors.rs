@@ -69,6 +69,9 @@ pub struct ActorInfo {
     pub id: ActorId,
     pub spec: Arc<ActorSpec>,
     pub job: JobId,
+    /// The instance's memory cap and each call's CPU-time limit, as created.
+    pub memory_limit: Option<u64>,
+    pub cpu_time_limit_ms: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -125,6 +128,21 @@ impl<V: ObjectValue> Scheduler<V> {
         Ok(id)
     }
 
+    /// What the scheduler knows of a live actor.
+    pub fn actor_info(&self, id: ActorId) -> Option<ActorInfo> {
+        let entry = self.actors.entries.get(&id)?;
+        if matches!(entry.state, ActorState::Dead(_)) {
+            return None;
+        }
+        Some(ActorInfo {
+            id,
+            spec: Arc::clone(&entry.spec),
+            job: entry.creation.job,
+            memory_limit: entry.creation.memory_limit,
+            cpu_time_limit_ms: entry.creation.cpu_time_limit_ms,
+        })
+    }
+
     /// The live actor registered as `name`.
     pub fn lookup_actor(&self, name: &ActorName) -> Option<ActorInfo> {
         let id = *self.actors.names.get(name)?;
@@ -133,6 +151,8 @@ impl<V: ObjectValue> Scheduler<V> {
             id,
             spec: Arc::clone(&entry.spec),
             job: entry.creation.job,
+            memory_limit: entry.creation.memory_limit,
+            cpu_time_limit_ms: entry.creation.cpu_time_limit_ms,
         })
     }
 
@@ -162,7 +182,12 @@ impl<V: ObjectValue> Scheduler<V> {
         let Some(entry) = self.actors.entries.get_mut(&actor) else {
             return;
         };
-        if matches!(entry.state, ActorState::Dead(_)) {
+        // Only an instance that was serving can be lost; a loss reported while a new one is
+        // being constructed (a second report, or a kill that already restarted it) is moot.
+        if !matches!(
+            entry.state,
+            ActorState::Alive | ActorState::Lost | ActorState::Draining
+        ) {
             return;
         }
         if entry.restarts >= entry.spec.max_restarts || entry.handle_dropped {
@@ -358,7 +383,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 error,
                 system: true,
             } => {
-                if !matches!(entry.state, ActorState::Dead(_)) {
+                if matches!(entry.state, ActorState::Alive | ActorState::Draining) {
                     // Nothing more runs on the lost instance until it is re-created.
                     entry.state = ActorState::Lost;
                 }

@@ -5,6 +5,7 @@
 //! traps the calling guest with a [`crate::GuestFault`]; nothing here panics on guest input.
 
 use crate::memory::{fault, read_u32s, slice, slice_mut, write_info, write_u32s};
+use crate::nested::block_on;
 use crate::services::{GetOutcome, Submission, SubmittedArg};
 use crate::state::{CallState, GuestState, Staged, StagedBytes};
 use std::sync::Arc;
@@ -44,31 +45,39 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> Result<()> {
     linker.func_wrap(IMPORT_MODULE, imports::TASK_RETURN, task_return)?;
     linker.func_wrap(IMPORT_MODULE, imports::REPORT_PANIC, report_panic)?;
     linker.func_wrap(IMPORT_MODULE, imports::CLUSTER_INFO, cluster_info)?;
+    crate::actor_imports::add_to_linker(linker)?;
     Ok(())
 }
 
-fn memory(caller: &Caller<'_, GuestState>, import: &'static str) -> Result<Memory> {
+pub(crate) fn memory(caller: &Caller<'_, GuestState>, import: &'static str) -> Result<Memory> {
     caller
         .data()
         .memory
         .ok_or_else(|| fault(import, "the module exports no memory"))
 }
 
-fn call<'a>(state: &'a mut GuestState, import: &'static str) -> Result<&'a mut CallState> {
+pub(crate) fn call<'a>(
+    state: &'a mut GuestState,
+    import: &'static str,
+) -> Result<&'a mut CallState> {
     state
         .call
         .as_mut()
         .ok_or_else(|| fault(import, "called while no task is running"))
 }
 
-fn handle_to_id(state: &GuestState, import: &'static str, handle: u32) -> Result<ObjectId> {
+pub(crate) fn handle_to_id(
+    state: &GuestState,
+    import: &'static str,
+    handle: u32,
+) -> Result<ObjectId> {
     state
         .handles
         .get(handle)
         .ok_or_else(|| fault(import, format!("unknown object handle {handle}")))
 }
 
-fn value_refs(
+pub(crate) fn value_refs(
     state: &GuestState,
     import: &'static str,
     value: &ValueOut<'_>,
@@ -84,6 +93,27 @@ fn timeout_of(ms: i64) -> Option<Duration> {
     u64::try_from(ms).ok().map(Duration::from_millis)
 }
 
+/// Translates a submission's arguments: handles to object IDs, values stored.
+pub(crate) fn submitted_args(
+    state: &GuestState,
+    import: &'static str,
+    args: &[ArgOut<'_>],
+) -> Result<Vec<SubmittedArg>> {
+    args.iter()
+        .map(|arg| match arg {
+            ArgOut::Ref(handle) => Ok(SubmittedArg::ByRef(handle_to_id(state, import, *handle)?)),
+            ArgOut::Value(value) => {
+                let contained = value_refs(state, import, value)?;
+                let stored = state
+                    .services
+                    .store_value(value.bytes, contained)
+                    .map_err(|e| fault(import, e))?;
+                Ok(SubmittedArg::Value(stored))
+            }
+        })
+        .collect()
+}
+
 fn submit_task(
     mut caller: Caller<'_, GuestState>,
     spec_ptr: u32,
@@ -95,20 +125,7 @@ fn submit_task(
     let (data, state) = memory.data_and_store_mut(&mut caller);
     let spec: TaskSubmission<'_> = wasmray_abi::decode(slice(data, IMPORT, spec_ptr, spec_len)?)
         .map_err(|e| fault(IMPORT, format!("malformed task submission: {e}")))?;
-    let mut args = Vec::with_capacity(spec.args.len());
-    for arg in &spec.args {
-        args.push(match arg {
-            ArgOut::Ref(handle) => SubmittedArg::ByRef(handle_to_id(state, IMPORT, *handle)?),
-            ArgOut::Value(value) => {
-                let contained = value_refs(state, IMPORT, value)?;
-                let stored = state
-                    .services
-                    .store_value(value.bytes, contained)
-                    .map_err(|e| fault(IMPORT, e))?;
-                SubmittedArg::Value(stored)
-            }
-        });
-    }
+    let args = submitted_args(state, IMPORT, &spec.args)?;
     let submission = Submission {
         function: spec.function.to_owned(),
         args,
@@ -141,7 +158,11 @@ fn put(mut caller: Caller<'_, GuestState>, value_ptr: u32, value_len: u32) -> Re
 }
 
 /// Stages `bytes` and the handles of `contained` (whose references the caller already added).
-fn stage(state: &mut GuestState, bytes: StagedBytes, contained: &[ObjectId]) -> StagedInfo {
+pub(crate) fn stage(
+    state: &mut GuestState,
+    bytes: StagedBytes,
+    contained: &[ObjectId],
+) -> StagedInfo {
     let handles: Vec<u32> = contained
         .iter()
         .map(|&id| state.handles.insert(id))
@@ -171,7 +192,7 @@ async fn get(
             Arc::clone(&state.services),
         )
     };
-    let outcome = services.get(&task, id, timeout_of(timeout_ms)).await;
+    let outcome = block_on(&mut caller, services.get(&task, id, timeout_of(timeout_ms))).await?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
     let (status, info) = match outcome {
         GetOutcome::Value(object) => {
@@ -218,9 +239,11 @@ async fn wait(
             Arc::clone(&state.services),
         )
     };
-    let ready = services
-        .wait(&task, ids, num_returns as usize, timeout_of(timeout_ms))
-        .await;
+    let ready = block_on(
+        &mut caller,
+        services.wait(&task, ids, num_returns as usize, timeout_of(timeout_ms)),
+    )
+    .await?;
     let data = memory.data_mut(&mut caller);
     let out = slice_mut(data, IMPORT, ready_ptr, ready.len())?;
     for (byte, &is_ready) in out.iter_mut().zip(&ready) {

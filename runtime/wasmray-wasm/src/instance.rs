@@ -7,18 +7,18 @@
 //! between). An instance that failed is never reused.
 
 use crate::WasmError;
+use crate::failure::{classify, task_outcome};
 use crate::host::WasmHost;
-use crate::memory::GuestFault;
 use crate::module::{GuestModule, check_abi_version};
 use crate::output::{GuestOutput, OutputSink, Stream};
 use crate::services::{Caller, NodeServices};
 use crate::state::{CallState, GuestState, HandleTable, MemoryCap};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmray_abi::{ErrorKind, TASK_EXPORT_PREFIX, TaskError, exports};
+use wasmray_abi::{TaskError, exports};
 use wasmray_core::ObjectId;
 use wasmray_store::StoredObject;
-use wasmtime::{Instance, Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime::{Instance, Store, UpdateDeadline};
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 
 /// How an instance is set up.
@@ -27,6 +27,8 @@ pub struct InstanceSetup {
     pub output: Arc<dyn OutputSink>,
     /// Command-line arguments the guest sees (the driver's `[args]`; empty for tasks).
     pub args: Vec<String>,
+    /// For an actor with `max_concurrency > 1`: where its blocked calls find others to run.
+    pub nested: Option<Arc<dyn crate::NestedCalls>>,
 }
 
 /// The limits of one call.
@@ -38,6 +40,9 @@ pub struct CallLimits {
 
 /// A task to run in an instance.
 pub struct TaskCall {
+    /// The export to call: `wasmray_task:f`, `wasmray_actor_new:C` or `wasmray_actor_call:C::m`.
+    pub export: String,
+    /// What errors call it: `f`, `C` or `C::m`.
     pub function: String,
     pub args: Vec<Arc<StoredObject>>,
     pub caller: Caller,
@@ -68,6 +73,45 @@ pub enum MainOutcome {
 pub struct Finished<T> {
     pub outcome: T,
     pub held: Vec<ObjectId>,
+    /// The instance cannot serve again: it hit its memory cap or CPU limit, or was killed.
+    pub instance_lost: bool,
+}
+
+/// Stops an instance from another task: a running guest traps at its next epoch tick, one
+/// blocked in `get` or `wait` at once. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct KillSwitch {
+    inner: Arc<KillInner>,
+}
+
+#[derive(Debug, Default)]
+struct KillInner {
+    killed: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl KillSwitch {
+    pub fn kill(&self) {
+        self.inner
+            .killed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner.notify.notify_waiters();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.inner.killed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Resolves once `kill` has been called.
+    pub async fn killed(&self) {
+        loop {
+            let notified = self.inner.notify.notified();
+            if self.is_killed() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// A live guest instance.
@@ -77,6 +121,7 @@ pub struct GuestInstance {
     module: Arc<GuestModule>,
     calls: u32,
     poisoned: bool,
+    retain_handles: bool,
 }
 
 impl std::fmt::Debug for GuestInstance {
@@ -116,12 +161,17 @@ impl GuestInstance {
             ticks: 0,
             tick_limit: None,
             deadline_hit: false,
+            kill: KillSwitch::default(),
+            nested: setup.nested,
         };
         let mut store = Store::new(host.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_callback(|mut context| {
             let state = context.data_mut();
             state.ticks += 1;
+            if state.kill.is_killed() {
+                return Ok(UpdateDeadline::Interrupt);
+            }
             if state.tick_limit.is_some_and(|limit| state.ticks > limit) {
                 state.deadline_hit = true;
                 return Ok(UpdateDeadline::Interrupt);
@@ -161,6 +211,7 @@ impl GuestInstance {
             module: Arc::clone(module),
             calls: 0,
             poisoned: false,
+            retain_handles: false,
         })
     }
 
@@ -173,14 +224,26 @@ impl GuestInstance {
         self.calls
     }
 
-    /// Whether the instance may serve another call (it has not failed).
+    /// Whether the instance may serve another call: it was not lost, and no call left it in
+    /// a state the host cannot vouch for.
     pub fn reusable(&self) -> bool {
         !self.poisoned
     }
 
-    /// Runs remote function `call.function`.
+    /// Keeps handles from one call to the next (an actor's state may hold refs); they are
+    /// released when the guest drops them or the instance goes.
+    pub fn retain_handles(&mut self) {
+        self.retain_handles = true;
+    }
+
+    /// The switch that stops this instance.
+    pub fn kill_switch(&self) -> KillSwitch {
+        self.store.data().kill.clone()
+    }
+
+    /// Runs the export `call.export` as a task, constructor or method.
     pub async fn run_task(&mut self, call: TaskCall) -> Finished<TaskOutcome> {
-        let export = format!("{TASK_EXPORT_PREFIX}{}", call.function);
+        let export = call.export;
         let function = call.function.clone();
         self.begin(call.caller, call.args, call.limits, Some(call.label));
         let result = match self
@@ -192,29 +255,21 @@ impl GuestInstance {
                 "the module exports no `{export}`"
             ))),
         };
-        let (mut state, mut held) = self.end();
-        if result.is_err() {
-            // Results set before a later trap are discarded: release the refs they hold.
-            for value in state.results.take().into_iter().flatten() {
-                held.extend_from_slice(value.contained());
-            }
+        let (call, mut held) = self.end();
+        let instance_lost = self.lost();
+        self.poisoned |= instance_lost;
+        let (outcome, discarded) = task_outcome(self.store.data(), call, &function, result);
+        held.extend(discarded);
+        Finished {
+            outcome,
+            held,
+            instance_lost,
         }
-        let outcome = match result {
-            Ok(()) => {
-                match state.results {
-                    Some(results) => TaskOutcome::Returned(results),
-                    None => {
-                        self.poisoned = true;
-                        TaskOutcome::Failed(task_error(&state, &function, ErrorKind::InvalidTask, "returned without calling task_return (was it built with the wasmray SDK?)".into(), None))
-                    }
-                }
-            }
-            Err(error) => {
-                self.poisoned = true;
-                TaskOutcome::Failed(self.classify(&state, &function, &error))
-            }
-        };
-        Finished { outcome, held }
+    }
+
+    fn lost(&self) -> bool {
+        let state = self.store.data();
+        state.limits.hit || state.deadline_hit || state.kill.is_killed()
     }
 
     /// Runs the module's `main` as the driver.
@@ -238,15 +293,20 @@ impl GuestInstance {
             )),
         };
         let (state, held) = self.end();
+        let instance_lost = self.lost();
         self.poisoned = true;
         let outcome = match result {
             Ok(()) => MainOutcome::Exited(0),
             Err(error) => match error.downcast_ref::<I32Exit>() {
                 Some(exit) => MainOutcome::Exited(exit.0),
-                None => MainOutcome::Failed(self.classify(&state, "main", &error)),
+                None => MainOutcome::Failed(classify(self.store.data(), &state, "main", &error)),
             },
         };
-        Finished { outcome, held }
+        Finished {
+            outcome,
+            held,
+            instance_lost,
+        }
     }
 
     fn begin(
@@ -278,46 +338,14 @@ impl GuestInstance {
         let state = self.store.data_mut();
         state.output.flush();
         state.staged = None;
-        let held = state.handles.drain();
+        let held = if self.retain_handles {
+            Vec::new()
+        } else {
+            state.handles.drain()
+        };
         // `begin` set the call and guests have no way to remove it.
         let call = state.call.take().expect("a call is in progress");
         (call, held)
-    }
-
-    fn classify(&self, call: &CallState, function: &str, error: &wasmtime::Error) -> TaskError {
-        let state = self.store.data();
-        let backtrace = error
-            .downcast_ref::<WasmBacktrace>()
-            .and_then(format_backtrace);
-        let (kind, message) = if state.deadline_hit {
-            let limit = state.tick_limit.unwrap_or(0) * crate::host::EPOCH_TICK.as_millis() as u64;
-            (
-                ErrorKind::DeadlineExceeded,
-                format!("ran for more than its cpu time limit of {limit} ms"),
-            )
-        } else if state.limits.hit {
-            (
-                ErrorKind::OutOfMemory,
-                format!(
-                    "exceeded its memory limit of {} bytes",
-                    state.limits.max_bytes
-                ),
-            )
-        } else if let Some(message) = &call.panic_message {
-            (ErrorKind::Panic, message.clone())
-        } else if let Some(exit) = error.downcast_ref::<I32Exit>() {
-            (
-                ErrorKind::Trap,
-                format!("called exit({}) inside a task", exit.0),
-            )
-        } else if let Some(fault) = error.downcast_ref::<GuestFault>() {
-            (ErrorKind::Trap, format!("misused the host ABI: {fault}"))
-        } else if let Some(trap) = error.downcast_ref::<Trap>() {
-            (ErrorKind::Trap, trap_message(*trap))
-        } else {
-            (ErrorKind::Trap, format!("{error:#}"))
-        };
-        task_error(call, function, kind, message, backtrace)
     }
 }
 
@@ -329,69 +357,4 @@ impl Drop for GuestInstance {
             state.services.release(&held);
         }
     }
-}
-
-fn task_error(
-    call: &CallState,
-    function: &str,
-    kind: ErrorKind,
-    message: String,
-    backtrace: Option<String>,
-) -> TaskError {
-    TaskError {
-        kind,
-        function: function.to_owned(),
-        message,
-        backtrace,
-        task_chain: call.caller.lineage.error_chain(),
-        cause: None,
-    }
-}
-
-fn trap_message(trap: Trap) -> String {
-    match trap {
-        Trap::StackOverflow => "overflowed its stack (unbounded recursion?)".into(),
-        Trap::UnreachableCodeReached => "unreachable code reached (an abort)".into(),
-        Trap::MemoryOutOfBounds => "out-of-bounds memory access".into(),
-        Trap::IntegerDivisionByZero => "integer division by zero".into(),
-        other => other.to_string(),
-    }
-}
-
-/// Frames of the panic machinery that sit above the guest's own code in a panic's backtrace.
-fn is_panic_machinery(name: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "abort",
-        "std::",
-        "core::",
-        "__rustc::",
-        "__rust_",
-        "rust_panic",
-        "rust_begin_unwind",
-    ];
-    PREFIXES.iter().any(|prefix| name.starts_with(prefix))
-}
-
-/// Demangled frames, innermost first, without the panic machinery above the guest's code.
-fn format_backtrace(backtrace: &WasmBacktrace) -> Option<String> {
-    let names: Vec<String> = backtrace
-        .frames()
-        .iter()
-        .map(|frame| {
-            frame.func_name().map_or_else(
-                || "<unnamed>".to_owned(),
-                |n| format!("{:#}", rustc_demangle::demangle(n)),
-            )
-        })
-        .collect();
-    let first_own = names
-        .iter()
-        .position(|n| !is_panic_machinery(n))
-        .unwrap_or(0);
-    let frames: Vec<String> = names[first_own..]
-        .iter()
-        .enumerate()
-        .map(|(i, name)| format!("  {i}: {name}"))
-        .collect();
-    (!frames.is_empty()).then(|| frames.join("\n"))
 }

@@ -6,24 +6,31 @@
 //! requests *mean* (scheduling, reference counting, storage) is decided by the node through
 //! the [`NodeServices`] trait; this crate does not schedule and does not network.
 
+mod actor_imports;
 mod cache;
+mod failure;
 mod host;
 mod imports;
 mod instance;
 mod memory;
 mod module;
+mod nested;
 mod output;
 mod services;
 mod state;
 
 pub use host::{EPOCH_TICK, WasmHost, WasmHostConfig};
 pub use instance::{
-    CallLimits, Finished, GuestInstance, InstanceSetup, MainOutcome, TaskCall, TaskOutcome,
+    CallLimits, Finished, GuestInstance, InstanceSetup, KillSwitch, MainOutcome, TaskCall,
+    TaskOutcome,
 };
 pub use memory::GuestFault;
 pub use module::GuestModule;
 pub use output::{OutputSink, StdioSink, Stream};
-pub use services::{BoxFuture, Caller, GetOutcome, NodeServices, Submission, SubmittedArg};
+pub use services::{
+    ActorRequest, ActorServices, BoxFuture, Caller, GetOutcome, NestedCall, NestedCalls,
+    NodeServices, Submission, SubmittedArg,
+};
 
 use std::path::PathBuf;
 

@@ -8,7 +8,10 @@
 use crate::WasmError;
 use crate::state::GuestState;
 use std::collections::HashSet;
-use wasmray_abi::{ABI_VERSION, IMPORT_MODULE, TASK_EXPORT_PREFIX, exports};
+use wasmray_abi::{
+    ABI_VERSION, ACTOR_CALL_EXPORT_PREFIX, ACTOR_NEW_EXPORT_PREFIX, IMPORT_MODULE,
+    TASK_EXPORT_PREFIX, exports,
+};
 use wasmray_core::ModuleId;
 use wasmtime::{ExternType, InstancePre, Linker, Module, ValType};
 
@@ -20,8 +23,7 @@ pub struct GuestModule {
     pub(crate) id: ModuleId,
     pub(crate) name: String,
     pub(crate) pre: InstancePre<GuestState>,
-    functions: HashSet<String>,
-    has_start: bool,
+    exports: HashSet<String>,
 }
 
 impl std::fmt::Debug for GuestModule {
@@ -54,17 +56,12 @@ impl GuestModule {
                         message: format!("{error:#}"),
                     },
                 })?;
-        let functions = module
-            .exports()
-            .filter_map(|e| e.name().strip_prefix(TASK_EXPORT_PREFIX).map(str::to_owned))
-            .collect();
-        let has_start = module.get_export(exports::START).is_some();
+        let exports = module.exports().map(|e| e.name().to_owned()).collect();
         Ok(Self {
             id,
             name,
             pre,
-            functions,
-            has_start,
+            exports,
         })
     }
 
@@ -79,12 +76,25 @@ impl GuestModule {
 
     /// Whether the module defines remote function `function`.
     pub fn has_function(&self, function: &str) -> bool {
-        self.functions.contains(function)
+        self.exports
+            .contains(&format!("{TASK_EXPORT_PREFIX}{function}"))
+    }
+
+    /// Whether the module defines actor class `class`.
+    pub fn has_actor_class(&self, class: &str) -> bool {
+        self.exports
+            .contains(&format!("{ACTOR_NEW_EXPORT_PREFIX}{class}"))
+    }
+
+    /// Whether the module defines method `method` (`Class::method`) of an actor class.
+    pub fn has_actor_method(&self, method: &str) -> bool {
+        self.exports
+            .contains(&format!("{ACTOR_CALL_EXPORT_PREFIX}{method}"))
     }
 
     /// Whether the module has a `main` to run as a driver.
     pub fn has_main(&self) -> bool {
-        self.has_start
+        self.exports.contains(exports::START)
     }
 }
 

@@ -68,6 +68,14 @@ impl GuestOutput {
         }
     }
 
+    pub(crate) fn label(&self) -> Option<String> {
+        self.inner
+            .label
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     pub(crate) fn set_label(&self, label: Option<String>) {
         *self
             .inner

@@ -56,7 +56,7 @@ pub enum GetOutcome {
 }
 
 /// A node as seen from its guests.
-pub trait NodeServices: Send + Sync + 'static {
+pub trait NodeServices: ActorServices {
     /// Submits a task; returns its return objects, each with one reference for the caller.
     /// A function the module does not export fails the task with an `invalid-task` error.
     fn submit(&self, caller: &Caller, submission: Submission) -> Vec<ObjectId>;
@@ -106,4 +106,55 @@ pub trait NodeServices: Send + Sync + 'static {
 
     /// Answers a cluster query, postcard-encoded as `wit/wasmray.wit` says.
     fn cluster_info(&self, query: ClusterQuery) -> Vec<u8>;
+}
+
+/// What a guest asks to create an actor, with handles already translated.
+#[derive(Debug)]
+pub struct ActorRequest {
+    pub class: String,
+    pub args: Vec<SubmittedArg>,
+    pub options: wasmray_abi::ActorOptions,
+}
+
+/// The actor side of a node, as its guests see it.
+pub trait ActorServices: Send + Sync + 'static {
+    /// Creates an actor; returns its handle object, with one reference for the caller.
+    fn create_actor(&self, caller: &Caller, request: ActorRequest) -> Result<ObjectId, TaskError>;
+
+    /// Calls `method` (`Class::method`) on the actor whose handle object is `actor`; returns
+    /// the result objects, each with one reference for the caller.
+    fn call_actor(
+        &self,
+        caller: &Caller,
+        actor: ObjectId,
+        method: &str,
+        args: Vec<SubmittedArg>,
+        num_returns: u32,
+    ) -> Vec<ObjectId>;
+
+    /// The handle object of the live actor `name` of class `class`, with one reference for
+    /// the caller.
+    fn get_actor(
+        &self,
+        caller: &Caller,
+        name: &str,
+        namespace: Option<&str>,
+        class: &str,
+    ) -> Result<ObjectId, TaskError>;
+
+    /// Kills the actor whose handle object is `actor`.
+    fn kill_actor(&self, actor: ObjectId, no_restart: bool);
+}
+
+/// A call for an actor instance to run nested inside one of its calls that is blocked in
+/// `get` or `wait` (actors with `max_concurrency > 1`).
+pub struct NestedCall {
+    pub call: crate::TaskCall,
+    pub reply: tokio::sync::oneshot::Sender<crate::Finished<crate::TaskOutcome>>,
+}
+
+/// Where a blocked call of a concurrent actor finds the calls to run meanwhile.
+pub trait NestedCalls: Send + Sync + 'static {
+    /// The next call to run; must be cancel-safe (a call is taken only when returned).
+    fn next(&self) -> BoxFuture<'_, NestedCall>;
 }

@@ -27,6 +27,9 @@ pub(crate) struct GuestState {
     pub(crate) ticks: u64,
     pub(crate) tick_limit: Option<u64>,
     pub(crate) deadline_hit: bool,
+    pub(crate) kill: crate::KillSwitch,
+    /// Where an actor with `max_concurrency > 1` finds calls to run while one is blocked.
+    pub(crate) nested: Option<std::sync::Arc<dyn crate::NestedCalls>>,
 }
 
 /// The task or driver call running in the instance.

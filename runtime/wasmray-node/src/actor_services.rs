@@ -1,0 +1,242 @@
+//! What guests ask of the node about actors: create one, call a method, find one by name,
+//! kill one. Each request becomes a task spec (a creation or a method call) for the scheduler.
+//!
+//! An actor handle reaching the host is the actor's handle object; its references are the
+//! actor's handles, so the node needs no separate handle bookkeeping.
+
+use crate::node::NodeInner;
+use crate::services::{GuestServices, resources_of};
+use crate::value::Value;
+use std::sync::Arc;
+use wasmray_abi::{ActorOptions, CallOptions};
+use wasmray_core::{
+    ActorId, ActorName, ActorSpec, ArgSpec, ErrorKind, ObjectId, ResourceSet, TaskError, TaskKind,
+    TaskSpec,
+};
+use wasmray_wasm::{ActorRequest, ActorServices, Caller, SubmittedArg};
+
+fn error(kind: ErrorKind, function: &str, message: String, caller: &Caller) -> TaskError {
+    TaskError {
+        kind,
+        function: function.to_owned(),
+        message,
+        backtrace: None,
+        task_chain: caller.lineage.child(function).error_chain(),
+        cause: None,
+    }
+}
+
+fn args_of(args: Vec<SubmittedArg>) -> Vec<ArgSpec<Value>> {
+    args.into_iter()
+        .map(|arg| match arg {
+            SubmittedArg::ByRef(id) => ArgSpec::ByRef(id),
+            SubmittedArg::Value(object) => ArgSpec::Value(Value(object)),
+        })
+        .collect()
+}
+
+/// The namespace a job's actor names live in unless one is given.
+fn default_namespace(caller: &Caller) -> String {
+    format!("job-{}", caller.job.0)
+}
+
+/// An actor's resources: held for its life; 0 CPUs unless asked (as in Ray).
+fn actor_resources(options: &ActorOptions) -> Result<ResourceSet, wasmray_core::ResourceError> {
+    resources_of(&CallOptions {
+        num_cpus: Some(options.num_cpus.unwrap_or(0.0)),
+        num_gpus: options.num_gpus,
+        resources: options.resources.clone(),
+        ..CallOptions::default()
+    })
+}
+
+impl NodeInner {
+    fn actor_spec_of(
+        &self,
+        caller: &Caller,
+        request: ActorRequest,
+    ) -> Result<TaskSpec<Value>, TaskError> {
+        let class = request.class;
+        let options = request.options;
+        let invalid = |message: String| error(ErrorKind::InvalidTask, &class, message, caller);
+        let module = self
+            .host
+            .module(&caller.module)
+            .ok_or_else(|| invalid("the module is not loaded".into()))?;
+        if !module.has_actor_class(&class) {
+            return Err(invalid(format!(
+                "the module has no actor class `{class}` (is it marked #[wasmray::actor]?)"
+            )));
+        }
+        let resources = actor_resources(&options).map_err(|e| invalid(e.to_string()))?;
+        if options
+            .memory_limit
+            .is_some_and(|m| m > self.config.max_task_memory)
+        {
+            return Err(invalid(format!(
+                "memory_limit is above this node's maximum of {} bytes",
+                self.config.max_task_memory
+            )));
+        }
+        if options.max_concurrency == Some(0) {
+            return Err(invalid("max_concurrency must be at least 1".into()));
+        }
+        let name = options.name.clone().map(|name| ActorName {
+            namespace: options
+                .namespace
+                .clone()
+                .unwrap_or_else(|| default_namespace(caller)),
+            name,
+        });
+        let actor = ActorSpec {
+            class: class.clone(),
+            max_restarts: options.max_restarts.unwrap_or(0),
+            max_task_retries: options.max_task_retries.unwrap_or(0),
+            max_concurrency: options.max_concurrency.unwrap_or(1),
+            detached: options.detached,
+            name,
+        };
+        Ok(TaskSpec {
+            id: self.mint.next_task(),
+            kind: TaskKind::ActorCreation(Arc::new(actor)),
+            job: caller.job,
+            module: caller.module,
+            lineage: caller.lineage.child(&class),
+            function: class,
+            args: args_of(request.args),
+            num_returns: 0,
+            resources,
+            max_calls: 0,
+            max_retries: 0,
+            retry_exceptions: false,
+            memory_limit: options.memory_limit,
+            cpu_time_limit_ms: options.cpu_time_limit_ms,
+        })
+    }
+}
+
+impl ActorServices for GuestServices {
+    fn create_actor(&self, caller: &Caller, request: ActorRequest) -> Result<ObjectId, TaskError> {
+        let node = &self.node;
+        let class = request.class.clone();
+        let spec = node.actor_spec_of(caller, request)?;
+        let handle = node
+            .store
+            .create_from(&[], Vec::new())
+            .map_err(|e| error(ErrorKind::System, &class, e.to_string(), caller))?;
+        let created = node.with_sched(|sched| sched.submit_actor(spec, Value(Arc::new(handle))));
+        match created {
+            Ok(actor) => Ok(actor.handle_object()),
+            Err(taken) => Err(error(
+                ErrorKind::InvalidTask,
+                &class,
+                taken.to_string(),
+                caller,
+            )),
+        }
+    }
+
+    fn call_actor(
+        &self,
+        caller: &Caller,
+        actor: ObjectId,
+        method: &str,
+        args: Vec<SubmittedArg>,
+        num_returns: u32,
+    ) -> Vec<ObjectId> {
+        let node = &self.node;
+        let target = actor.actor();
+        let info = target.and_then(|id| node.lock_sched().actor_info(id));
+        let function = match (&info, method.contains("::")) {
+            (_, true) => method.to_owned(),
+            (Some(info), false) => format!("{}::{method}", info.spec.class),
+            (None, false) => method.to_owned(),
+        };
+        let mut spec = TaskSpec {
+            id: node.mint.next_task(),
+            kind: TaskKind::ActorMethod {
+                actor: target.unwrap_or(ActorId(actor.task)),
+            },
+            job: caller.job,
+            module: caller.module,
+            lineage: caller.lineage.child(&function),
+            function,
+            args: args_of(args),
+            num_returns,
+            resources: ResourceSet::new(),
+            max_calls: 0,
+            max_retries: 0,
+            retry_exceptions: false,
+            memory_limit: None,
+            cpu_time_limit_ms: None,
+        };
+        let ids: Vec<ObjectId> = spec.return_ids().collect();
+        let problem = match &info {
+            _ if target.is_none() => {
+                Some("the handle passed as an actor is not an actor handle".to_owned())
+            }
+            None => None, // dead or gone: the scheduler fails the call with ActorDied
+            Some(info) => {
+                let module = node.host.module(&spec.module);
+                let exists = module.is_some_and(|m| m.has_actor_method(&spec.function));
+                (!exists).then(|| {
+                    format!(
+                        "actor class `{}` has no method `{}`",
+                        info.spec.class, spec.function
+                    )
+                })
+            }
+        };
+        if let Some(info) = &info {
+            spec.memory_limit = info.memory_limit;
+            spec.cpu_time_limit_ms = info.cpu_time_limit_ms;
+        }
+        match problem {
+            None => node.with_sched(|sched| sched.submit(spec)),
+            Some(message) => {
+                let error = error(ErrorKind::InvalidTask, &spec.function, message, caller);
+                node.with_sched(|sched| sched.reject(spec, error));
+            }
+        }
+        ids
+    }
+
+    fn get_actor(
+        &self,
+        caller: &Caller,
+        name: &str,
+        namespace: Option<&str>,
+        class: &str,
+    ) -> Result<ObjectId, TaskError> {
+        let node = &self.node;
+        let key = ActorName {
+            namespace: namespace.map_or_else(|| default_namespace(caller), str::to_owned),
+            name: name.to_owned(),
+        };
+        let not_found = |message: String| error(ErrorKind::InvalidTask, class, message, caller);
+        node.with_sched(|sched| {
+            let info = sched.lookup_actor(&key).ok_or_else(|| {
+                not_found(format!(
+                    "no live actor named `{}` in namespace `{}`",
+                    key.name, key.namespace
+                ))
+            })?;
+            if info.spec.class != class {
+                return Err(not_found(format!(
+                    "the actor named `{}` is a `{}`, not a `{class}`",
+                    key.name, info.spec.class
+                )));
+            }
+            let handle = info.id.handle_object();
+            sched.add_ref(handle);
+            Ok(handle)
+        })
+    }
+
+    fn kill_actor(&self, actor: ObjectId, no_restart: bool) {
+        if let Some(actor) = actor.actor() {
+            self.node
+                .with_sched(|sched| sched.kill_actor(actor, no_restart));
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Actors on the node: each live actor's instance, how its constructor and methods run, and
+//! how concurrent calls of one actor share its single instance.
+//!
+//! An actor's instance sits behind an async mutex. With `max_concurrency` 1 the scheduler
+//! never dispatches two calls at once, so the mutex is uncontended. Above 1, a call that finds
+//! the instance busy puts itself in the actor's nested queue; a call blocked in `get`/`wait`
+//! runs it nested (see `wasmray_wasm`'s `nested.rs`), or, if the instance comes free first,
+//! the call takes itself back and runs directly. Only the call that holds the instance reports
+//! it lost, so a loss is reported once.
+
+use crate::execute::PooledInstance;
+use crate::node::NodeInner;
+use crate::value::Value;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{Notify, oneshot};
+use wasmray_abi::{ACTOR_CALL_EXPORT_PREFIX, ACTOR_NEW_EXPORT_PREFIX};
+use wasmray_core::{ActorId, ErrorKind, TaskError, TaskKind};
+use wasmray_sched::{Outcome, RunTask};
+use wasmray_wasm::{
+    BoxFuture, Finished, KillSwitch, NestedCall, NestedCalls, TaskCall, TaskOutcome,
+};
+
+/// One actor's place on this node.
+pub(crate) struct ActorHost {
+    instance: tokio::sync::Mutex<Option<PooledInstance>>,
+    kill: Mutex<Option<KillSwitch>>,
+    nested: Arc<NestedQueue>,
+    max_concurrency: u32,
+}
+
+impl ActorHost {
+    fn new(max_concurrency: u32) -> Self {
+        Self {
+            instance: tokio::sync::Mutex::new(None),
+            kill: Mutex::new(None),
+            nested: Arc::new(NestedQueue::default()),
+            max_concurrency,
+        }
+    }
+
+    /// Stops the instance: a running call traps at its next tick, a blocked one at once.
+    pub(crate) fn stop(&self) {
+        if let Some(kill) = self
+            .kill
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            kill.kill();
+        }
+        // An idle instance goes right away; a busy one goes when its call ends as lost.
+        if let Ok(mut idle) = self.instance.try_lock() {
+            idle.take();
+        }
+    }
+}
+
+/// Calls waiting to run nested inside a blocked call of the same actor.
+#[derive(Default)]
+struct NestedQueue {
+    queue: Mutex<VecDeque<(u64, NestedCall)>>,
+    notify: Notify,
+    next_id: AtomicU64,
+}
+
+impl NestedQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, NestedCall)>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, call: NestedCall) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock().push_back((id, call));
+        self.notify.notify_waiters();
+        id
+    }
+
+    /// Takes call `id` back if nobody has started it.
+    fn take_back(&self, id: u64) -> Option<NestedCall> {
+        let mut queue = self.lock();
+        let at = queue.iter().position(|(queued, _)| *queued == id)?;
+        queue.remove(at).map(|(_, call)| call)
+    }
+}
+
+impl NestedCalls for NestedQueue {
+    fn next(&self) -> BoxFuture<'_, NestedCall> {
+        Box::pin(async move {
+            loop {
+                let notified = self.notify.notified();
+                let mut notified = std::pin::pin!(notified);
+                notified.as_mut().enable();
+                if let Some((_, call)) = self.lock().pop_front() {
+                    return call;
+                }
+                notified.await;
+            }
+        })
+    }
+}
+
+impl NodeInner {
+    fn actor_host(&self, actor: ActorId) -> Option<Arc<ActorHost>> {
+        self.actors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&actor)
+            .cloned()
+    }
+
+    /// Forgets a dead actor's instance.
+    pub(crate) fn forget_actor(&self, actor: ActorId) {
+        let host = self
+            .actors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&actor);
+        if let Some(host) = host {
+            host.stop();
+        }
+    }
+
+    /// Stops an actor's instance (the scheduler decided it must go).
+    pub(crate) fn stop_actor(&self, actor: ActorId) {
+        if let Some(host) = self.actor_host(actor) {
+            host.stop();
+        }
+    }
+
+    /// Runs an actor's constructor in a fresh instance (first creation or a restart).
+    pub(crate) async fn construct_actor(self: Arc<Self>, run: RunTask<Value>) {
+        let spec = Arc::clone(&run.spec);
+        let TaskKind::ActorCreation(actor_spec) = &spec.kind else {
+            return;
+        };
+        let actor = ActorId(spec.id);
+        let host = {
+            let mut actors = self.actors.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(
+                actors
+                    .entry(actor)
+                    .or_insert_with(|| Arc::new(ActorHost::new(actor_spec.max_concurrency))),
+            )
+        };
+        let nested =
+            (host.max_concurrency > 1).then(|| Arc::clone(&host.nested) as Arc<dyn NestedCalls>);
+        let mut pooled = match self.instantiate(&spec, nested).await {
+            Ok(pooled) => pooled,
+            Err(error) => {
+                self.with_sched(|sched| {
+                    sched.task_finished(
+                        spec.id,
+                        Outcome::Failed {
+                            error,
+                            system: true,
+                        },
+                    )
+                });
+                return;
+            }
+        };
+        pooled.instance.retain_handles();
+        let (caller, limits) = self.call_context(&spec);
+        let call = TaskCall {
+            export: format!("{ACTOR_NEW_EXPORT_PREFIX}{}", actor_spec.class),
+            function: actor_spec.class.clone(),
+            args: run.args.iter().map(|value| Arc::clone(&value.0)).collect(),
+            caller,
+            limits,
+            label: format!("{} actor={actor}", actor_spec.class),
+        };
+        drop(run);
+        let kill = pooled.instance.kill_switch();
+        let mut slot = host.instance.lock().await;
+        *host.kill.lock().unwrap_or_else(PoisonError::into_inner) = Some(kill);
+        let finished = pooled.instance.run_task(call).await;
+        let outcome = match finished.outcome {
+            TaskOutcome::Returned(values) => {
+                *slot = Some(pooled);
+                Outcome::Returned(values.into_iter().map(Value).collect())
+            }
+            TaskOutcome::Failed(error) => Outcome::Failed {
+                error,
+                system: finished.instance_lost,
+            },
+        };
+        drop(slot);
+        self.with_sched(|sched| sched.task_finished(spec.id, outcome));
+    }
+
+    /// Runs a method call on its actor's instance.
+    pub(crate) async fn call_method(self: Arc<Self>, actor: ActorId, run: RunTask<Value>) {
+        let spec = Arc::clone(&run.spec);
+        let Some(host) = self.actor_host(actor) else {
+            let error = lost(&spec.function, "the actor has no instance on this node");
+            self.with_sched(|sched| {
+                sched.task_finished(
+                    spec.id,
+                    Outcome::Failed {
+                        error,
+                        system: true,
+                    },
+                )
+            });
+            return;
+        };
+        let (caller, limits) = self.call_context(&spec);
+        let call = TaskCall {
+            export: format!("{ACTOR_CALL_EXPORT_PREFIX}{}", spec.function),
+            function: spec.function.clone(),
+            args: run.args.iter().map(|value| Arc::clone(&value.0)).collect(),
+            caller,
+            limits,
+            label: format!("{} actor={actor}", spec.function),
+        };
+        drop(run);
+        let (finished, owner) = self.run_on_actor(&host, call).await;
+        let error_if_lost = match &finished.outcome {
+            TaskOutcome::Failed(error) if finished.instance_lost => Some(error.clone()),
+            _ => None,
+        };
+        let outcome = match finished.outcome {
+            TaskOutcome::Returned(values) => {
+                Outcome::Returned(values.into_iter().map(Value).collect())
+            }
+            TaskOutcome::Failed(error) => Outcome::Failed {
+                error,
+                system: finished.instance_lost,
+            },
+        };
+        self.with_sched(|sched| sched.task_finished(spec.id, outcome));
+        self.release(&finished.held);
+        if let (Some(error), true) = (error_if_lost, owner) {
+            self.with_sched(|sched| sched.actor_lost(actor, error));
+        }
+    }
+
+    /// Runs `call` on the actor's instance, directly or nested in a blocked call. Returns the
+    /// outcome and whether this call owned the instance (and so reports a loss).
+    async fn run_on_actor(
+        &self,
+        host: &ActorHost,
+        call: TaskCall,
+    ) -> (Finished<TaskOutcome>, bool) {
+        if host.max_concurrency <= 1 {
+            let guard = host.instance.lock().await;
+            return self.run_owned(guard, call).await;
+        }
+        if let Ok(guard) = host.instance.try_lock() {
+            return self.run_owned(guard, call).await;
+        }
+        let function = call.function.clone();
+        let (reply, mut answer) = oneshot::channel();
+        let id = host.nested.push(NestedCall { call, reply });
+        tokio::select! {
+            finished = &mut answer => (finished.unwrap_or_else(|_| lost_call(&function)), false),
+            guard = host.instance.lock() => match host.nested.take_back(id) {
+                Some(NestedCall { call, .. }) => self.run_owned(guard, call).await,
+                None => {
+                    // A blocked call took it just now: wait for its answer.
+                    drop(guard);
+                    (answer.await.unwrap_or_else(|_| lost_call(&function)), false)
+                }
+            },
+        }
+    }
+
+    async fn run_owned(
+        &self,
+        mut guard: tokio::sync::MutexGuard<'_, Option<PooledInstance>>,
+        call: TaskCall,
+    ) -> (Finished<TaskOutcome>, bool) {
+        let function = call.function.clone();
+        let Some(pooled) = guard.as_mut() else {
+            return (lost_call(&function), false);
+        };
+        let finished = pooled.instance.run_task(call).await;
+        if finished.instance_lost {
+            guard.take();
+        }
+        (finished, true)
+    }
+}
+
+fn lost(function: &str, message: &str) -> TaskError {
+    TaskError {
+        kind: ErrorKind::System,
+        function: function.to_owned(),
+        message: message.to_owned(),
+        backtrace: None,
+        task_chain: vec![function.to_owned()],
+        cause: None,
+    }
+}
+
+fn lost_call(function: &str) -> Finished<TaskOutcome> {
+    Finished {
+        outcome: TaskOutcome::Failed(lost(
+            function,
+            "the actor's instance went away during the call",
+        )),
+        held: Vec::new(),
+        instance_lost: true,
+    }
+}

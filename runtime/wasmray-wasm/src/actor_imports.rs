@@ -1,0 +1,114 @@
+//! The actor imports of module `wasmray`: `create_actor`, `call_actor`, `get_actor`,
+//! `kill_actor`, as `wit/wasmray.wit` describes them.
+//!
+//! An actor handle is an object handle like any other (its object is the actor's handle
+//! object), so it lives in the same handle table, travels inside values the same way, and its
+//! last release is what lets the actor go. What creating, calling and killing mean is the
+//! node's business ([`crate::ActorServices`]).
+
+use crate::imports::{call, handle_to_id, memory, stage, submitted_args};
+use crate::memory::{fault, slice, write_info, write_u32s};
+use crate::services::ActorRequest;
+use crate::state::{GuestState, StagedBytes};
+use std::sync::Arc;
+use wasmray_abi::{ActorCall, ActorCreation, ActorLookup, IMPORT_MODULE, TaskError, imports};
+use wasmray_core::ObjectId;
+use wasmtime::{Caller, Linker};
+
+type Result<T> = wasmtime::Result<T>;
+
+pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> Result<()> {
+    linker.func_wrap(IMPORT_MODULE, imports::CREATE_ACTOR, create_actor)?;
+    linker.func_wrap(IMPORT_MODULE, imports::CALL_ACTOR, call_actor)?;
+    linker.func_wrap(IMPORT_MODULE, imports::GET_ACTOR, get_actor)?;
+    linker.func_wrap(IMPORT_MODULE, imports::KILL_ACTOR, kill_actor)?;
+    Ok(())
+}
+
+/// Stages a handle to `found` (status 0) or the error (status 1) and writes the info.
+fn stage_handle_or_error(
+    data: &mut [u8],
+    state: &mut GuestState,
+    import: &'static str,
+    info_ptr: u32,
+    found: std::result::Result<ObjectId, TaskError>,
+) -> Result<i32> {
+    let (status, info) = match found {
+        Ok(id) => (0, stage(state, StagedBytes::Owned(Vec::new()), &[id])),
+        Err(error) => {
+            let bytes = wasmray_abi::encode(&error)
+                .map_err(|e| fault(import, format!("cannot encode error: {e}")))?;
+            (1, stage(state, StagedBytes::Owned(bytes), &[]))
+        }
+    };
+    write_info(data, import, info_ptr, info)?;
+    Ok(status)
+}
+
+fn create_actor(
+    mut caller: Caller<'_, GuestState>,
+    spec_ptr: u32,
+    spec_len: u32,
+    info_ptr: u32,
+) -> Result<i32> {
+    const IMPORT: &str = imports::CREATE_ACTOR;
+    let memory = memory(&caller, IMPORT)?;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let spec: ActorCreation<'_> = wasmray_abi::decode(slice(data, IMPORT, spec_ptr, spec_len)?)
+        .map_err(|e| fault(IMPORT, format!("malformed actor creation: {e}")))?;
+    let request = ActorRequest {
+        class: spec.class.to_owned(),
+        args: submitted_args(state, IMPORT, &spec.args)?,
+        options: spec.options,
+    };
+    let services = Arc::clone(&state.services);
+    let caller_info = call(state, IMPORT)?.caller.clone();
+    let created = services.create_actor(&caller_info, request);
+    stage_handle_or_error(data, state, IMPORT, info_ptr, created)
+}
+
+fn call_actor(
+    mut caller: Caller<'_, GuestState>,
+    spec_ptr: u32,
+    spec_len: u32,
+    returns_ptr: u32,
+) -> Result<i32> {
+    const IMPORT: &str = imports::CALL_ACTOR;
+    let memory = memory(&caller, IMPORT)?;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let spec: ActorCall<'_> = wasmray_abi::decode(slice(data, IMPORT, spec_ptr, spec_len)?)
+        .map_err(|e| fault(IMPORT, format!("malformed actor call: {e}")))?;
+    let actor = handle_to_id(state, IMPORT, spec.actor)?;
+    let args = submitted_args(state, IMPORT, &spec.args)?;
+    let services = Arc::clone(&state.services);
+    let caller_info = call(state, IMPORT)?.caller.clone();
+    let ids = services.call_actor(&caller_info, actor, spec.method, args, spec.num_returns);
+    let handles: Vec<u32> = ids.into_iter().map(|id| state.handles.insert(id)).collect();
+    write_u32s(data, IMPORT, returns_ptr, &handles)?;
+    Ok(0)
+}
+
+fn get_actor(
+    mut caller: Caller<'_, GuestState>,
+    spec_ptr: u32,
+    spec_len: u32,
+    info_ptr: u32,
+) -> Result<i32> {
+    const IMPORT: &str = imports::GET_ACTOR;
+    let memory = memory(&caller, IMPORT)?;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let lookup: ActorLookup<'_> = wasmray_abi::decode(slice(data, IMPORT, spec_ptr, spec_len)?)
+        .map_err(|e| fault(IMPORT, format!("malformed actor lookup: {e}")))?;
+    let services = Arc::clone(&state.services);
+    let caller_info = call(state, IMPORT)?.caller.clone();
+    let found = services.get_actor(&caller_info, lookup.name, lookup.namespace, lookup.class);
+    stage_handle_or_error(data, state, IMPORT, info_ptr, found)
+}
+
+fn kill_actor(mut caller: Caller<'_, GuestState>, handle: u32, no_restart: i32) -> Result<()> {
+    const IMPORT: &str = imports::KILL_ACTOR;
+    let state = caller.data_mut();
+    let actor = handle_to_id(state, IMPORT, handle)?;
+    state.services.kill_actor(actor, no_restart != 0);
+    Ok(())
+}
