@@ -34,9 +34,13 @@ pub(crate) struct RunArgs {
     /// CPU time each task may use, in seconds, unless its options say otherwise [default: 1800].
     #[arg(long)]
     task_cpu_time_limit: Option<f64>,
-    /// Instances that may exist at once (tasks running or blocked, plus idle ones).
+    /// Instances that may exist at once (tasks running or blocked, live actors, idle ones).
     #[arg(long)]
     max_instances: Option<u32>,
+    /// The most memory any one instance may have, e.g. 256MiB [default: 4GiB]. Each instance
+    /// reserves this much address space; lower it to hold 100,000 actors.
+    #[arg(long, value_parser = sizes::parse_bytes)]
+    max_task_memory: Option<u64>,
     /// Where to cache compiled modules [default: $WASMRAY_CACHE_DIR or ~/.cache/wasmray/modules].
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -91,6 +95,14 @@ fn node_config(args: &RunArgs) -> anyhow::Result<NodeConfig> {
     }
     if let Some(bytes) = args.object_store_memory {
         config.object_store_memory = bytes;
+    }
+    if let Some(bytes) = args.max_task_memory {
+        anyhow::ensure!(
+            (1 << 20..=4 << 30).contains(&bytes),
+            "--max-task-memory must be between 1MiB and 4GiB"
+        );
+        config.max_task_memory = bytes;
+        config.default_task_memory = config.default_task_memory.min(bytes);
     }
     if let Some(bytes) = args.task_memory {
         anyhow::ensure!(

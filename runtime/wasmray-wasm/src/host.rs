@@ -1,10 +1,11 @@
 //! The wasm host of one node: the single `Engine`, its linker, the module registry and cache,
 //! and the epoch clock that enforces CPU limits.
 //!
-//! The engine uses the pooling allocator (instances in 3–4 µs) with every memory slot reserving
-//! the full 4 GiB a wasm32 memory can address, so bounds checks vanish from compiled code and a
-//! memory never moves. The epoch clock ticks every [`EPOCH_TICK`]; at each tick a running guest
-//! yields to the async executor and its CPU-time budget is checked.
+//! The engine uses the pooling allocator (instances in 3–4 µs). Each memory slot reserves
+//! `min(4 GiB, max_memory_bytes)` plus a guard: at the default 4 GiB, compiled code needs no
+//! bounds checks and a memory never moves; a node meant to hold 100,000 actors trades that for
+//! smaller slots (the address space is 128 TiB). The epoch clock ticks every [`EPOCH_TICK`];
+//! at each tick a running guest yields to the async executor and its CPU budget is checked.
 
 use crate::WasmError;
 use crate::cache::ModuleCache;
@@ -192,7 +193,7 @@ fn engine_config(config: &WasmHostConfig) -> Config {
     wasm.epoch_interruption(true)
         .wasm_backtrace_max_frames(NonZeroUsize::new(64))
         .cranelift_opt_level(OptLevel::Speed)
-        .memory_reservation(4 << 30)
+        .memory_reservation(config.max_memory_bytes.min(4 << 30))
         .memory_guard_size(32 << 20)
         .memory_init_cow(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
