@@ -1,15 +1,25 @@
-//! Parsing the options of `#[wasmray::remote(...)]` into `CallOptions` builder calls.
+//! Parsing the options of `#[wasmray::remote(...)]`, `#[wasmray::actor(...)]` (on an `impl`
+//! block: class defaults) and `#[wasmray::method(...)]` into builder calls.
 //!
-//! Accepted, all optional, each at most once:
-//! `num_returns = <int literal ≥ 1>`, `num_cpus = <f64>`, `num_gpus = <f64>`,
-//! `resources(<name> = <f64>, ...)` (name: identifier or string literal), `max_calls = <u32>`,
-//! `max_retries = <u32>`, `retry_exceptions = <bool>`, `memory_limit = <u64 bytes>`,
-//! `cpu_time_limit_ms = <u64>`. Values other than `num_returns` may be any expression of the
-//! right type (a constant, `64 * 1024 * 1024`); an integer literal where an `f64` is expected is
-//! taken as that float. Unknown or repeated options are errors pointing at the option.
+//! Accepted, all optional, each at most once, depending on the attribute ([`Kind`]):
 //!
-//! This file only parses and renders builder calls; it knows nothing about the function. Actor
-//! options (a later `#[wasmray::actor]`) can extend it.
+//! | option                              | remote | actor | method |
+//! |-------------------------------------|--------|-------|--------|
+//! | `num_returns = <int literal ≥ 1>`   | yes    |       | yes    |
+//! | `num_cpus = <f64>`, `num_gpus = <f64>` | yes | yes   |        |
+//! | `resources(<name> = <f64>, ...)`    | yes    | yes   |        |
+//! | `max_calls`, `max_retries` (u32), `retry_exceptions` (bool) | yes | | |
+//! | `max_restarts`, `max_task_retries` (u32) |   | yes   |        |
+//! | `max_concurrency = <u32>`           |        | yes   |        |
+//! | `memory_limit = <u64 bytes>`, `cpu_time_limit_ms = <u64>` | yes | yes | |
+//!
+//! A resource name is an identifier or a string literal. Values other than `num_returns` may be
+//! any expression of the right type (a constant, `64 * 1024 * 1024`); an integer literal where
+//! an `f64` is expected is taken as that float. Unknown or repeated options are errors pointing
+//! at the option.
+//!
+//! This file only parses and renders builder calls (on `wasmray::CallOptions` or
+//! `wasmray::ActorOptions`); it knows nothing about the item the attribute is on.
 
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -17,34 +27,93 @@ use syn::meta::ParseNestedMeta;
 use syn::parse::ParseStream;
 use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Token, parenthesized};
 
-/// The options of one `#[wasmray::remote(...)]`.
-pub struct RemoteOptions {
+/// Which attribute the options belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `#[wasmray::remote(...)]`: per-call defaults of a remote function.
+    Remote,
+    /// `#[wasmray::actor(...)]` on an `impl` block: class defaults.
+    Actor,
+    /// `#[wasmray::method(...)]` on an actor method.
+    Method,
+}
+
+impl Kind {
+    /// The options this attribute accepts, in the order error messages list them.
+    fn accepted(self) -> &'static [&'static str] {
+        match self {
+            Kind::Remote => &[
+                "num_returns",
+                "num_cpus",
+                "num_gpus",
+                "resources(..)",
+                "max_calls",
+                "max_retries",
+                "retry_exceptions",
+                "memory_limit",
+                "cpu_time_limit_ms",
+            ],
+            Kind::Actor => &[
+                "num_cpus",
+                "num_gpus",
+                "resources(..)",
+                "max_restarts",
+                "max_task_retries",
+                "max_concurrency",
+                "memory_limit",
+                "cpu_time_limit_ms",
+            ],
+            Kind::Method => &["num_returns"],
+        }
+    }
+
+    fn accepts(self, name: &str) -> bool {
+        self.accepted()
+            .iter()
+            .any(|accepted| accepted.strip_suffix("(..)").unwrap_or(accepted) == name)
+    }
+}
+
+/// The value of `max_concurrency`, when given.
+pub enum Concurrency {
+    /// An integer literal, checked by the macro.
+    Literal(u64, Span),
+    /// Any other expression, checked by a constant assertion in the generated code.
+    Expr(Expr),
+}
+
+/// The options of one attribute.
+pub struct Options {
+    kind: Kind,
     /// Value and span of `num_returns`, when given.
     pub num_returns: Option<(usize, Span)>,
-    /// Builder calls to apply to a fresh `CallOptions`, in order.
+    /// `max_concurrency`, when given (actor options only).
+    pub max_concurrency: Option<Concurrency>,
+    /// Builder calls to apply to a fresh `CallOptions` or `ActorOptions`, in order.
     calls: Vec<TokenStream>,
     /// Options seen so far, to reject repeats.
     seen: Vec<String>,
 }
 
-impl RemoteOptions {
-    pub fn new() -> Self {
+impl Options {
+    pub fn new(kind: Kind) -> Self {
         Self {
+            kind,
             num_returns: None,
+            max_concurrency: None,
             calls: Vec::new(),
             seen: Vec::new(),
         }
     }
 
-    /// How many results the function has (1 unless `num_returns` says otherwise).
-    pub fn returns(&self) -> usize {
-        self.num_returns.map_or(1, |(n, _)| n)
-    }
-
-    /// An expression building the `CallOptions` these options describe.
-    pub fn call_options(&self) -> TokenStream {
+    /// An expression building the `CallOptions` (remote) or `ActorOptions` (actor) these
+    /// options describe.
+    pub fn builder(&self) -> TokenStream {
         let calls = &self.calls;
-        quote! { ::wasmray::CallOptions::new() #(#calls)* }
+        match self.kind {
+            Kind::Actor => quote! { ::wasmray::ActorOptions::new() #(#calls)* },
+            Kind::Remote | Kind::Method => quote! { ::wasmray::CallOptions::new() #(#calls)* },
+        }
     }
 
     /// Parses one option; given to `syn::meta::parser`.
@@ -56,6 +125,12 @@ impl RemoteOptions {
             return Err(meta.error(format!("option `{name}` is given twice")));
         }
         self.seen.push(name.clone());
+        if !self.kind.accepts(&name) {
+            return Err(meta.error(format!(
+                "unknown option `{name}`; expected one of: {}",
+                self.kind.accepted().join(", ")
+            )));
+        }
         match name.as_str() {
             "num_returns" => {
                 let lit: LitInt = meta.value()?.parse()?;
@@ -72,8 +147,19 @@ impl RemoteOptions {
                 let value = float_expr(meta.value()?.parse()?)?;
                 self.push_call(&name, quote! { #value });
             }
-            "max_calls" | "max_retries" | "retry_exceptions" | "memory_limit" => {
+            "max_calls" | "max_retries" | "retry_exceptions" | "memory_limit" | "max_restarts"
+            | "max_task_retries" => {
                 let value: Expr = meta.value()?.parse()?;
+                self.push_call(&name, quote! { #value });
+            }
+            "max_concurrency" => {
+                let value: Expr = meta.value()?.parse()?;
+                self.max_concurrency = Some(match &value {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Int(int), ..
+                    }) => Concurrency::Literal(int.base10_parse()?, int.span()),
+                    other => Concurrency::Expr(other.clone()),
+                });
                 self.push_call(&name, quote! { #value });
             }
             "cpu_time_limit_ms" => {
@@ -88,13 +174,7 @@ impl RemoteOptions {
                 parenthesized!(content in meta.input);
                 self.parse_resources(&content)?;
             }
-            _ => {
-                return Err(meta.error(format!(
-                    "unknown option `{name}`; expected one of: num_returns, num_cpus, num_gpus, \
-                     resources(..), max_calls, max_retries, retry_exceptions, memory_limit, \
-                     cpu_time_limit_ms"
-                )));
-            }
+            _ => return Err(meta.error(format!("option `{name}` is not supported here"))),
         }
         Ok(())
     }

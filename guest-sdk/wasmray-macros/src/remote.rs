@@ -15,23 +15,27 @@
 //! With `num_returns = n > 1` the return type must be written as an n-tuple; `remote` then
 //! returns a tuple of n `ObjectRef`s and the export sends n values.
 //!
-//! Rejected with an error at the offending tokens: generics, `self`, `async`, `unsafe`, an
-//! explicit ABI, variadics, parameters that are not plain identifiers, reference or `impl Trait`
-//! types at the top level of parameters or result, and a `num_returns` that does not match the
-//! tuple. This file does not handle methods or actors.
+//! Rejected with an error at the offending tokens (see `signature.rs`): generics, `self`,
+//! `async`, `unsafe`, an explicit ABI, variadics, parameters that are not plain identifiers,
+//! reference or `impl Trait` types at the top level of parameters or result, and a
+//! `num_returns` that does not match the tuple. This file does not handle actors (`actor.rs`).
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{FnArg, Ident, ItemFn, Pat, ReturnType, Type};
+use syn::{Ident, ItemFn};
 
-use crate::options::RemoteOptions;
+use crate::options::Options;
+use crate::signature::{check_signature, params, results};
+
+/// How errors name the functions this file handles.
+const WHAT: &str = "remote functions";
 
 /// Expands `#[wasmray::remote(options)]` on `function`.
-pub fn expand(options: &RemoteOptions, function: &ItemFn) -> syn::Result<TokenStream> {
-    check_signature(function)?;
-    let params = params(function)?;
-    let results = results(function, options)?;
+pub fn expand(options: &Options, function: &ItemFn) -> syn::Result<TokenStream> {
+    check_signature(&function.sig, WHAT)?;
+    let params = params(&function.sig, WHAT, false)?;
+    let results = results(&function.sig, options.num_returns, WHAT)?;
 
     let name = &function.sig.ident;
     let name_str = name.to_string();
@@ -84,7 +88,7 @@ pub fn expand(options: &RemoteOptions, function: &ItemFn) -> syn::Result<TokenSt
             quote! { ( #(#values),* ) },
         )
     };
-    let call_options = options.call_options();
+    let call_options = options.builder();
     let module_doc = format!(
         "Remote calls of `{name_str}`: `{name_str}::remote(..)` and `{name_str}::options()`."
     );
@@ -147,135 +151,4 @@ pub fn expand(options: &RemoteOptions, function: &ItemFn) -> syn::Result<TokenSt
             }
         }
     })
-}
-
-fn check_signature(function: &ItemFn) -> syn::Result<()> {
-    let sig = &function.sig;
-    if let Some(token) = &sig.asyncness {
-        return Err(syn::Error::new(
-            token.span(),
-            "remote functions cannot be `async`",
-        ));
-    }
-    if let Some(token) = &sig.unsafety {
-        return Err(syn::Error::new(
-            token.span(),
-            "remote functions cannot be `unsafe`",
-        ));
-    }
-    if let Some(abi) = &sig.abi {
-        return Err(syn::Error::new(
-            abi.span(),
-            "remote functions cannot declare an ABI",
-        ));
-    }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        return Err(syn::Error::new(
-            sig.generics.span(),
-            "remote functions cannot be generic: the host calls them by name, with one type per \
-             argument",
-        ));
-    }
-    if let Some(variadic) = &sig.variadic {
-        return Err(syn::Error::new(
-            variadic.span(),
-            "remote functions cannot be variadic",
-        ));
-    }
-    Ok(())
-}
-
-/// The parameters as (name, type).
-fn params(function: &ItemFn) -> syn::Result<Vec<(&Ident, &Type)>> {
-    function
-        .sig
-        .inputs
-        .iter()
-        .map(|input| match input {
-            FnArg::Receiver(receiver) => Err(syn::Error::new(
-                receiver.span(),
-                "remote functions cannot take `self`; they must be free functions",
-            )),
-            FnArg::Typed(typed) => {
-                let name = match &*typed.pat {
-                    Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => {
-                        &ident.ident
-                    }
-                    other => {
-                        return Err(syn::Error::new(
-                            other.span(),
-                            "parameters of remote functions must be plain identifiers \
-                             (`name: Type`), not patterns",
-                        ));
-                    }
-                };
-                check_owned(&typed.ty, "parameters")?;
-                Ok((name, &*typed.ty))
-            }
-        })
-        .collect()
-}
-
-/// The result types: one, or the elements of the tuple for `num_returns = n > 1`.
-fn results(function: &ItemFn, options: &RemoteOptions) -> syn::Result<Vec<Type>> {
-    let n = options.returns();
-    let ty = match &function.sig.output {
-        ReturnType::Type(_, ty) => &**ty,
-        ReturnType::Default if n == 1 => return Ok(vec![syn::parse_quote!(())]),
-        ReturnType::Default => {
-            return Err(syn::Error::new(
-                function.sig.ident.span(),
-                format!("num_returns = {n} needs a {n}-tuple return type, found `()`"),
-            ));
-        }
-    };
-    check_owned(ty, "results")?;
-    if n == 1 {
-        return Ok(vec![ty.clone()]);
-    }
-    match strip_parens(ty) {
-        Type::Tuple(tuple) if tuple.elems.len() == n => {
-            for elem in &tuple.elems {
-                check_owned(elem, "results")?;
-            }
-            Ok(tuple.elems.iter().cloned().collect())
-        }
-        other => {
-            let span = options
-                .num_returns
-                .map_or(Span::call_site(), |(_, span)| span);
-            let mut error = syn::Error::new(
-                other.span(),
-                format!("num_returns = {n} needs the return type written as a {n}-tuple"),
-            );
-            error.combine(syn::Error::new(span, "num_returns is set here"));
-            Err(error)
-        }
-    }
-}
-
-fn strip_parens(ty: &Type) -> &Type {
-    match ty {
-        Type::Paren(inner) => strip_parens(&inner.elem),
-        Type::Group(inner) => strip_parens(&inner.elem),
-        other => other,
-    }
-}
-
-/// Values cross instances by copy: no borrowed or opaque types at the top level.
-fn check_owned(ty: &Type, what: &str) -> syn::Result<()> {
-    match strip_parens(ty) {
-        Type::Reference(reference) => Err(syn::Error::new(
-            reference.span(),
-            format!(
-                "{what} of remote functions are sent between instances by value: use an owned \
-                 type (e.g. `String`, `Vec<T>`) instead of a reference"
-            ),
-        )),
-        Type::ImplTrait(opaque) => Err(syn::Error::new(
-            opaque.span(),
-            format!("{what} of remote functions need a concrete type, not `impl Trait`"),
-        )),
-        _ => Ok(()),
-    }
 }

@@ -3,7 +3,8 @@
 //!
 //! Each function encodes its request, calls one host import and decodes the staged answer. A
 //! guest that blocks in `get` or `wait` gives its CPU back to the node while it waits; that is
-//! the host's doing, nothing here has to care.
+//! the host's doing. In an actor with `max_concurrency > 1` the host may run another method
+//! inside a blocked `get`/`wait`, so those two imports go through `actor_state::blocking`.
 //!
 //! This file does not submit tasks ([`crate::task`] does) and does not retry anything: a failed
 //! object is reported as the [`TaskError`] the host staged.
@@ -14,7 +15,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use wasmray_abi::{ClusterQuery, GetStatus, NodeInfo, TaskError};
 
-use crate::codec::{self, Staged};
+use crate::actor_state;
+use crate::codec;
 use crate::object_ref::ObjectRef;
 use crate::sys;
 
@@ -43,28 +45,22 @@ pub fn put<T: Serialize>(value: &T) -> ObjectRef<T> {
 /// When the object's bytes do not decode as `T` (a type mismatch between producer and consumer).
 pub fn get<T: DeserializeOwned>(object: &ObjectRef<T>) -> Result<T, TaskError> {
     let mut info = codec::InfoBuf::new();
-    // SAFETY: `info` is a live buffer of exactly `StagedInfo::SIZE` bytes, the size the host
-    // writes at `info_ptr`; the handle is a scalar the host checks against its table.
-    let status = unsafe { sys::get(object.handle(), -1, info.as_mut_ptr()) };
+    // The host may run nested actor calls inside `get`: `blocking` keeps the books.
+    let status = actor_state::blocking(|| {
+        // SAFETY: `info` is a live buffer of exactly `StagedInfo::SIZE` bytes, the size the host
+        // writes at `info_ptr`; the handle is a scalar the host checks against its table.
+        unsafe { sys::get(object.handle(), -1, info.as_mut_ptr()) }
+    });
     match GetStatus::from_i32(status) {
         Some(GetStatus::Value) => Ok(codec::decode_or_panic(
             codec::read_staged(info.info()),
             "the object passed to get",
         )),
-        Some(GetStatus::Error) => Err(read_task_error(codec::read_staged(info.info()))),
+        Some(GetStatus::Error) => Err(codec::read_task_error(codec::read_staged(info.info()))),
         Some(GetStatus::Timeout) => {
             panic!("wasmray: the host reported a timeout for a get without timeout")
         }
         None => panic!("wasmray: the host answered get with unknown status {status}"),
-    }
-}
-
-/// Decodes the `TaskError` the host staged with status 1.
-fn read_task_error(staged: Staged) -> TaskError {
-    let bytes = staged.into_plain_bytes();
-    match wasmray_abi::decode::<TaskError>(&bytes) {
-        Ok(error) => error,
-        Err(error) => panic!("wasmray: the host staged a task error that does not decode: {error}"),
     }
 }
 
@@ -101,17 +97,20 @@ pub fn wait<T>(
     let mut ready = vec![0u8; handles.len()];
     let count = codec::abi_len(handles.len(), "the list passed to wait");
     let wanted_u32 = codec::abi_len(wanted, "num_returns");
-    // SAFETY: `handles` holds `count` initialized u32s the host only reads, and `ready` is a live
-    // buffer of `count` bytes, one per handle, which is what the host writes.
-    unsafe {
-        sys::wait(
-            handles.as_ptr().cast::<u8>(),
-            count,
-            wanted_u32,
-            timeout_ms(timeout),
-            ready.as_mut_ptr(),
-        )
-    };
+    // The host may run nested actor calls inside `wait`: `blocking` keeps the books.
+    actor_state::blocking(|| {
+        // SAFETY: `handles` holds `count` initialized u32s the host only reads, and `ready` is a
+        // live buffer of `count` bytes, one per handle, which is what the host writes.
+        unsafe {
+            sys::wait(
+                handles.as_ptr().cast::<u8>(),
+                count,
+                wanted_u32,
+                timeout_ms(timeout),
+                ready.as_mut_ptr(),
+            )
+        }
+    });
     let mut done = Vec::with_capacity(wanted);
     let mut pending = Vec::with_capacity(objects.len() - wanted);
     for (object, is_ready) in objects.iter().zip(&ready) {

@@ -3,8 +3,8 @@
 //! A value crosses the ABI as postcard bytes plus the handles of the object refs inside it
 //! (`ValueOut`). [`encode`] produces both, keeping the refs alive until the host has taken its own
 //! reference; [`decode`] reverses it with the handles the host staged. [`read_staged`] is the
-//! one place that calls `staged_read`, after `get`, `task_arg` or `cluster_info` announced the
-//! sizes in a [`StagedInfo`].
+//! one place that calls `staged_read`, after `get`, `task_arg`, `cluster_info`, `create_actor` or
+//! `get_actor` announced the sizes in a [`StagedInfo`].
 //!
 //! Nothing here decides what to do with a value; a value the SDK cannot encode or decode is a
 //! programming error in the guest and panics with the type's name.
@@ -12,7 +12,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::rc::Rc;
-use wasmray_abi::{StagedInfo, ValueOut};
+use wasmray_abi::{StagedInfo, TaskError, ValueOut};
 
 use crate::object_ref::{HandleOwner, Incoming, Outgoing};
 use crate::sys;
@@ -136,6 +136,19 @@ pub(crate) fn read_staged(info: StagedInfo) -> Staged {
     // are initialized and live, and nothing else borrows them during the call.
     unsafe { sys::staged_read(bytes.as_mut_ptr(), handles.as_mut_ptr().cast::<u8>()) };
     Staged { bytes, handles }
+}
+
+/// Decodes the `TaskError` the host staged with status 1 (by `get`, `create_actor`,
+/// `get_actor`).
+///
+/// # Panics
+/// When the bytes do not decode: the host broke the ABI.
+pub(crate) fn read_task_error(staged: Staged) -> TaskError {
+    let bytes = staged.into_plain_bytes();
+    match wasmray_abi::decode::<TaskError>(&bytes) {
+        Ok(error) => error,
+        Err(error) => panic!("wasmray: the host staged a task error that does not decode: {error}"),
+    }
 }
 
 /// Stages something with `stage` (which gets the `StagedInfo` pointer) and reads it.

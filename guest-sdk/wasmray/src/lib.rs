@@ -24,7 +24,36 @@
 //! | `ray.put(x)`                         | [`put`]                                             |
 //! | `ray.wait(refs, num_returns, timeout)` | [`wait`] → `(ready, pending)`                     |
 //! | `ray.nodes()`, `cluster_resources()` | [`nodes`], [`cluster_resources`], [`available_resources`] |
+//! | `@ray.remote class C`                | `#[wasmray::actor]` on `struct C` and `impl C`      |
+//! | `C.remote(x)`, `C.options(..)`       | `C::remote(x)` → [`ActorHandle<C>`](ActorHandle), `C::options().name("n").remote(x)` |
+//! | `c.m.remote(x)`                      | `c.m(x).remote()` → `ObjectRef<R>`                  |
+//! | `@ray.method(num_returns=2)`         | `#[wasmray::method(num_returns = 2)]`               |
+//! | `ray.get_actor(name)`                | [`get_actor::<C>(name)`](get_actor), [`get_actor_in`] |
+//! | `ray.kill(c)`                        | [`kill(&c)`](kill), [`kill_and_restart`]            |
 //! | the driver script                    | `#[wasmray::main] fn main()`                        |
+//!
+//! Actors:
+//!
+//! ```ignore
+//! #[wasmray::actor]
+//! struct Counter {
+//!     value: u64,
+//! }
+//!
+//! #[wasmray::actor(max_restarts = 1)]
+//! impl Counter {
+//!     fn new(start: u64) -> Self {
+//!         Counter { value: start }
+//!     }
+//!     fn inc(&mut self) -> u64 {
+//!         self.value += 1;
+//!         self.value
+//!     }
+//! }
+//!
+//! let counter = Counter::remote(0); // ActorHandle<Counter>, at once
+//! let one = counter.inc().remote(); // ObjectRef<u64>
+//! ```
 //!
 //! Values cross the boundary with serde and postcard: arguments and results must implement
 //! `Serialize` and `DeserializeOwned`. An [`ObjectRef`] may sit anywhere inside them (a
@@ -32,11 +61,15 @@
 //! `#[serde(crate = "wasmray::serde")]` on the type.
 //!
 //! Remote function names must be unique within a crate: the function `f` is exported as
-//! `wasmray_task:f`, whatever module it is in.
+//! `wasmray_task:f`, whatever module it is in. Likewise actor class names: class `C` exports
+//! `wasmray_actor_new:C` and `wasmray_actor_call:C::<method>`.
 //!
 //! This crate only links on wasm32 (it imports the host functions of module `wasmray`); what a
 //! node does with the calls is the runtime's business, described in `wit/wasmray.wit`.
 
+mod actor;
+mod actor_options;
+mod actor_state;
 mod api;
 mod args;
 mod codec;
@@ -45,12 +78,16 @@ mod options;
 mod sys;
 mod task;
 
+pub use actor::{
+    ActorClass, ActorHandle, MethodCall, get_actor, get_actor_in, kill, kill_and_restart,
+};
+pub use actor_options::ActorOptions;
 pub use api::{available_resources, cluster_resources, get, get_all, nodes, put, wait};
 pub use args::{Arg, IntoArg};
 pub use object_ref::ObjectRef;
 pub use options::CallOptions;
 pub use wasmray_abi::{ErrorKind, NodeInfo, TaskError};
-pub use wasmray_macros::{main, remote};
+pub use wasmray_macros::{actor, main, method, remote};
 
 /// Serde, as this SDK uses it: `#[serde(crate = "wasmray::serde")]` lets a crate derive without
 /// depending on serde itself.
@@ -60,6 +97,8 @@ pub use serde::{Deserialize, Serialize};
 /// What the macros' generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::actor::{RawActor, ReturnHandles, create_actor, create_actor_or_panic};
+    pub use crate::actor_state::{ActorCell, run_constructor, run_method_mut, run_method_ref};
     pub use crate::codec::Encoded;
     pub use crate::task::{
         encode_result, install_panic_hook, run_driver, run_task, submit, take_ref, task_arg,

@@ -57,4 +57,20 @@ unsafe extern "C" {
     /// Stages an answer about the cluster (0 nodes, 1 total resources, 2 available resources)
     /// and writes a `StagedInfo` at `info_ptr`.
     pub fn cluster_info(query: i32, info_ptr: *mut u8);
+
+    /// Creates an actor from the postcard `ActorCreation` at `spec_ptr[..spec_len]` and returns
+    /// at once: 0 stages one handle (the actor's), 1 a `TaskError`; writes a `StagedInfo` at
+    /// `info_ptr`.
+    pub fn create_actor(spec_ptr: *const u8, spec_len: u32, info_ptr: *mut u8) -> i32;
+
+    /// Calls an actor's method from the postcard `ActorCall` at `spec_ptr[..spec_len]`; the host
+    /// writes `num_returns` handles (`u32` each) at `returns_ptr`. Returns 0.
+    pub fn call_actor(spec_ptr: *const u8, spec_len: u32, returns_ptr: *mut u8) -> i32;
+
+    /// Looks up a named actor from the postcard `ActorLookup` at `spec_ptr[..spec_len]`: 0
+    /// stages one handle, 1 a `TaskError`; writes a `StagedInfo` at `info_ptr`.
+    pub fn get_actor(spec_ptr: *const u8, spec_len: u32, info_ptr: *mut u8) -> i32;
+
+    /// Kills the actor behind `handle`; with `no_restart` 0 it may be restarted.
+    pub fn kill_actor(handle: u32, no_restart: i32);
 }

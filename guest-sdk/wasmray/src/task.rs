@@ -11,7 +11,8 @@
 //! it into the task's error (or reports the driver's failure). The panic then traps, because
 //! wasm32 builds abort on panic. Nothing here prints.
 //!
-//! This file does not choose names or options: the macros do.
+//! Actor entry points live in [`crate::actor_state`] and reuse [`task_arg`] and the reporting
+//! here. This file does not choose names or options: the macros do.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -48,7 +49,8 @@ pub fn take_ref<T>(handle: u32) -> ObjectRef<T> {
     ObjectRef::from_handle(handle)
 }
 
-/// Reads argument `index` of the running task, as `T`.
+/// Reads argument `index` of the running task (or actor constructor or method: `function` is then
+/// `Class::method`), as `T`.
 ///
 /// # Panics
 /// When the argument does not decode as `T`, naming the function and the argument.
@@ -58,7 +60,7 @@ pub fn task_arg<T: DeserializeOwned>(function: &str, index: u32) -> T {
         // `stage_and_read`), the size the host writes there.
         unsafe { sys::task_arg(index, info_ptr) }
     });
-    let what = format!("argument {index} of remote function `{function}`");
+    let what = format!("argument {index} of `{function}`");
     codec::decode_or_panic(staged, &what)
 }
 
@@ -71,7 +73,11 @@ pub fn encode_result<T: Serialize>(value: &T) -> Encoded {
 /// function and encodes its results) and reports the results with `task_return`.
 pub fn run_task(body: impl FnOnce() -> Vec<Encoded>) {
     install_panic_hook();
-    let results = body();
+    report_results(body());
+}
+
+/// Hands a task's or an actor call's results to `task_return`, then drops them.
+pub(crate) fn report_results(results: Vec<Encoded>) {
     let values: Vec<ValueOut<'_>> = results.iter().map(Encoded::value_out).collect();
     let bytes = codec::encode_record(&values);
     let len = codec::abi_len(bytes.len(), "a task's results");

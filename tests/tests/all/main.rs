@@ -2,6 +2,7 @@
 //! `examples/` and `tests/guests/`), real nodes, real processes.
 
 mod abi_contract;
+mod actors;
 mod cli;
 mod examples;
 mod guests;
