@@ -439,10 +439,10 @@ impl<V: ObjectValue> Scheduler<V> {
             entry.handle_dropped,
         );
         self.available.add_capped(&resources, &self.total);
-        if let Some(name) = name {
-            if self.actors.names.get(&name) == Some(&actor) {
-                self.actors.names.remove(&name);
-            }
+        if let Some(name) = name
+            && self.actors.names.get(&name) == Some(&actor)
+        {
+            self.actors.names.remove(&name);
         }
         // A creation still waiting for its arguments will never run: forget it. (A queued one
         // is dropped by `dispatch`, which gives back what it took; a running one reports.)

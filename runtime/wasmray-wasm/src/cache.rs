@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use wasmray_core::ModuleId;
 use wasmtime::{Engine, Module};
 
+/// Names how modules are prepared before compiling; bump it when that changes.
+const PREPARATION: &str = "wasmray: export __stack_pointer, v1";
+
 #[derive(Debug, Clone)]
 pub(crate) struct ModuleCache {
     dir: PathBuf,
@@ -21,6 +24,9 @@ impl ModuleCache {
     pub(crate) fn new(dir: PathBuf, engine: &Engine) -> Self {
         let mut hasher = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
+        // What the host does to a module before compiling it (see `stack_pointer.rs`): a
+        // change there must not load artifacts prepared the old way.
+        PREPARATION.hash(&mut hasher);
         Self {
             dir,
             engine_key: hasher.finish(),

@@ -10,6 +10,7 @@
 use crate::WasmError;
 use crate::cache::ModuleCache;
 use crate::module::GuestModule;
+use crate::stack_pointer::with_stack_pointer_export;
 use crate::state::GuestState;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -132,10 +133,12 @@ impl WasmHost {
             Some(module) => module,
             None => {
                 let started = Instant::now();
-                let module = Module::new(&self.engine, bytes).map_err(|e| WasmError::Compile {
-                    module: name.to_owned(),
-                    message: format!("{e:#}"),
-                })?;
+                let prepared = with_stack_pointer_export(bytes);
+                let module =
+                    Module::new(&self.engine, &prepared).map_err(|e| WasmError::Compile {
+                        module: name.to_owned(),
+                        message: format!("{e:#}"),
+                    })?;
                 tracing::info!(module = name, elapsed = ?started.elapsed(), "compiled module");
                 if let Some(cache) = &self.cache {
                     cache.store(&id, &module);

@@ -12,6 +12,7 @@ use crate::host::WasmHost;
 use crate::module::{GuestModule, check_abi_version};
 use crate::output::{GuestOutput, OutputSink, Stream};
 use crate::services::{Caller, NodeServices};
+use crate::stack_pointer::STACK_POINTER_EXPORT;
 use crate::state::{CallState, GuestState, HandleTable, MemoryCap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,6 +164,7 @@ impl GuestInstance {
             deadline_hit: false,
             kill: KillSwitch::default(),
             nested: setup.nested,
+            stack_pointer: None,
         };
         let mut store = Store::new(host.engine(), state);
         store.limiter(|state| &mut state.limits);
@@ -189,6 +191,8 @@ impl GuestInstance {
             })?;
         let memory = instance.get_memory(&mut store, exports::MEMORY);
         store.data_mut().memory = memory;
+        let stack_pointer = instance.get_global(&mut store, STACK_POINTER_EXPORT);
+        store.data_mut().stack_pointer = stack_pointer;
         let version = instance
             .get_typed_func::<(), i32>(&mut store, exports::ABI_VERSION)
             .map_err(|_| WasmError::MissingExport {
@@ -246,6 +250,7 @@ impl GuestInstance {
         let export = call.export;
         let function = call.function.clone();
         self.begin(call.caller, call.args, call.limits, Some(call.label));
+        let stack = save_stack_pointer(&mut self.store);
         let result = match self
             .instance
             .get_typed_func::<(), ()>(&mut self.store, &export)
@@ -255,6 +260,9 @@ impl GuestInstance {
                 "the module exports no `{export}`"
             ))),
         };
+        if result.is_err() {
+            restore_stack_pointer(&mut self.store, stack);
+        }
         let (call, mut held) = self.end();
         let instance_lost = self.lost();
         self.poisoned |= instance_lost;
@@ -356,5 +364,25 @@ impl Drop for GuestInstance {
         if !held.is_empty() {
             state.services.release(&held);
         }
+    }
+}
+
+/// The guest's shadow stack pointer now, to put back if the call traps.
+pub(crate) fn save_stack_pointer(
+    mut store: impl wasmtime::AsContextMut<Data = GuestState>,
+) -> Option<wasmtime::Val> {
+    let global = store.as_context().data().stack_pointer?;
+    Some(global.get(&mut store))
+}
+
+/// Puts the shadow stack pointer back where the failed call found it.
+pub(crate) fn restore_stack_pointer(
+    mut store: impl wasmtime::AsContextMut<Data = GuestState>,
+    saved: Option<wasmtime::Val>,
+) {
+    let global = store.as_context().data().stack_pointer;
+    if let (Some(global), Some(value)) = (global, saved) {
+        // Only fails for a type mismatch, impossible for the value read from this global.
+        let _ = global.set(&mut store, value);
     }
 }

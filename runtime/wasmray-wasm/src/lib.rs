@@ -17,6 +17,7 @@ mod module;
 mod nested;
 mod output;
 mod services;
+mod stack_pointer;
 mod state;
 
 pub use host::{EPOCH_TICK, WasmHost, WasmHostConfig};

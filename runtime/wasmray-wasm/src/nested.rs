@@ -6,6 +6,7 @@
 //! arguments, results, output label) is set aside and restored around the nested one.
 
 use crate::failure::task_outcome;
+use crate::instance::{restore_stack_pointer, save_stack_pointer};
 use crate::state::{CallState, GuestState};
 use crate::{Finished, NestedCall};
 use std::future::Future;
@@ -52,6 +53,7 @@ async fn run_nested(caller: &mut Caller<'_, GuestState>, nested: NestedCall) {
         .get_export(&call.export)
         .and_then(|export| export.into_func())
         .and_then(|func| func.typed::<(), ()>(&*caller).ok());
+    let stack = save_stack_pointer(&mut *caller);
     let result = match func {
         Some(func) => func.call_async(&mut *caller, ()).await,
         None => Err(wasmtime::Error::msg(format!(
@@ -59,6 +61,9 @@ async fn run_nested(caller: &mut Caller<'_, GuestState>, nested: NestedCall) {
             call.export
         ))),
     };
+    if result.is_err() {
+        restore_stack_pointer(&mut *caller, stack);
+    }
     let state = caller.data_mut();
     let finished_call = std::mem::replace(&mut state.call, outer);
     state.staged = outer_staged;

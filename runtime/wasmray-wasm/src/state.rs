@@ -30,6 +30,8 @@ pub(crate) struct GuestState {
     pub(crate) kill: crate::KillSwitch,
     /// Where an actor with `max_concurrency > 1` finds calls to run while one is blocked.
     pub(crate) nested: Option<std::sync::Arc<dyn crate::NestedCalls>>,
+    /// The guest's shadow stack pointer, exported at load (see `stack_pointer.rs`).
+    pub(crate) stack_pointer: Option<wasmtime::Global>,
 }
 
 /// The task or driver call running in the instance.

@@ -10,7 +10,13 @@ use wasmray_tests::{Capture, guests, run_guest, test_config, value_after};
 async fn counter_counts_through_passed_handles() -> anyhow::Result<()> {
     let run = run_guest(guests::COUNTER, 2.0, &[]).await?;
     let lines = run.stdout_ok();
-    assert_eq!(lines[..2], ["value after two incs = 2", "value after 4 tasks x 250 = 1000"]);
+    assert_eq!(
+        lines[..2],
+        [
+            "value after two incs = 2",
+            "value after 4 tasks x 250 = 1000"
+        ]
+    );
     Ok(())
 }
 
@@ -18,7 +24,10 @@ async fn counter_counts_through_passed_handles() -> anyhow::Result<()> {
 async fn message_actor_delivers_every_message_once_in_order() -> anyhow::Result<()> {
     let run = run_guest(guests::MESSAGE_ACTOR, 4.0, &[]).await?;
     let lines = run.stdout_ok();
-    assert_eq!(lines[0], "received 300 messages, each exactly once, in order per worker");
+    assert_eq!(
+        lines[0],
+        "received 300 messages, each exactly once, in order per worker"
+    );
     Ok(())
 }
 
@@ -26,7 +35,13 @@ async fn message_actor_delivers_every_message_once_in_order() -> anyhow::Result<
 async fn actor_pool_spreads_1000_items_over_4_actors() -> anyhow::Result<()> {
     let run = run_guest(guests::ACTOR_POOL, 2.0, &[]).await?;
     let lines = run.stdout_ok();
-    assert_eq!(lines[..2], ["processed 1000 items on 4 actors, sum = 332833500", "every actor took part"]);
+    assert_eq!(
+        lines[..2],
+        [
+            "processed 1000 items on 4 actors, sum = 332833500",
+            "every actor took part"
+        ]
+    );
     Ok(())
 }
 
@@ -53,7 +68,10 @@ async fn actor_semantics_hold_case_by_case() -> anyhow::Result<()> {
         ]
     );
     let stats = run.node.stats();
-    assert_eq!(stats.sched.actors, 0, "the job's actors died with its driver: {stats:?}");
+    assert_eq!(
+        stats.sched.actors, 0,
+        "the job's actors died with its driver: {stats:?}"
+    );
     Ok(())
 }
 
@@ -71,10 +89,21 @@ async fn a_detached_actor_outlives_the_driver_that_made_it() -> anyhow::Result<(
     let module = node.load_module(guests::ACTORS.as_ref())?;
     for mode in ["detached-create", "detached-lookup"] {
         let exit = node.run_driver(&module, &[mode.to_owned()]).await?;
-        assert!(matches!(exit, DriverExit::Exited(0)), "{mode}: {exit:?}\n{}", output.all_text());
+        assert!(
+            matches!(exit, DriverExit::Exited(0)),
+            "{mode}: {exit:?}\n{}",
+            output.all_text()
+        );
     }
-    assert_eq!(output.driver_stdout(), ["detached created", "detached value = 2"]);
-    assert_eq!(node.stats().sched.actors, 1, "still alive after both drivers ended");
+    assert_eq!(
+        output.driver_stdout(),
+        ["detached created", "detached value = 2"]
+    );
+    assert_eq!(
+        node.stats().sched.actors,
+        1,
+        "still alive after both drivers ended"
+    );
     Ok(())
 }
 
@@ -90,8 +119,15 @@ async fn a_node_holds_10000_live_actors() -> anyhow::Result<()> {
     let node = Node::start(config)?;
     let module = node.load_module(guests::ACTOR_SCALE.as_ref())?;
     let exit = node.run_driver(&module, &["10000".to_owned()]).await?;
-    assert!(matches!(exit, DriverExit::Exited(0)), "{exit:?}\n{}", output.all_text());
+    assert!(
+        matches!(exit, DriverExit::Exited(0)),
+        "{exit:?}\n{}",
+        output.all_text()
+    );
     let lines = output.driver_stdout();
-    assert_eq!(value_after(&lines, "all 10000 answered, sum = "), Some("49995000"));
+    assert_eq!(
+        value_after(&lines, "all 10000 answered, sum = "),
+        Some("49995000")
+    );
     Ok(())
 }

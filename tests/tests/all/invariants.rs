@@ -59,7 +59,10 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 /// The part of a source file that is not test code (`#[cfg(test)]` modules come last).
 fn non_test_code(path: &Path) -> String {
     let text = std::fs::read_to_string(path).expect("source file");
-    if path.file_name().is_some_and(|n| n.to_string_lossy().ends_with("tests.rs")) {
+    if path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with("tests.rs"))
+    {
         return String::new();
     }
     match text.find("#[cfg(test)]") {
