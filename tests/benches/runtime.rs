@@ -5,6 +5,9 @@
 //! - `tasks_10k_throughput`: 10,000 trivial tasks submitted, then gathered.
 //! - `quickstart_warm_cache`: wall time of `wasmray run quickstart.wasm` as a process, with the
 //!   compiled module already cached.
+//! - `actors/*`: 1:1 actor calls sync (call, wait, repeat) and async (submit many, gather), n:n
+//!   (2 callers, each with its own actor, concurrently), and creating 10,000 actors, calling
+//!   each once, and letting them go (issue #3).
 //!
 //! Per-task figures come from the guest's own clock (node start and module load excluded).
 
@@ -72,6 +75,65 @@ fn bench(c: &mut Criterion) {
                 total += reported("throughput");
             }
             total
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("actors");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("actor_calls_sync", |b| {
+        b.iter_custom(|iters| {
+            run_bench_guest(&runtime, &node, &["actor-sync", &iters.to_string()]);
+            reported("actor-sync")
+        })
+    });
+    group.throughput(Throughput::Elements(10_000));
+    group.sample_size(20);
+    for (name, mode) in [
+        ("actor_calls_async_10k", "actor-async"),
+        ("actor_calls_nn_2x5k", "actor-nn"),
+    ] {
+        let n = if mode == "actor-nn" { "5000" } else { "10000" };
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    run_bench_guest(&runtime, &node, &[mode, n]);
+                    total += reported(mode);
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+
+    let scale_node = {
+        let _guard = runtime.enter();
+        let config = wasmray_node::NodeConfig {
+            max_instances: 10_100,
+            max_task_memory: 64 << 20,
+            default_task_memory: 64 << 20,
+            ..test_config(2.0, Arc::new(Capture::default()))
+        };
+        Node::start(config).expect("start node")
+    };
+    let scale = scale_node
+        .load_module(guests::ACTOR_SCALE.as_ref())
+        .expect("load actor-scale");
+    let mut group = c.benchmark_group("actors");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Elements(10_000));
+    group.bench_function("create_call_drop_10k_actors", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            for _ in 0..iters {
+                let exit = runtime
+                    .block_on(scale_node.run_driver(&scale, &["10000".to_owned()]))
+                    .expect("run actor-scale");
+                assert!(matches!(exit, DriverExit::Exited(0)), "{exit:?}");
+            }
+            started.elapsed()
         })
     });
     group.finish();

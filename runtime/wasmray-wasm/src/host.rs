@@ -27,6 +27,9 @@ use wasmtime::{
 /// How often the epoch clock ticks: the granularity of CPU limits and of cooperative yields.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// The most fiber stacks (calls in progress at once, blocked ones included) a node keeps.
+const MAX_STACKS: u32 = 16_384;
+
 /// How the host is set up.
 #[derive(Debug, Clone)]
 pub struct WasmHostConfig {
@@ -68,8 +71,16 @@ impl std::fmt::Debug for WasmHost {
 
 impl WasmHost {
     pub fn new(config: WasmHostConfig) -> Result<Self, WasmError> {
-        let engine = Engine::new(&engine_config(&config))
-            .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        let engine = Engine::new(&engine_config(&config)).map_err(|e| {
+            let mut message = format!("{e:#}");
+            if message.contains("Cannot allocate memory") {
+                message.push_str(&format!(
+                    " (each of the {} instance slots needs its own memory mappings: lower --max-instances or raise the vm.max_map_count sysctl)",
+                    config.max_instances
+                ));
+            }
+            WasmError::Engine(message)
+        })?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut GuestState| {
             &mut state.wasi
@@ -185,7 +196,9 @@ fn engine_config(config: &WasmHostConfig) -> Config {
     pool.total_core_instances(config.max_instances)
         .total_memories(config.max_instances)
         .total_tables(config.max_instances)
-        .total_stacks(config.max_instances)
+        // Fiber stacks are held only by calls in progress (running or blocked), not by idle
+        // actors, so a node holding 100,000 actors needs far fewer of them.
+        .total_stacks(config.max_instances.min(MAX_STACKS))
         .max_memory_size(config.max_memory_bytes as usize)
         .table_elements(100_000)
         // Keep freshly used pages of a slot warm: first-touch faults, not copies, dominate
