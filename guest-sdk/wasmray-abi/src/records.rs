@@ -95,7 +95,8 @@ pub struct ActorCreation<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActorCall<'a> {
     pub actor: Handle,
-    /// The module exports `wasmray_actor_call:<class>::<method>`.
+    /// The method's name (`inc`) or `<class>::<method>`; the module exports
+    /// `wasmray_actor_call:<class>::<method>`.
     pub method: &'a str,
     #[serde(borrow)]
     pub args: Vec<ArgOut<'a>>,
