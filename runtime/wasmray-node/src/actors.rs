@@ -8,7 +8,7 @@
 //! the call takes itself back and runs directly. Only the call that holds the instance reports
 //! it lost, so a loss is reported once.
 
-use crate::execute::PooledInstance;
+use crate::execute::{PooledInstance, sched_outcome};
 use crate::node::NodeInner;
 use crate::value::Value;
 use std::collections::VecDeque;
@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Notify, oneshot};
 use wasmray_abi::{ACTOR_CALL_EXPORT_PREFIX, ACTOR_NEW_EXPORT_PREFIX};
 use wasmray_core::{ActorId, ErrorKind, TaskError, TaskKind};
-use wasmray_sched::{Outcome, RunTask};
+use wasmray_sched::RunTask;
 use wasmray_wasm::{
     BoxFuture, Finished, KillSwitch, NestedCall, NestedCalls, TaskCall, TaskOutcome,
 };
@@ -149,45 +149,26 @@ impl NodeInner {
         let mut pooled = match self.instantiate(&spec, nested).await {
             Ok(pooled) => pooled,
             Err(error) => {
-                self.with_sched(|sched| {
-                    sched.task_finished(
-                        spec.id,
-                        Outcome::Failed {
-                            error,
-                            system: true,
-                        },
-                    )
-                });
+                self.report_failure(spec.id, error, true);
                 return;
             }
         };
         pooled.instance.retain_handles();
-        let (caller, limits) = self.call_context(&spec);
-        let call = TaskCall {
-            export: format!("{ACTOR_NEW_EXPORT_PREFIX}{}", actor_spec.class),
-            function: actor_spec.class.clone(),
-            args: run.args.iter().map(|value| Arc::clone(&value.0)).collect(),
-            caller,
-            limits,
-            label: format!("{} actor={actor}", actor_spec.class),
-        };
-        drop(run);
+        let export = format!("{ACTOR_NEW_EXPORT_PREFIX}{}", actor_spec.class);
+        let label = format!("{} actor={actor}", actor_spec.class);
+        let call = self.task_call(run, export, label);
         let kill = pooled.instance.kill_switch();
         let mut slot = host.instance.lock().await;
         *host.kill.lock().unwrap_or_else(PoisonError::into_inner) = Some(kill);
         let finished = pooled.instance.run_task(call).await;
-        let outcome = match finished.outcome {
-            TaskOutcome::Returned(values) => {
-                *slot = Some(pooled);
-                Outcome::Returned(values.into_iter().map(Value).collect())
-            }
-            TaskOutcome::Failed(error) => Outcome::Failed {
-                error,
-                system: finished.instance_lost,
-            },
-        };
+        if matches!(finished.outcome, TaskOutcome::Returned(_)) {
+            *slot = Some(pooled);
+        }
         drop(slot);
-        self.with_sched(|sched| sched.task_finished(spec.id, outcome));
+        self.report(
+            spec.id,
+            sched_outcome(finished.outcome, finished.instance_lost),
+        );
     }
 
     /// Runs a method call on its actor's instance.
@@ -195,42 +176,21 @@ impl NodeInner {
         let spec = Arc::clone(&run.spec);
         let Some(host) = self.actor_host(actor) else {
             let error = lost(&spec.function, "the actor has no instance on this node");
-            self.with_sched(|sched| {
-                sched.task_finished(
-                    spec.id,
-                    Outcome::Failed {
-                        error,
-                        system: true,
-                    },
-                )
-            });
+            self.report_failure(spec.id, error, true);
             return;
         };
-        let (caller, limits) = self.call_context(&spec);
-        let call = TaskCall {
-            export: format!("{ACTOR_CALL_EXPORT_PREFIX}{}", spec.function),
-            function: spec.function.clone(),
-            args: run.args.iter().map(|value| Arc::clone(&value.0)).collect(),
-            caller,
-            limits,
-            label: format!("{} actor={actor}", spec.function),
-        };
-        drop(run);
+        let export = format!("{ACTOR_CALL_EXPORT_PREFIX}{}", spec.function);
+        let label = format!("{} actor={actor}", spec.function);
+        let call = self.task_call(run, export, label);
         let (finished, owner) = self.run_on_actor(&host, call).await;
         let error_if_lost = match &finished.outcome {
             TaskOutcome::Failed(error) if finished.instance_lost => Some(error.clone()),
             _ => None,
         };
-        let outcome = match finished.outcome {
-            TaskOutcome::Returned(values) => {
-                Outcome::Returned(values.into_iter().map(Value).collect())
-            }
-            TaskOutcome::Failed(error) => Outcome::Failed {
-                error,
-                system: finished.instance_lost,
-            },
-        };
-        self.with_sched(|sched| sched.task_finished(spec.id, outcome));
+        self.report(
+            spec.id,
+            sched_outcome(finished.outcome, finished.instance_lost),
+        );
         self.release(&finished.held);
         if let (Some(error), true) = (error_if_lost, owner) {
             self.with_sched(|sched| sched.actor_lost(actor, error));

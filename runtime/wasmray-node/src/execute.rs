@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmray_abi::TASK_EXPORT_PREFIX;
-use wasmray_core::{ErrorKind, JobId, ModuleId, TaskError, TaskKind, TaskSpec};
+use wasmray_core::{ErrorKind, JobId, ModuleId, TaskError, TaskId, TaskKind, TaskSpec};
 use wasmray_sched::{Outcome, RunTask};
 use wasmray_wasm::{
     CallLimits, Caller, GuestInstance, InstanceSetup, NestedCalls, TaskCall, TaskOutcome,
@@ -103,8 +103,10 @@ impl NodeInner {
         }
     }
 
-    /// The caller identity and limits of a run.
-    pub(crate) fn call_context(&self, spec: &TaskSpec<Value>) -> (Caller, CallLimits) {
+    /// The call a run makes into its instance: `export`, the run's arguments, who is calling,
+    /// and the spec's limits (or the node's defaults).
+    pub(crate) fn task_call(&self, run: RunTask<Value>, export: String, label: String) -> TaskCall {
+        let spec = &run.spec;
         let caller = Caller {
             task: spec.id,
             run: self.mint.next_task(),
@@ -119,7 +121,25 @@ impl NodeInner {
                 .map(Duration::from_millis)
                 .or(self.config.default_cpu_time_limit),
         };
-        (caller, limits)
+        TaskCall {
+            export,
+            function: spec.function.clone(),
+            args: run.args.iter().map(|value| Arc::clone(&value.0)).collect(),
+            caller,
+            limits,
+            label,
+        }
+    }
+
+    /// Tells the scheduler how a run ended.
+    pub(crate) fn report(self: &Arc<Self>, task: TaskId, outcome: Outcome<Value>) {
+        self.with_sched(|sched| sched.task_finished(task, outcome));
+    }
+
+    /// Tells the scheduler a run failed; `system` for failures of the runtime (or, for an
+    /// actor call, the loss of its instance).
+    pub(crate) fn report_failure(self: &Arc<Self>, task: TaskId, error: TaskError, system: bool) {
+        self.report(task, Outcome::Failed { error, system });
     }
 
     async fn execute_task(self: Arc<Self>, run: RunTask<Value>) {
@@ -134,30 +154,15 @@ impl NodeInner {
             None => match self.instantiate(&spec, None).await {
                 Ok(pooled) => pooled,
                 Err(error) => {
-                    self.with_sched(|sched| {
-                        sched.task_finished(
-                            spec.id,
-                            Outcome::Failed {
-                                error,
-                                system: true,
-                            },
-                        )
-                    });
+                    self.report_failure(spec.id, error, true);
                     return;
                 }
             },
         };
         let mut pooled = pooled;
-        let (caller, limits) = self.call_context(&spec);
-        let call = TaskCall {
-            export: format!("{TASK_EXPORT_PREFIX}{}", spec.function),
-            function: spec.function.clone(),
-            args: run.args.iter().map(|value| Arc::clone(&value.0)).collect(),
-            caller,
-            limits,
-            label: format!("{} task={:x}", spec.function, spec.id.0 as u64),
-        };
-        drop(run);
+        let export = format!("{TASK_EXPORT_PREFIX}{}", spec.function);
+        let label = format!("{} task={:x}", spec.function, spec.id.0 as u64);
+        let call = self.task_call(run, export, label);
         let finished = pooled.instance.run_task(call).await;
         // Back to the pool before the result is sealed: a caller woken by the seal that
         // submits again at once must find the instance idle.
@@ -173,16 +178,7 @@ impl NodeInner {
         } else {
             drop(pooled);
         }
-        let outcome = match finished.outcome {
-            TaskOutcome::Returned(values) => {
-                Outcome::Returned(values.into_iter().map(Value).collect())
-            }
-            TaskOutcome::Failed(error) => Outcome::Failed {
-                error,
-                system: false,
-            },
-        };
-        self.with_sched(|sched| sched.task_finished(spec.id, outcome));
+        self.report(spec.id, sched_outcome(finished.outcome, false));
         // Only now: the sealed results hold their own references to what they contain.
         self.release(&finished.held);
     }
@@ -222,5 +218,16 @@ impl NodeInner {
             instance,
             _slot: slot,
         })
+    }
+}
+
+/// A call's outcome as the scheduler takes it; a failure is a system one if `lost`.
+pub(crate) fn sched_outcome(outcome: TaskOutcome, lost: bool) -> Outcome<Value> {
+    match outcome {
+        TaskOutcome::Returned(values) => Outcome::Returned(values.into_iter().map(Value).collect()),
+        TaskOutcome::Failed(error) => Outcome::Failed {
+            error,
+            system: lost,
+        },
     }
 }
