@@ -21,6 +21,31 @@ pub use records::{
 /// module whose version differs.
 pub const ABI_VERSION: u32 = 1;
 
+/// Alignment (and length granularity) of a guest region that `map_object` maps an object
+/// into: one wasm page, a multiple of any host's page size.
+pub const MAP_ALIGN: u32 = 65536;
+
+/// What `map_object` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum MapStatus {
+    /// The object's pages are mapped copy-on-write into the region: no bytes were copied.
+    Mapped = 0,
+    /// The object is small (kept inline) or not mappable here: its bytes were copied into the
+    /// region. The region is still the guest's and needs no `unmap_object`.
+    Copied = 1,
+}
+
+impl MapStatus {
+    pub fn from_i32(code: i32) -> Option<Self> {
+        match code {
+            0 => Some(Self::Mapped),
+            1 => Some(Self::Copied),
+            _ => None,
+        }
+    }
+}
+
 /// Name of the import module every wasmray host function lives in.
 pub const IMPORT_MODULE: &str = "wasmray";
 
@@ -63,6 +88,14 @@ pub mod imports {
     pub const GET_ACTOR: &str = "get_actor";
     /// `kill-actor(handle, no-restart)`
     pub const KILL_ACTOR: &str = "kill_actor";
+    /// `put-bytes(bytes-ptr, bytes-len) -> handle`
+    pub const PUT_BYTES: &str = "put_bytes";
+    /// `object-len(handle) -> s64`
+    pub const OBJECT_LEN: &str = "object_len";
+    /// `map-object(handle, dest-ptr, dest-len) -> status`
+    pub const MAP_OBJECT: &str = "map_object";
+    /// `unmap-object(dest-ptr, dest-len)`
+    pub const UNMAP_OBJECT: &str = "unmap_object";
 
     /// Every import, in the order `wit/wasmray.wit` lists them.
     pub const ALL: &[&str] = &[
@@ -80,6 +113,10 @@ pub mod imports {
         CALL_ACTOR,
         GET_ACTOR,
         KILL_ACTOR,
+        PUT_BYTES,
+        OBJECT_LEN,
+        MAP_OBJECT,
+        UNMAP_OBJECT,
     ];
 }
 

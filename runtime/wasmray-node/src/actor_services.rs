@@ -124,7 +124,7 @@ impl ActorServices for GuestServices {
             .store
             .create_from(&[], Vec::new())
             .map_err(|e| error(ErrorKind::System, &class, e.to_string(), caller))?;
-        let created = node.with_sched(|sched| sched.submit_actor(spec, Value(Arc::new(handle))));
+        let created = node.with_sched(|sched| sched.submit_actor(spec, Value(handle)));
         match created {
             Ok(actor) => Ok(actor.handle_object()),
             Err(taken) => Err(error(

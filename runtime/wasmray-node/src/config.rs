@@ -27,6 +27,8 @@ pub struct NodeConfig {
     pub idle_instances_per_function: usize,
     /// Where compiled modules are cached on disk.
     pub cache_dir: Option<PathBuf>,
+    /// Parent of the node's scratch directory (spilled objects) [default: the system temp dir].
+    pub temp_dir: Option<PathBuf>,
     /// Where guest output and unhandled errors go.
     pub output: Arc<dyn OutputSink>,
 }
@@ -57,6 +59,7 @@ impl Default for NodeConfig {
             default_cpu_time_limit: Some(Duration::from_secs(30 * 60)),
             idle_instances_per_function: 4,
             cache_dir: None,
+            temp_dir: None,
             output: Arc::new(StdioSink),
         }
     }

@@ -58,6 +58,8 @@ pub(crate) struct NodeInner {
     pub(crate) pool: InstancePool,
     pub(crate) actors: Mutex<HashMap<ActorId, Arc<ActorHost>>>,
     next_job: AtomicU32,
+    /// This node's scratch space (spilled objects); removed at shutdown.
+    temp_dir: std::path::PathBuf,
     pub(crate) shutting_down: AtomicBool,
 }
 
@@ -75,8 +77,13 @@ impl Node {
             max_memory_bytes: config.max_task_memory,
             cache_dir: config.cache_dir.clone(),
         })?;
-        let store = ObjectStore::new(config.object_store_memory)?;
         let id = NodeId(random_u64());
+        let temp_dir = config
+            .temp_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("wasmray"))
+            .join(format!("node-{id}"));
+        let store = ObjectStore::new(config.object_store_memory, temp_dir.join("spill"))?;
         tracing::info!(node = %id, resources = %total, "node started");
         let inner = Arc::new(NodeInner {
             id,
@@ -89,6 +96,7 @@ impl Node {
             waiters: Waiters::default(),
             actors: Mutex::default(),
             next_job: AtomicU32::new(1),
+            temp_dir,
             shutting_down: AtomicBool::new(false),
         });
         Ok(Node { inner })
@@ -182,11 +190,18 @@ impl Node {
             host.stop();
         }
     }
+
+    /// This node's scratch directory (spilled objects live under it).
+    pub fn temp_dir(&self) -> &std::path::Path {
+        &self.inner.temp_dir
+    }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
         self.shutdown();
+        // Spill files of objects still alive elsewhere are useless once the node is gone.
+        let _ = std::fs::remove_dir_all(&self.inner.temp_dir);
     }
 }
 

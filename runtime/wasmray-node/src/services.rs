@@ -78,13 +78,10 @@ impl NodeInner {
             });
         }
         let counted = contained.clone();
-        self.store
-            .create_from(bytes, contained)
-            .map(Arc::new)
-            .map_err(|error| {
-                self.release(&counted);
-                error.to_string()
-            })
+        self.store.create_from(bytes, contained).map_err(|error| {
+            self.release(&counted);
+            error.to_string()
+        })
     }
 
     fn is_sealed(&self, id: ObjectId, waiter: &Arc<Notify>) -> bool {
@@ -293,6 +290,13 @@ impl NodeServices for GuestServices {
             node.waiters.unregister(&ids, &waiter);
             ready
         })
+    }
+
+    fn peek(&self, id: ObjectId) -> Option<Arc<StoredObject>> {
+        match self.node.lock_sched().object(id) {
+            Some(ObjectState::Ready(Value(object))) => Some(object),
+            _ => None,
+        }
     }
 
     fn add_refs(&self, ids: &[ObjectId]) {

@@ -1,18 +1,22 @@
-//! The arena: one anonymous memory mapping of the store's capacity, carved into page-aligned
-//! allocations for large objects.
+//! The arena: one sealed memfd of the store's capacity, mapped shared into the node and carved
+//! into page-aligned allocations for large objects.
 //!
-//! Pages are committed only when written, and handed back to the kernel (`MADV_DONTNEED`) when
-//! an allocation is freed, so the node's memory follows what is stored, not the capacity. The
-//! mapping is never shrunk or truncated while the store lives (DESIGN.md §4, hazard 2).
-//! Zero-copy mapping of these pages into guests is a later step; nothing here maps into
-//! guests yet.
+//! Being a file, the arena can be mapped copy-on-write into a guest's linear memory (zero-copy
+//! `get`; the wasm host does the mapping from [`crate::MappableRange`]). Its size is set once
+//! and sealed (`F_SEAL_SHRINK | F_SEAL_GROW`): nothing can truncate it under a live mapping,
+//! which would kill the node with SIGBUS (DESIGN.md §4, hazard 2). Pages are committed only
+//! when written and handed back to the kernel (`FALLOC_FL_PUNCH_HOLE`) when an allocation is
+//! freed, so memory follows what is stored, not the capacity; punched pages read as zeros.
 
 use crate::StoreError;
 use crate::freelist::{FreeList, page_round};
-use memmap2::{MmapMut, MmapOptions, UncheckedAdvice};
+use memmap2::{MmapMut, MmapOptions};
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub(crate) struct Arena {
+    file: File,
     mmap: MmapMut,
     base: *mut u8,
     free: Mutex<FreeList>,
@@ -40,17 +44,23 @@ impl Arena {
         let len = usize::try_from(list.capacity().max(crate::freelist::PAGE)).map_err(|_| {
             StoreError::Map(std::io::Error::other("capacity exceeds the address space"))
         })?;
-        let mut mmap = MmapOptions::new()
-            .len(len)
-            .no_reserve_swap()
-            .map_anon()
-            .map_err(StoreError::Map)?;
+        let file = sealed_memfd(len).map_err(StoreError::Map)?;
+        // SAFETY: the file is our own memfd, sized once above and sealed against shrinking or
+        // growing, so the mapping can never extend past its end; nothing else writes to it.
+        let mut mmap =
+            unsafe { MmapOptions::new().len(len).map_mut(&file) }.map_err(StoreError::Map)?;
         let base = mmap.as_mut_ptr();
         Ok(Self {
+            file,
             mmap,
             base,
             free: Mutex::new(list),
         })
+    }
+
+    /// The memfd holding the arena, for mapping allocations into guests.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.file.as_raw_fd()
     }
 
     pub(crate) fn capacity(&self) -> u64 {
@@ -119,17 +129,67 @@ impl Allocation {
 
 impl Drop for Allocation {
     fn drop(&mut self) {
-        let rounded = page_round(self.len as u64) as usize;
-        // SAFETY: the range is inside the mapping and owned by this allocation, which is being
-        // dropped: no slice into it survives, so discarding its pages (they read back as
-        // zeros) cannot be observed. The mapping itself keeps its size.
+        let rounded = page_round(self.len as u64) as i64;
+        // SAFETY: plain system call on our own memfd. The range belongs to this allocation,
+        // which is being dropped: no slice into it and no guest mapping of it survives (guests
+        // hold the object while it is mapped), so zeroing its pages cannot be observed. The
+        // file keeps its size (KEEP_SIZE), so no mapping can fault past its end.
         let _ = unsafe {
-            self.arena
-                .mmap
-                .unchecked_advise_range(UncheckedAdvice::DontNeed, self.offset, rounded)
+            libc::fallocate(
+                self.arena.fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                self.offset as i64,
+                rounded,
+            )
         };
         self.arena
             .lock()
             .release(self.offset as u64, self.len as u64);
+    }
+}
+
+impl Allocation {
+    /// Where the allocation's bytes are in the arena's file.
+    pub(crate) fn file_range(&self) -> (RawFd, u64, usize) {
+        (self.arena.fd(), self.offset as u64, self.len)
+    }
+}
+
+/// A memfd of `len` bytes whose size can never change again.
+fn sealed_memfd(len: usize) -> std::io::Result<File> {
+    let name = c"wasmray-object-store";
+    // SAFETY: `name` is a valid NUL-terminated string; the call has no other inputs.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by memfd_create and is owned by nothing else.
+    let file = unsafe { File::from_raw_fd(fd) };
+    file.set_len(len as u64)?;
+    // SAFETY: plain fcntl on the fd we own.
+    let sealed = unsafe {
+        libc::fcntl(
+            fd,
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
+        )
+    };
+    if sealed < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_arena_file_can_never_be_truncated() {
+        let arena = Arena::new(1 << 20).unwrap();
+        assert!(arena.file.set_len(4096).is_err(), "shrinking is sealed");
+        assert!(arena.file.set_len(2 << 20).is_err(), "growing is sealed");
+        assert_eq!(arena.file.metadata().unwrap().len(), 1 << 20);
     }
 }

@@ -1,21 +1,30 @@
 //! wasmray's per-node object store: where the bytes of immutable objects live.
 //!
 //! Small objects (under [`INLINE_MAX`], as Ray's direct-call threshold) are kept inline on the
-//! heap; large ones go to a memory-mapped arena of fixed capacity with page-aligned
-//! allocations. A [`StoredObject`] is immutable once created and frees its bytes when dropped;
-//! reference counting (deciding *when* to drop) belongs to the scheduler, not here.
+//! heap; large ones go to an arena of fixed capacity (a sealed memfd) with page-aligned
+//! allocations. When the arena is full, resident objects that nobody is reading or mapping are
+//! spilled to files in the spill directory and restored transparently, byte for byte, when
+//! read. A large object's bytes can be mapped into a guest without copying
+//! ([`StoredObject::mappable`]). Reference counting (deciding *when* an object goes) belongs
+//! to the scheduler; a [`StoredObject`] frees its bytes, wherever they are, when dropped.
 //!
-//! Not here yet: spilling to disk and zero-copy mapping into guests (later work), networking.
+//! Not here: networking, eviction policy beyond "oldest resident first".
 
 mod arena;
 mod freelist;
+mod object;
+mod spill;
 
-use arena::{Allocation, Arena};
+use arena::Arena;
+use object::{Counters, Data};
+use spill::Spiller;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use wasmray_core::ObjectId;
 
 pub use freelist::PAGE;
+pub use object::{BytesGuard, MappableRange, Pin, StoredObject};
 
 /// Objects smaller than this are stored inline on the heap.
 pub const INLINE_MAX: usize = 100 * 1024;
@@ -28,7 +37,7 @@ pub enum StoreError {
     )]
     TooLarge { requested: u64, capacity: u64 },
     #[error(
-        "object store is full: {requested} bytes requested, {used} of {capacity} bytes in use by referenced objects"
+        "object store is full: {requested} bytes requested, {used} of {capacity} bytes in use by objects that are being read or mapped"
     )]
     Full {
         requested: u64,
@@ -37,6 +46,8 @@ pub enum StoreError {
     },
     #[error("could not map the object store's memory: {0}")]
     Map(std::io::Error),
+    #[error("could not spill to or restore from `{}`: {}", .0.display(), .1)]
+    Spill(PathBuf, std::io::Error),
 }
 
 /// Usage figures.
@@ -47,6 +58,8 @@ pub struct StoreStats {
     pub arena_used: u64,
     /// Bytes of inline objects alive.
     pub inline_used: u64,
+    /// Bytes of objects spilled to disk.
+    pub spilled: u64,
     pub objects: u64,
 }
 
@@ -57,52 +70,45 @@ pub struct ObjectStore {
 }
 
 #[derive(Debug)]
-struct Inner {
-    arena: Arc<Arena>,
-    counters: Arc<Counters>,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    inline_bytes: AtomicU64,
-    objects: AtomicU64,
+pub(crate) struct Inner {
+    pub(crate) arena: Arc<Arena>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) spiller: Spiller,
 }
 
 impl ObjectStore {
-    /// A store whose arena holds `capacity` bytes (rounded down to whole pages).
-    pub fn new(capacity: u64) -> Result<Self, StoreError> {
+    /// A store whose arena holds `capacity` bytes (rounded down to whole pages), spilling to
+    /// files under `spill_dir` (created when first needed).
+    pub fn new(capacity: u64, spill_dir: PathBuf) -> Result<Self, StoreError> {
         Ok(Self {
             inner: Arc::new(Inner {
                 arena: Arc::new(Arena::new(capacity)?),
                 counters: Arc::default(),
+                spiller: Spiller::new(spill_dir),
             }),
         })
     }
 
     /// Creates an object of `len` bytes that `fill` writes, containing refs to `contained`.
+    /// Spills other objects if that is what it takes to make room.
     pub fn create(
         &self,
         len: usize,
         contained: Vec<ObjectId>,
         fill: impl FnOnce(&mut [u8]),
-    ) -> Result<StoredObject, StoreError> {
+    ) -> Result<Arc<StoredObject>, StoreError> {
         let data = if len < INLINE_MAX {
             let mut bytes = vec![0; len].into_boxed_slice();
             fill(&mut bytes);
-            self.inner
-                .counters
-                .inline_bytes
-                .fetch_add(len as u64, Ordering::Relaxed);
             Data::Inline(bytes)
         } else {
-            Data::Arena(self.inner.arena.allocate(len, fill)?)
+            Data::Arena(self.inner.allocate(len, fill)?)
         };
-        self.inner.counters.objects.fetch_add(1, Ordering::Relaxed);
-        Ok(StoredObject {
-            data,
-            contained,
-            counters: Arc::clone(&self.inner.counters),
-        })
+        let object = StoredObject::new(data, len, contained, &self.inner);
+        if object.is_resident_in_arena() {
+            self.inner.spiller.track(&object);
+        }
+        Ok(object)
     }
 
     /// Creates an object holding a copy of `bytes`.
@@ -110,72 +116,45 @@ impl ObjectStore {
         &self,
         bytes: &[u8],
         contained: Vec<ObjectId>,
-    ) -> Result<StoredObject, StoreError> {
+    ) -> Result<Arc<StoredObject>, StoreError> {
         self.create(bytes.len(), contained, |out| out.copy_from_slice(bytes))
     }
 
     pub fn stats(&self) -> StoreStats {
+        let counters = &self.inner.counters;
         StoreStats {
             capacity: self.inner.arena.capacity(),
             arena_used: self.inner.arena.used(),
-            inline_used: self.inner.counters.inline_bytes.load(Ordering::Relaxed),
-            objects: self.inner.counters.objects.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// An immutable object: its serialized bytes and the objects referenced from inside them.
-pub struct StoredObject {
-    data: Data,
-    contained: Vec<ObjectId>,
-    counters: Arc<Counters>,
-}
-
-enum Data {
-    Inline(Box<[u8]>),
-    Arena(Allocation),
-}
-
-impl StoredObject {
-    pub fn bytes(&self) -> &[u8] {
-        match &self.data {
-            Data::Inline(bytes) => bytes,
-            Data::Arena(allocation) => allocation.bytes(),
+            inline_used: counters.inline_bytes.load(Ordering::Relaxed),
+            spilled: counters.spilled_bytes.load(Ordering::Relaxed),
+            objects: counters.objects.load(Ordering::Relaxed),
         }
     }
 
-    /// Refs inside the value, one per occurrence, in the order the value encodes them.
-    pub fn contained(&self) -> &[ObjectId] {
-        &self.contained
-    }
-
-    pub fn len(&self) -> usize {
-        self.bytes().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Where spilled objects go.
+    pub fn spill_dir(&self) -> &std::path::Path {
+        self.inner.spiller.dir()
     }
 }
 
-impl Drop for StoredObject {
-    fn drop(&mut self) {
-        if let Data::Inline(bytes) = &self.data {
-            self.counters
-                .inline_bytes
-                .fetch_sub(bytes.len() as u64, Ordering::Relaxed);
+impl Inner {
+    /// An arena allocation of `len` bytes, spilling resident objects until one fits.
+    pub(crate) fn allocate(
+        self: &Arc<Self>,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<arena::Allocation, StoreError> {
+        let mut fill = Some(fill);
+        loop {
+            match self.arena.allocate(len, |bytes| {
+                if let Some(fill) = fill.take() {
+                    fill(bytes)
+                }
+            }) {
+                Err(StoreError::Full { .. }) if self.spiller.spill_one(self)? => continue,
+                other => return other,
+            }
         }
-        self.counters.objects.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl std::fmt::Debug for StoredObject {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredObject")
-            .field("len", &self.len())
-            .field("inline", &matches!(self.data, Data::Inline(_)))
-            .field("contained", &self.contained.len())
-            .finish()
     }
 }
 
@@ -196,13 +175,21 @@ pub fn default_capacity() -> u64 {
 mod tests {
     use super::*;
 
+    fn store(capacity: u64) -> (ObjectStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (
+            ObjectStore::new(capacity, dir.path().join("spill")).unwrap(),
+            dir,
+        )
+    }
+
     #[test]
     fn small_objects_are_inline_and_large_ones_in_the_arena() {
-        let store = ObjectStore::new(16 << 20).unwrap();
+        let (store, _dir) = store(16 << 20);
         let small = store.create_from(b"hello", vec![]).unwrap();
         let large = store.create(INLINE_MAX, vec![], |b| b.fill(7)).unwrap();
-        assert_eq!(small.bytes(), b"hello");
-        assert!(large.bytes().iter().all(|&b| b == 7));
+        assert_eq!(&*small.read().unwrap(), b"hello");
+        assert!(large.read().unwrap().iter().all(|&b| b == 7));
         let stats = store.stats();
         assert_eq!(stats.inline_used, 5);
         assert_eq!(stats.arena_used, (INLINE_MAX as u64).div_ceil(PAGE) * PAGE);
@@ -216,9 +203,47 @@ mod tests {
     }
 
     #[test]
-    fn a_full_store_refuses_clearly_and_recovers_when_objects_go() {
-        let store = ObjectStore::new(4 << 20).unwrap();
+    fn a_full_store_spills_and_restores_byte_exact() {
+        let (store, _dir) = store(4 << 20);
+        let objects: Vec<_> = (0..6u8)
+            .map(|i| {
+                store
+                    .create(1 << 20, vec![], |b| {
+                        b.iter_mut()
+                            .enumerate()
+                            .for_each(|(j, x)| *x = i ^ (j as u8))
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let stats = store.stats();
+        assert!(stats.spilled >= 2 << 20, "{stats:?}");
+        assert!(objects.iter().any(|o| o.location() == "spilled"));
+        for (i, object) in objects.iter().enumerate() {
+            let bytes = object.read().unwrap();
+            assert!(
+                bytes
+                    .iter()
+                    .enumerate()
+                    .all(|(j, &x)| x == (i as u8) ^ (j as u8)),
+                "object {i}"
+            );
+        }
+        drop(objects);
+        let stats = store.stats();
+        assert_eq!((stats.arena_used, stats.spilled, stats.objects), (0, 0, 0));
+        assert_eq!(
+            std::fs::read_dir(store.spill_dir()).map_or(0, |d| d.count()),
+            0,
+            "spill files removed"
+        );
+    }
+
+    #[test]
+    fn pinned_objects_are_never_spilled_and_too_large_ones_are_refused() {
+        let (store, _dir) = store(4 << 20);
         let big = store.create(3 << 20, vec![], |_| {}).unwrap();
+        let pin = big.pin().unwrap();
         let err = store.create(2 << 20, vec![], |_| {}).unwrap_err();
         assert!(matches!(err, StoreError::Full { .. }), "{err}");
         assert!(err.to_string().starts_with("object store is full"));
@@ -227,20 +252,24 @@ mod tests {
             matches!(too_large, StoreError::TooLarge { .. }),
             "{too_large}"
         );
-        drop(big);
-        assert!(store.create(4 << 20, vec![], |_| {}).is_ok());
+        drop(pin);
+        assert!(
+            store.create(2 << 20, vec![], |_| {}).is_ok(),
+            "unpinned: spilled to make room"
+        );
+        assert_eq!(big.location(), "spilled");
     }
 
     #[test]
     fn freed_pages_read_back_as_zeros_for_the_next_object() {
-        let store = ObjectStore::new(1 << 20).unwrap();
+        let (store, _dir) = store(1 << 20);
         let first = store
             .create(INLINE_MAX * 2, vec![], |b| b.fill(0xAB))
             .unwrap();
         drop(first);
         let second = store.create(INLINE_MAX * 2, vec![], |_| {}).unwrap();
         assert!(
-            second.bytes().iter().all(|&b| b == 0),
+            second.read().unwrap().iter().all(|&b| b == 0),
             "no bytes of a freed object leak"
         );
     }

@@ -46,6 +46,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> Result<()> {
     linker.func_wrap(IMPORT_MODULE, imports::REPORT_PANIC, report_panic)?;
     linker.func_wrap(IMPORT_MODULE, imports::CLUSTER_INFO, cluster_info)?;
     crate::actor_imports::add_to_linker(linker)?;
+    crate::object_imports::add_to_linker(linker)?;
     Ok(())
 }
 
@@ -168,7 +169,7 @@ pub(crate) fn stage(
         .map(|&id| state.handles.insert(id))
         .collect();
     let info = StagedInfo {
-        bytes_len: bytes.as_slice().len() as u32,
+        bytes_len: bytes.len() as u32,
         refs_len: handles.len() as u32,
     };
     state.staged = Some(Staged { bytes, handles });
@@ -267,8 +268,11 @@ fn staged_read(mut caller: Caller<'_, GuestState>, bytes_ptr: u32, handles_ptr: 
         .staged
         .take()
         .ok_or_else(|| fault(IMPORT, "nothing is staged"))?;
-    let bytes = staged.bytes.as_slice();
-    slice_mut(data, IMPORT, bytes_ptr, bytes.len())?.copy_from_slice(bytes);
+    let out = slice_mut(data, IMPORT, bytes_ptr, staged.bytes.len())?;
+    staged
+        .bytes
+        .with_bytes(|bytes| out.copy_from_slice(bytes))
+        .map_err(|e| fault(IMPORT, e.to_string()))?;
     write_u32s(data, IMPORT, handles_ptr, &staged.handles)
 }
 

@@ -165,6 +165,8 @@ impl GuestInstance {
             kill: KillSwitch::default(),
             nested: setup.nested,
             stack_pointer: None,
+            mappings: Vec::new(),
+            mappable_from: module.initial_memory_bytes(),
         };
         let mut store = Store::new(host.engine(), state);
         store.limiter(|state| &mut state.limits);
@@ -343,6 +345,10 @@ impl GuestInstance {
     }
 
     fn end(&mut self) -> (CallState, Vec<ObjectId>) {
+        if !self.retain_handles {
+            // A task's mappings end with its call; an actor's live as long as its state.
+            crate::object_imports::unmap_all(&mut self.store);
+        }
         let state = self.store.data_mut();
         state.output.flush();
         state.staged = None;
@@ -359,6 +365,8 @@ impl GuestInstance {
 
 impl Drop for GuestInstance {
     fn drop(&mut self) {
+        // Before the slot goes back to the pool: the next tenant must see zeros.
+        crate::object_imports::unmap_all(&mut self.store);
         let state = self.store.data_mut();
         let held = state.handles.drain();
         if !held.is_empty() {

@@ -24,6 +24,7 @@ pub struct GuestModule {
     pub(crate) name: String,
     pub(crate) pre: InstancePre<GuestState>,
     exports: HashSet<String>,
+    initial_memory_bytes: usize,
 }
 
 impl std::fmt::Debug for GuestModule {
@@ -57,11 +58,16 @@ impl GuestModule {
                     },
                 })?;
         let exports = module.exports().map(|e| e.name().to_owned()).collect();
+        let initial_memory_bytes = match module.get_export(exports::MEMORY) {
+            Some(ExternType::Memory(ty)) => (ty.minimum() as usize).saturating_mul(65536),
+            _ => usize::MAX,
+        };
         Ok(Self {
             id,
             name,
             pre,
             exports,
+            initial_memory_bytes,
         })
     }
 
@@ -90,6 +96,11 @@ impl GuestModule {
     pub fn has_actor_method(&self, method: &str) -> bool {
         self.exports
             .contains(&format!("{ACTOR_CALL_EXPORT_PREFIX}{method}"))
+    }
+
+    /// Bytes of the memory the module starts with (its data image lives there).
+    pub fn initial_memory_bytes(&self) -> usize {
+        self.initial_memory_bytes
     }
 
     /// Whether the module has a `main` to run as a driver.

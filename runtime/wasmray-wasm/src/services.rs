@@ -98,6 +98,9 @@ pub trait NodeServices: ActorServices {
         timeout: Option<Duration>,
     ) -> BoxFuture<'static, Vec<bool>>;
 
+    /// The value of `id` if it is ready, without waiting and without adding references.
+    fn peek(&self, id: ObjectId) -> Option<Arc<StoredObject>>;
+
     /// Adds one reference to each object (a guest received handles to them).
     fn add_refs(&self, ids: &[ObjectId]);
 

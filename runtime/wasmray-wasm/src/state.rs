@@ -32,6 +32,10 @@ pub(crate) struct GuestState {
     pub(crate) nested: Option<std::sync::Arc<dyn crate::NestedCalls>>,
     /// The guest's shadow stack pointer, exported at load (see `stack_pointer.rs`).
     pub(crate) stack_pointer: Option<wasmtime::Global>,
+    /// Objects mapped into the memory (see `mapping.rs`).
+    pub(crate) mappings: Vec<crate::mapping::Mapping>,
+    /// Below this offset lies the module's initial memory, never mapped over.
+    pub(crate) mappable_from: usize,
 }
 
 /// The task or driver call running in the instance.
@@ -55,10 +59,21 @@ pub(crate) enum StagedBytes {
 }
 
 impl StagedBytes {
-    pub(crate) fn as_slice(&self) -> &[u8] {
+    pub(crate) fn len(&self) -> usize {
         match self {
-            StagedBytes::Object(object) => object.bytes(),
-            StagedBytes::Owned(bytes) => bytes,
+            StagedBytes::Object(object) => object.len(),
+            StagedBytes::Owned(bytes) => bytes.len(),
+        }
+    }
+
+    /// Calls `f` with the bytes (an object spilled to disk is restored first).
+    pub(crate) fn with_bytes<R>(
+        &self,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, wasmray_store::StoreError> {
+        match self {
+            StagedBytes::Object(object) => Ok(f(&object.read()?)),
+            StagedBytes::Owned(bytes) => Ok(f(bytes)),
         }
     }
 }

@@ -8,3 +8,4 @@ mod examples;
 mod guests;
 mod invariants;
 mod sandbox;
+mod zero_copy;
