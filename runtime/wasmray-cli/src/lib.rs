@@ -6,8 +6,11 @@
 //! module, a node that cannot start).
 
 mod cache_dir;
+mod control_target;
+mod memory;
 mod run;
 mod sizes;
+mod status;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -25,6 +28,10 @@ pub struct Cli {
 enum Command {
     /// Run a module's `main` as the driver on an embedded single-node cluster.
     Run(run::RunArgs),
+    /// Show the running node's resources, tasks, actors and object store usage.
+    Status(control_target::ControlArgs),
+    /// List the running node's objects: size, state, where they are, what references them.
+    Memory(control_target::ControlArgs),
 }
 
 /// Exit code for "wasmray could not do what was asked".
@@ -36,6 +43,8 @@ pub fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Status(args) => status::status(args),
+        Command::Memory(args) => memory::memory(args),
     };
     match result {
         Ok(code) => code,

@@ -58,6 +58,9 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     let exit = runtime.block_on(async {
         let node = Node::start(config)?;
+        if let Err(error) = node.serve_control() {
+            tracing::warn!(%error, "`wasmray status` will not reach this node");
+        }
         let module = node.load_module(&args.module)?;
         node.run_driver(&module, &args.args).await
     })?;

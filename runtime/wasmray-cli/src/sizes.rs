@@ -1,4 +1,4 @@
-//! Parsing of byte sizes (`1073741824`, `512MiB`, `2GB`, `4g`) and resource maps (`{"disk": 2}`).
+//! Byte sizes both ways (`512MiB` in, `512.0 MiB` out) and resource maps (`{"disk": 2}`).
 
 /// Parses a byte count with an optional K/M/G/T suffix (powers of 1024; `B`, `iB` optional).
 pub(crate) fn parse_bytes(text: &str) -> Result<u64, String> {
@@ -27,6 +27,22 @@ pub(crate) fn parse_bytes(text: &str) -> Result<u64, String> {
         return Err(format!("`{text}` is out of range"));
     }
     Ok(bytes as u64)
+}
+
+/// A byte count for people: `512 B`, `1.5 KiB`, `2.0 MiB`, `7.2 GiB`.
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// Parses `--resources`: a JSON object of names to non-negative numbers, as Ray takes it.

@@ -12,6 +12,7 @@
 mod actor_services;
 mod actors;
 mod config;
+mod control;
 mod execute;
 mod node;
 mod services;
@@ -19,6 +20,10 @@ mod value;
 mod waiters;
 
 pub use config::NodeConfig;
+pub use control::{
+    ControlError, LATEST_NODE_FILE, ObjectReport, StatusReport, latest_socket, query_memory,
+    query_status,
+};
 pub use node::{DriverExit, Node, NodeStats};
 pub use wasmray_abi::{ErrorKind, TaskError};
 pub use wasmray_sched::SchedStats;
@@ -38,4 +43,6 @@ pub enum NodeError {
     NoMain(String),
     #[error("the node is shutting down")]
     ShuttingDown,
+    #[error("cannot open the node's control socket: {0}")]
+    Control(std::io::Error),
 }

@@ -191,6 +191,31 @@ impl Node {
         }
     }
 
+    /// Opens the node's control socket (for `wasmray status` and `wasmray memory`) in its temp
+    /// dir and points `<temp parent>/latest-node` at it. Returns the socket's path.
+    pub fn serve_control(&self) -> Result<std::path::PathBuf, NodeError> {
+        let socket = self.inner.temp_dir.join("node.sock");
+        self.inner
+            .serve_control(&socket)
+            .map_err(NodeError::Control)?;
+        if let Some(parent) = self.inner.temp_dir.parent() {
+            let pointer = parent.join(crate::LATEST_NODE_FILE);
+            std::fs::write(&pointer, socket.to_string_lossy().as_bytes())
+                .map_err(NodeError::Control)?;
+        }
+        Ok(socket)
+    }
+
+    /// The status `wasmray status` shows.
+    pub fn status_report(&self) -> crate::StatusReport {
+        self.inner.status_report()
+    }
+
+    /// The objects `wasmray memory` lists, largest first.
+    pub fn memory_report(&self) -> Vec<crate::ObjectReport> {
+        self.inner.memory_report()
+    }
+
     /// This node's scratch directory (spilled objects live under it).
     pub fn temp_dir(&self) -> &std::path::Path {
         &self.inner.temp_dir

@@ -73,13 +73,17 @@ impl NodeInner {
         if !contained.is_empty() {
             self.with_sched(|sched| {
                 for &id in &contained {
-                    sched.add_ref(id);
+                    sched.add_contained_ref(id);
                 }
             });
         }
         let counted = contained.clone();
         self.store.create_from(bytes, contained).map_err(|error| {
-            self.release(&counted);
+            self.with_sched(|sched| {
+                for &id in &counted {
+                    sched.release_contained(id);
+                }
+            });
             error.to_string()
         })
     }

@@ -19,7 +19,7 @@ mod scheduler;
 mod tests;
 
 pub use actors::{ActorInfo, NameTaken};
-pub use objects::ObjectState;
+pub use objects::{ObjectState, RefCounts, RefKind};
 pub use scheduler::{Action, Outcome, RunTask, SchedStats, Scheduler};
 
 use wasmray_core::ObjectId;
@@ -28,7 +28,7 @@ use wasmray_core::ObjectId;
 /// the last clone frees the bytes.
 ///
 /// A value holds one reference to each object it contains. The node counts them when it
-/// creates the value (with [`Scheduler::add_ref`]), at the moment a guest hands the value over
+/// creates the value (with [`Scheduler::add_contained_ref`]), at the moment a guest hands the value over
 /// and still holds its own handles; from then on the scheduler owns those references and
 /// releases them when the value is freed or discarded.
 pub trait ObjectValue: Clone {

@@ -23,10 +23,43 @@ pub enum ObjectState<V> {
     Failed(Arc<TaskError>),
 }
 
+/// What holds a reference to an object (Ray's `ray memory` reference types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    /// A handle in a driver, task or actor (including the creator's).
+    Local,
+    /// A pending task's argument.
+    TaskArg,
+    /// Another object's value holds it.
+    Contained,
+}
+
+/// References to one object, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefCounts {
+    pub local: u32,
+    pub task_args: u32,
+    pub contained: u32,
+}
+
+impl RefCounts {
+    pub fn total(&self) -> u32 {
+        self.local + self.task_args + self.contained
+    }
+
+    fn slot(&mut self, kind: RefKind) -> &mut u32 {
+        match kind {
+            RefKind::Local => &mut self.local,
+            RefKind::TaskArg => &mut self.task_args,
+            RefKind::Contained => &mut self.contained,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct ObjectEntry<V> {
     pub(crate) state: ObjectState<V>,
-    pub(crate) refs: u32,
+    pub(crate) refs: RefCounts,
     /// Tasks whose arguments include this object, waiting for it to seal.
     pub(crate) dependents: Vec<TaskId>,
     /// A `get` or `wait` is waiting: report the seal.
@@ -78,7 +111,10 @@ impl<V: ObjectValue> ObjectTable<V> {
             id,
             ObjectEntry {
                 state,
-                refs: 1,
+                refs: RefCounts {
+                    local: 1,
+                    ..RefCounts::default()
+                },
                 dependents: Vec::new(),
                 watched: false,
                 error_handled: false,
@@ -88,10 +124,10 @@ impl<V: ObjectValue> ObjectTable<V> {
     }
 
     /// Adds a reference; false if the object is unknown (already freed or never existed).
-    pub(crate) fn add_ref(&mut self, id: ObjectId) -> bool {
+    pub(crate) fn add_ref(&mut self, id: ObjectId, kind: RefKind) -> bool {
         match self.entries.get_mut(&id) {
             Some(entry) => {
-                entry.refs += 1;
+                *entry.refs.slot(kind) += 1;
                 true
             }
             None => false,
@@ -99,17 +135,25 @@ impl<V: ObjectValue> ObjectTable<V> {
     }
 
     /// Drops a reference, freeing what reaches zero.
-    pub(crate) fn release(&mut self, id: ObjectId, events: &mut Vec<ObjectEvent>) {
-        let mut work = vec![id];
-        while let Some(id) = work.pop() {
+    pub(crate) fn release(&mut self, id: ObjectId, kind: RefKind, events: &mut Vec<ObjectEvent>) {
+        let mut work = vec![(id, kind)];
+        while let Some((id, kind)) = work.pop() {
             let Some(entry) = self.entries.get_mut(&id) else {
                 continue;
             };
-            entry.refs = entry.refs.saturating_sub(1);
-            if entry.refs == 0 && !matches!(entry.state, ObjectState::Pending) {
-                self.free(id, &mut work, events);
+            let slot = entry.refs.slot(kind);
+            *slot = slot.saturating_sub(1);
+            if entry.refs.total() == 0 && !matches!(entry.state, ObjectState::Pending) {
+                let mut inner = Vec::new();
+                self.free(id, &mut inner, events);
+                work.extend(inner.into_iter().map(|id| (id, RefKind::Contained)));
             }
         }
+    }
+
+    /// Every object, for listings.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&ObjectId, &ObjectEntry<V>)> {
+        self.entries.iter()
     }
 
     /// Moves a pending object to its final state. Returns the tasks that were waiting on it.
@@ -123,7 +167,7 @@ impl<V: ObjectValue> ObjectTable<V> {
             // Nobody registered the object: drop the references its value holds.
             if let ObjectState::Ready(value) = &state {
                 for &inner in value.contained() {
-                    self.release(inner, events);
+                    self.release(inner, RefKind::Contained, events);
                 }
             }
             return Sealed::default();
@@ -133,11 +177,11 @@ impl<V: ObjectValue> ObjectTable<V> {
             dependents: std::mem::take(&mut entry.dependents),
             watched: entry.watched,
         };
-        if entry.refs == 0 {
+        if entry.refs.total() == 0 {
             let mut work = Vec::new();
             self.free(id, &mut work, events);
             for inner in work {
-                self.release(inner, events);
+                self.release(inner, RefKind::Contained, events);
             }
         }
         sealed

@@ -8,7 +8,7 @@
 use crate::ObjectValue;
 use crate::actors::ActorTable;
 use crate::errors::{dependency_failed, infeasible, invalid};
-use crate::objects::{ObjectEvent, ObjectState, ObjectTable};
+use crate::objects::{ObjectEvent, ObjectState, ObjectTable, RefCounts, RefKind};
 use crate::queue::ReadyQueue;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -168,7 +168,7 @@ impl<V: ObjectValue> Scheduler<V> {
         for (index, arg) in spec.args.iter().enumerate() {
             match arg {
                 ArgSpec::ByRef(id) => {
-                    if !self.objects.add_ref(*id) {
+                    if !self.objects.add_ref(*id, RefKind::TaskArg) {
                         failed_arg.get_or_insert_with(|| {
                             invalid(
                                 &spec,
@@ -236,7 +236,7 @@ impl<V: ObjectValue> Scheduler<V> {
         // Arguments are referenced as in `submit`, so releasing them stays symmetric.
         for arg in &spec.args {
             if let ArgSpec::ByRef(id) = arg {
-                self.objects.add_ref(*id);
+                self.objects.add_ref(*id, RefKind::TaskArg);
             }
         }
         self.tasks.insert(
@@ -258,13 +258,33 @@ impl<V: ObjectValue> Scheduler<V> {
 
     /// Adds a reference to an object; false if it no longer exists.
     pub fn add_ref(&mut self, id: ObjectId) -> bool {
-        self.objects.add_ref(id)
+        self.objects.add_ref(id, RefKind::Local)
+    }
+
+    /// Adds the reference a new value holds to an object inside it (see [`ObjectValue`]).
+    pub fn add_contained_ref(&mut self, id: ObjectId) -> bool {
+        self.objects.add_ref(id, RefKind::Contained)
+    }
+
+    /// Drops a reference [`Scheduler::add_contained_ref`] added, for a value never stored.
+    pub fn release_contained(&mut self, id: ObjectId) {
+        let mut events = Vec::new();
+        self.objects.release(id, RefKind::Contained, &mut events);
+        self.push_events(events);
+    }
+
+    /// Every object with its state and references, for `wasmray memory`.
+    pub fn object_listing(&self) -> Vec<(ObjectId, ObjectState<V>, RefCounts)> {
+        self.objects
+            .iter()
+            .map(|(id, entry)| (*id, entry.state.clone(), entry.refs))
+            .collect()
     }
 
     /// Drops a reference to an object.
     pub fn release(&mut self, id: ObjectId) {
         let mut events = Vec::new();
-        self.objects.release(id, &mut events);
+        self.objects.release(id, RefKind::Local, &mut events);
         self.push_events(events);
     }
 
@@ -360,7 +380,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 let mut events = Vec::new();
                 for value in &values {
                     for &inner in value.contained() {
-                        self.objects.release(inner, &mut events);
+                        self.objects.release(inner, RefKind::Contained, &mut events);
                     }
                 }
                 self.push_events(events);
@@ -541,10 +561,10 @@ impl<V: ObjectValue> Scheduler<V> {
     pub(crate) fn release_args(&mut self, spec: &TaskSpec<V>, events: &mut Vec<ObjectEvent>) {
         for arg in &spec.args {
             match arg {
-                ArgSpec::ByRef(id) => self.objects.release(*id, events),
+                ArgSpec::ByRef(id) => self.objects.release(*id, RefKind::TaskArg, events),
                 ArgSpec::Value(value) => {
                     for &inner in value.contained() {
-                        self.objects.release(inner, events);
+                        self.objects.release(inner, RefKind::Contained, events);
                     }
                 }
             }

@@ -288,7 +288,7 @@ fn objects_are_freed_with_their_last_reference_including_nested_ones() {
     let value = sim.value(vec![]);
     assert!(sim.sched.put(inner, value));
     // The node counts a value's inner refs when it creates the value.
-    assert!(sim.sched.add_ref(inner));
+    assert!(sim.sched.add_contained_ref(inner));
     let value = sim.value(vec![inner]);
     assert!(sim.sched.put(outer, value));
     assert_eq!(sim.alive.load(Ordering::SeqCst), 2);

@@ -84,7 +84,9 @@ pub(crate) unsafe fn map_into(
     let mapped_len = bytes.div_ceil(page) * page;
     let pin = object.pin()?;
     match pin.mappable() {
-        Some(range) if start >= mappable_from && bytes > 0 && range.offset.is_multiple_of(page as u64) => {
+        Some(range)
+            if start >= mappable_from && bytes > 0 && range.offset.is_multiple_of(page as u64) =>
+        {
             // SAFETY: `[start, start + mapped_len)` lies inside the memory (checked above:
             // mapped_len <= region, as region is a multiple of 64 KiB >= bytes), which never
             // moves and which nothing else references now (the caller's contract). The file

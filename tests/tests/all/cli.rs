@@ -145,3 +145,55 @@ fn a_driver_that_traps_exits_1_naming_the_trap() {
         "error: the driver trapped: unreachable code reached",
     );
 }
+
+#[test]
+fn status_and_memory_report_on_a_running_node() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let mut running = Command::new(env!("CARGO_BIN_EXE_wasmray-under-test"))
+        .args(["run", guests::TREE_REDUCE, "--num-cpus", "1"])
+        .env("WASMRAY_CACHE_DIR", test_cache_dir())
+        .env("TMPDIR", temp.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start wasmray run");
+    let ask = |what: &str| {
+        Command::new(env!("CARGO_BIN_EXE_wasmray-under-test"))
+            .arg(what)
+            .env("TMPDIR", temp.path())
+            .output()
+            .expect("run wasmray status")
+    };
+    // The node answers once it has started; the driver runs for seconds (its tasks sleep).
+    let mut status = ask("status");
+    for _ in 0..100 {
+        if status.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        status = ask("status");
+    }
+    let memory = ask("memory");
+    let _ = running.kill();
+    let _ = running.wait();
+    let status_text = text(&status.stdout);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    assert!(status_text.starts_with("Node "), "{status_text}");
+    assert!(status_text.contains("  CPU "), "{status_text}");
+    assert!(status_text.contains("Object store: "), "{status_text}");
+    let memory_text = text(&memory.stdout);
+    assert!(memory.status.success(), "{}", text(&memory.stderr));
+    assert!(memory_text.starts_with("OBJECT ID"), "{memory_text}");
+    assert!(memory_text.contains(" objects, "), "{memory_text}");
+}
+
+#[test]
+fn status_without_a_running_node_says_so() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmray-under-test"))
+        .arg("status")
+        .env("TMPDIR", temp.path())
+        .output()
+        .expect("run wasmray status");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no running wasmray node found"), "{}", text(&out.stderr));
+}

@@ -1,0 +1,186 @@
+//! The node's control socket: how `wasmray status` and `wasmray memory` ask a running node what
+//! it holds.
+//!
+//! A Unix socket in the node's temp dir (and a pointer to it, `latest-node`, in the parent
+//! directory, for the CLI to find the most recent node). A request is one byte (0 status,
+//! 1 memory); the answer is a little-endian `u32` length and a postcard-encoded report. The
+//! node only reports data; the CLI formats it. Reports are read-only: nothing here changes the
+//! node.
+
+use crate::node::NodeInner;
+use crate::value::Value;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wasmray_sched::ObjectState;
+
+/// What `wasmray status` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub node_id: String,
+    pub resources_total: Vec<(String, f64)>,
+    pub resources_available: Vec<(String, f64)>,
+    pub tasks_waiting: u64,
+    pub tasks_ready: u64,
+    pub tasks_running: u64,
+    pub tasks_blocked: u64,
+    pub actors: u64,
+    pub objects: u64,
+    pub store_capacity: u64,
+    pub store_arena_used: u64,
+    pub store_inline_used: u64,
+    pub store_spilled: u64,
+}
+
+/// One object as `wasmray memory` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectReport {
+    pub id: String,
+    /// `pending`, `ready` or `failed`.
+    pub state: String,
+    /// Bytes, once ready.
+    pub size: Option<u64>,
+    /// `inline`, `arena` or `spilled` once ready; `-` otherwise.
+    pub location: String,
+    pub local_refs: u32,
+    pub task_arg_refs: u32,
+    pub contained_refs: u32,
+}
+
+/// Name of the file, next to node directories, that points at the newest node's socket.
+pub const LATEST_NODE_FILE: &str = "latest-node";
+
+const STATUS: u8 = 0;
+const MEMORY: u8 = 1;
+
+impl NodeInner {
+    pub(crate) fn status_report(&self) -> StatusReport {
+        let (total, available, stats) = {
+            let sched = self.lock_sched();
+            (
+                sched.total().to_pairs(),
+                sched.available().to_pairs(),
+                sched.stats(),
+            )
+        };
+        let store = self.store.stats();
+        StatusReport {
+            node_id: self.id.to_string(),
+            resources_total: total,
+            resources_available: available,
+            tasks_waiting: stats.waiting as u64,
+            tasks_ready: stats.ready as u64,
+            tasks_running: stats.running as u64,
+            tasks_blocked: stats.blocked as u64,
+            actors: stats.actors as u64,
+            objects: stats.objects as u64,
+            store_capacity: store.capacity,
+            store_arena_used: store.arena_used,
+            store_inline_used: store.inline_used,
+            store_spilled: store.spilled,
+        }
+    }
+
+    pub(crate) fn memory_report(&self) -> Vec<ObjectReport> {
+        let listing = self.lock_sched().object_listing();
+        let mut reports: Vec<ObjectReport> = listing
+            .into_iter()
+            .map(|(id, state, refs)| {
+                let (state, size, location) = match state {
+                    ObjectState::Pending => ("pending", None, "-"),
+                    ObjectState::Failed(_) => ("failed", None, "-"),
+                    ObjectState::Ready(Value(object)) => {
+                        ("ready", Some(object.len() as u64), object.location())
+                    }
+                };
+                ObjectReport {
+                    id: format!("{id}"),
+                    state: state.into(),
+                    size,
+                    location: location.into(),
+                    local_refs: refs.local,
+                    task_arg_refs: refs.task_args,
+                    contained_refs: refs.contained,
+                }
+            })
+            .collect();
+        reports.sort_by(|a, b| b.size.cmp(&a.size).then(a.id.cmp(&b.id)));
+        reports
+    }
+
+    /// Listens on `socket` and answers requests until the node goes.
+    pub(crate) fn serve_control(self: &Arc<Self>, socket: &Path) -> std::io::Result<()> {
+        if let Some(dir) = socket.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let _ = std::fs::remove_file(socket);
+        let listener = tokio::net::UnixListener::bind(socket)?;
+        let node = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let Some(node) = node.upgrade() else { break };
+                tokio::spawn(async move {
+                    let Ok(request) = stream.read_u8().await else {
+                        return;
+                    };
+                    let encoded = match request {
+                        STATUS => postcard::to_allocvec(&node.status_report()),
+                        MEMORY => postcard::to_allocvec(&node.memory_report()),
+                        _ => return,
+                    };
+                    let Ok(body) = encoded else { return };
+                    let _ = stream.write_u32_le(body.len() as u32).await;
+                    let _ = stream.write_all(&body).await;
+                });
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Why a node could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("no running wasmray node found under `{}` (is `wasmray run` running?)", .0.display())]
+    NoNode(PathBuf),
+    #[error("cannot reach the node at `{}`: {}", .0.display(), .1)]
+    Io(PathBuf, std::io::Error),
+    #[error("the node at `{}` answered something unreadable: {}", .0.display(), .1)]
+    Decode(PathBuf, postcard::Error),
+}
+
+/// The socket of the newest node whose temp dirs live under `parent`.
+pub fn latest_socket(parent: &Path) -> Result<PathBuf, ControlError> {
+    let pointer = parent.join(LATEST_NODE_FILE);
+    let socket =
+        std::fs::read_to_string(&pointer).map_err(|_| ControlError::NoNode(parent.to_owned()))?;
+    let socket = PathBuf::from(socket.trim());
+    if socket.exists() {
+        Ok(socket)
+    } else {
+        Err(ControlError::NoNode(parent.to_owned()))
+    }
+}
+
+async fn ask(socket: &Path, request: u8) -> Result<Vec<u8>, ControlError> {
+    let io = |e| ControlError::Io(socket.to_owned(), e);
+    let mut stream = tokio::net::UnixStream::connect(socket).await.map_err(io)?;
+    stream.write_u8(request).await.map_err(io)?;
+    let len = stream.read_u32_le().await.map_err(io)?;
+    let mut body = vec![0; len as usize];
+    stream.read_exact(&mut body).await.map_err(io)?;
+    Ok(body)
+}
+
+/// Asks the node at `socket` for its status.
+pub async fn query_status(socket: &Path) -> Result<StatusReport, ControlError> {
+    let body = ask(socket, STATUS).await?;
+    postcard::from_bytes(&body).map_err(|e| ControlError::Decode(socket.to_owned(), e))
+}
+
+/// Asks the node at `socket` for its objects.
+pub async fn query_memory(socket: &Path) -> Result<Vec<ObjectReport>, ControlError> {
+    let body = ask(socket, MEMORY).await?;
+    postcard::from_bytes(&body).map_err(|e| ControlError::Decode(socket.to_owned(), e))
+}
