@@ -22,6 +22,7 @@
 //! | `@ray.remote(num_returns=2)`         | `#[wasmray::remote(num_returns = 2)]`, tuple result |
 //! | `ray.get(r)`, `ray.get([..])`        | [`get`], [`get_all`] → `Result<_, TaskError>`       |
 //! | `ray.put(x)`                         | [`put`]                                             |
+//! | numpy arrays shared zero-copy        | [`Buffer<T>`](Buffer), derefs to `&[T]`            |
 //! | `ray.wait(refs, num_returns, timeout)` | [`wait`] → `(ready, pending)`                     |
 //! | `ray.nodes()`, `cluster_resources()` | [`nodes`], [`cluster_resources`], [`available_resources`] |
 //! | `@ray.remote class C`                | `#[wasmray::actor]` on `struct C` and `impl C`      |
@@ -64,6 +65,24 @@
 //! `wasmray_task:f`, whatever module it is in. Likewise actor class names: class `C` exports
 //! `wasmray_actor_new:C` and `wasmray_actor_call:C::<method>`.
 //!
+//! Large arrays of numbers travel zero-copy as [`Buffer<T>`](Buffer) (Ray's numpy arrays in its
+//! object store): an immutable array of a [`Plain`] type (`u8` … `u64`, `i8` … `i64`, `f32`,
+//! `f64`) that lives in the node's object store. Making one copies the elements into the store
+//! once; passing it to tasks, returning it, putting it inside other values or `put`ting it moves
+//! only its ref; a task that reads it gets the store's pages mapped into its memory
+//! copy-on-write instead of a copy. There is no `DerefMut`: writes through
+//! [`Buffer::as_ptr`] stay private to the instance that makes them.
+//!
+//! ```ignore
+//! #[wasmray::remote]
+//! fn total(values: wasmray::Buffer<f64>) -> f64 {
+//!     values.iter().sum() // reads the mapped pages: no copy, no decoding
+//! }
+//!
+//! let values = wasmray::Buffer::from_vec((0..1_000_000).map(f64::from).collect());
+//! let sums: Vec<_> = (0..10).map(|_| total::remote(&values)).collect(); // 10 refs, one array
+//! ```
+//!
 //! This crate only links on wasm32 (it imports the host functions of module `wasmray`); what a
 //! node does with the calls is the runtime's business, described in `wit/wasmray.wit`.
 
@@ -72,9 +91,11 @@ mod actor_options;
 mod actor_state;
 mod api;
 mod args;
+mod buffer;
 mod codec;
 mod object_ref;
 mod options;
+mod region;
 mod sys;
 mod task;
 
@@ -84,6 +105,7 @@ pub use actor::{
 pub use actor_options::ActorOptions;
 pub use api::{available_resources, cluster_resources, get, get_all, nodes, put, wait};
 pub use args::{Arg, IntoArg};
+pub use buffer::{Buffer, Plain};
 pub use object_ref::ObjectRef;
 pub use options::CallOptions;
 pub use wasmray_abi::{ErrorKind, NodeInfo, TaskError};

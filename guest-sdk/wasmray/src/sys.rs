@@ -8,10 +8,10 @@
 //! below, and no other function declarations in this file.
 //!
 //! This module does no encoding, no allocation and no error handling: the safe wrappers in
-//! [`crate::codec`], [`crate::api`] and [`crate::task`] do. The host bounds-checks every pointer
-//! and traps the guest on a bad one, so a wrong pointer here is a clean trap, never memory
-//! corruption in the host; inside the guest, the callers must still pass buffers of the sizes the
-//! ABI describes, because the host writes into them.
+//! [`crate::codec`], [`crate::api`], [`crate::task`], [`crate::buffer`] and [`crate::region`]
+//! do. The host bounds-checks every pointer and traps the guest on a bad one, so a wrong pointer
+//! here is a clean trap, never memory corruption in the host; inside the guest, the callers must
+//! still pass buffers of the sizes the ABI describes, because the host writes into them.
 
 #[link(wasm_import_module = "wasmray")]
 unsafe extern "C" {
@@ -73,4 +73,22 @@ unsafe extern "C" {
 
     /// Kills the actor behind `handle`; with `no_restart` 0 it may be restarted.
     pub fn kill_actor(handle: u32, no_restart: i32);
+
+    /// Stores the raw bytes at `bytes_ptr[..bytes_len]` (no postcard framing, no refs) as a new
+    /// object and returns its handle: one copy into the store. Traps when the store cannot hold
+    /// them.
+    pub fn put_bytes(bytes_ptr: *const u8, bytes_len: u32) -> u32;
+
+    /// The length in bytes of a ready object, without reading it; -1 while it is not ready.
+    pub fn object_len(handle: u32) -> i64;
+
+    /// Makes the object's bytes readable at `dest_ptr[..dest_len]` (both multiples of
+    /// `MAP_ALIGN`, `dest_len` at least the object's length rounded up to it): 0 when the
+    /// store's pages were mapped there copy-on-write, 1 when the bytes were copied. Bytes past
+    /// the object's length read as zero.
+    pub fn map_object(handle: u32, dest_ptr: *mut u8, dest_len: u32) -> i32;
+
+    /// Ends a mapping `map_object` made (status 0) at exactly `dest_ptr[..dest_len]`: the region
+    /// becomes fresh zeroed memory of the guest's.
+    pub fn unmap_object(dest_ptr: *mut u8, dest_len: u32);
 }

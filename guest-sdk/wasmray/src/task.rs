@@ -23,6 +23,7 @@ use crate::args::Arg;
 use crate::codec::{self, Encoded};
 use crate::object_ref::ObjectRef;
 use crate::options::CallOptions;
+use crate::region;
 use crate::sys;
 
 /// Submits a call of remote function `function` and returns the handles of its `N` results.
@@ -69,10 +70,13 @@ pub fn encode_result<T: Serialize>(value: &T) -> Encoded {
     codec::encode(value)
 }
 
-/// Runs a task: installs the panic hook, runs `body` (which reads the arguments, calls the user's
-/// function and encodes its results) and reports the results with `task_return`.
+/// Runs a task: installs the panic hook, notes a new task call (for `Buffer` mappings), runs
+/// `body` (which reads the arguments, calls the user's function and encodes its results) and
+/// reports the results with `task_return`.
 pub fn run_task(body: impl FnOnce() -> Vec<Encoded>) {
     install_panic_hook();
+    // The host ended the mappings of this instance's previous task call, if any.
+    region::task_call_started();
     report_results(body());
 }
 

@@ -195,5 +195,9 @@ fn status_without_a_running_node_says_so() {
         .output()
         .expect("run wasmray status");
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("no running wasmray node found"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no running wasmray node found"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -3,6 +3,7 @@
 
 mod abi_contract;
 mod actors;
+mod buffers;
 mod cli;
 mod examples;
 mod guests;

@@ -1,6 +1,8 @@
 //! Zero-copy objects at the host ABI level, written in WAT so that addresses are exact: a
-//! mapped object reads back right, and an instance slot reused after a mapping sees zeros,
-//! never the previous object's bytes (DESIGN.md §4, hazard 1).
+//! mapped object reads back right, writes stay private, a region is zero again for the next
+//! run, and regions inside a module's initial memory are copied into, never mapped over. (The
+//! slot-reuse leak itself, hazard 1 of DESIGN.md §4, needs the object to outlive the mapping
+//! instance: `buffers.rs` checks it with the `buffers` guest's leak probe.)
 
 use std::sync::Arc;
 use wasmray_node::{DriverExit, Node};
@@ -38,7 +40,7 @@ const MAP_THEN_LEAVE: &str = r#"(module
 )"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reused_slot_never_sees_a_previous_mapping() -> anyhow::Result<()> {
+async fn mapped_objects_read_right_and_writes_stay_private() -> anyhow::Result<()> {
     let output = Arc::new(Capture::default());
     let node = Node::start(test_config(1.0, output))?;
     let module = node.load_module_bytes("map-then-leave.wasm", &wat::parse_str(MAP_THEN_LEAVE)?)?;
