@@ -13,6 +13,7 @@ use crate::freelist::{FreeList, page_round};
 use memmap2::{MmapMut, MmapOptions};
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub(crate) struct Arena {
@@ -20,6 +21,10 @@ pub(crate) struct Arena {
     mmap: MmapMut,
     base: *mut u8,
     free: Mutex<FreeList>,
+    /// Freed bytes whose pages were kept resident for reuse (first-touch faults, not copies,
+    /// bound large puts on this kind of machine), at most `warm_limit`.
+    warm: AtomicU64,
+    warm_limit: u64,
 }
 
 // SAFETY: `base` points into `mmap`, which lives as long as the arena. Distinct allocations
@@ -55,6 +60,8 @@ impl Arena {
             mmap,
             base,
             free: Mutex::new(list),
+            warm: AtomicU64::new(0),
+            warm_limit: (len as u64 / 4).min(WARM_LIMIT),
         })
     }
 
@@ -76,7 +83,9 @@ impl Arena {
         self.free.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Allocates room for `len` bytes and lets `fill` write them before anyone can read.
+    /// Allocates room for `len` bytes and lets `fill` write them before anyone can read. `fill`
+    /// must write every byte: a reused range still holds a freed object's bytes. The rest of
+    /// the last page is zeroed here, since a mapping into a guest exposes whole pages.
     pub(crate) fn allocate(
         self: &Arc<Self>,
         len: usize,
@@ -102,12 +111,20 @@ impl Arena {
             offset: offset as usize,
             len,
         };
-        // SAFETY: `[offset, offset + len)` lies inside the mapping (the free list only hands
-        // out ranges of its capacity, which is at most the mapping's length) and was just
-        // reserved for this allocation alone, so no other reference to it exists.
+        // SAFETY: `[offset, offset + page_round(len))` lies inside the mapping (the free list
+        // only hands out page-rounded ranges of its capacity, which is at most the mapping's
+        // length) and was just reserved for this allocation alone, so nothing else refers to it.
+        let rounded = page_round(requested) as usize;
         let bytes =
-            unsafe { std::slice::from_raw_parts_mut(self.base.add(allocation.offset), len) };
-        fill(bytes);
+            unsafe { std::slice::from_raw_parts_mut(self.base.add(allocation.offset), rounded) };
+        let (object, tail) = bytes.split_at_mut(len);
+        fill(object);
+        tail.fill(0);
+        let _ = self
+            .warm
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |warm| {
+                Some(warm.saturating_sub(rounded as u64))
+            });
         Ok(allocation)
     }
 }
@@ -129,19 +146,28 @@ impl Allocation {
 
 impl Drop for Allocation {
     fn drop(&mut self) {
-        let rounded = page_round(self.len as u64) as i64;
-        // SAFETY: plain system call on our own memfd. The range belongs to this allocation,
-        // which is being dropped: no slice into it and no guest mapping of it survives (guests
-        // hold the object while it is mapped), so zeroing its pages cannot be observed. The
-        // file keeps its size (KEEP_SIZE), so no mapping can fault past its end.
-        let _ = unsafe {
-            libc::fallocate(
-                self.arena.fd(),
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                self.offset as i64,
-                rounded,
-            )
-        };
+        let rounded = page_round(self.len as u64);
+        let keep_warm = self
+            .arena
+            .warm
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |warm| {
+                (warm + rounded <= self.arena.warm_limit).then_some(warm + rounded)
+            })
+            .is_ok();
+        if !keep_warm {
+            // SAFETY: plain system call on our own memfd. The range belongs to this allocation,
+            // which is being dropped: no slice into it and no guest mapping of it survives
+            // (guests pin the object while it is mapped), so zeroing its pages cannot be
+            // observed. The file keeps its size (KEEP_SIZE): no mapping can fault past its end.
+            let _ = unsafe {
+                libc::fallocate(
+                    self.arena.fd(),
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    self.offset as i64,
+                    rounded as i64,
+                )
+            };
+        }
         self.arena
             .lock()
             .release(self.offset as u64, self.len as u64);
@@ -154,6 +180,9 @@ impl Allocation {
         (self.arena.fd(), self.offset as u64, self.len)
     }
 }
+
+/// The most freed memory kept resident for reuse (also at most a quarter of the capacity).
+const WARM_LIMIT: u64 = 2 << 30;
 
 /// A memfd of `len` bytes whose size can never change again.
 fn sealed_memfd(len: usize) -> std::io::Result<File> {

@@ -9,6 +9,13 @@
 //! for it, N times (`actor-sync n=N total_ns=T`); `bench actor-async N` submits N calls, then
 //! gathers them (`actor-async n=N total_ns=T`); `bench actor-nn N` has 2 caller tasks each
 //! submit N calls to its own actor and gather them, concurrently (`actor-nn n=2N total_ns=T`).
+//!
+//! Object cases: `bench put-gb MB` puts an MB-megabyte `Buffer<u8>` 5 times
+//! (`put-gb bytes=B median_ns=T`); `bench get-gb MB` puts one and has 5 tasks map it (first
+//! access, no copy) and then read every byte (`get-gb bytes=B map_median_ns=T
+//! read_median_ns=R mapped=true`); `bench put-calls N` puts N small values
+//! (`put-calls n=N total_ns=T`); `bench get-calls N` gets one small object N times
+//! (`get-calls n=N total_ns=T`).
 
 use std::time::{Duration, Instant};
 
@@ -56,6 +63,88 @@ fn caller(n: u64) -> u64 {
     }
 }
 
+/// Maps a buffer a task received, then reads all of it; returns (map ns, read ns, sum, mapped).
+#[wasmray::remote]
+fn map_and_read(buffer: wasmray::Buffer<u8>) -> (u64, u64, u64, bool) {
+    let started = Instant::now();
+    let bytes = buffer.as_slice();
+    let mapped = started.elapsed();
+    let started = Instant::now();
+    let sum = bytes.iter().map(|&b| u64::from(b)).sum();
+    (
+        mapped.as_nanos() as u64,
+        started.elapsed().as_nanos() as u64,
+        sum,
+        buffer.is_mapped(),
+    )
+}
+
+fn median(mut values: Vec<u64>) -> u64 {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or(0)
+}
+
+/// The object cases; `None` if `mode` is not one.
+fn object_case(mode: &str, n: u64) -> Option<Result<(), String>> {
+    let run = || -> Result<(), String> {
+        match mode {
+            "put-gb" | "get-gb" => {
+                let bytes = (n as usize) << 20;
+                let data = vec![1u8; bytes];
+                if mode == "put-gb" {
+                    let times: Vec<u64> = (0..5)
+                        .map(|_| {
+                            let started = Instant::now();
+                            drop(wasmray::Buffer::from_slice(&data));
+                            started.elapsed().as_nanos() as u64
+                        })
+                        .collect();
+                    println!("put-gb bytes={bytes} median_ns={}", median(times));
+                } else {
+                    let buffer = wasmray::Buffer::from_slice(&data);
+                    drop(data);
+                    let (mut maps, mut reads, mut all_mapped) = (Vec::new(), Vec::new(), true);
+                    for _ in 0..5 {
+                        let (map, read, sum, mapped) = wasmray::get(&map_and_read::remote(&buffer))
+                            .map_err(|e| e.to_string())?;
+                        if sum != bytes as u64 {
+                            return Err(format!("read {sum} of {bytes} bytes"));
+                        }
+                        maps.push(map);
+                        reads.push(read);
+                        all_mapped &= mapped;
+                    }
+                    println!(
+                        "get-gb bytes={bytes} map_median_ns={} read_median_ns={} mapped={all_mapped}",
+                        median(maps),
+                        median(reads)
+                    );
+                }
+            }
+            "put-calls" => {
+                let started = Instant::now();
+                for i in 0..n {
+                    drop(wasmray::put(&i));
+                }
+                println!("put-calls n={n} total_ns={}", started.elapsed().as_nanos());
+            }
+            _ => {
+                let object = wasmray::put(&7u64);
+                let started = Instant::now();
+                for _ in 0..n {
+                    let value = wasmray::get(&object).map_err(|e| e.to_string())?;
+                    if value != 7 {
+                        return Err(format!("got {value}"));
+                    }
+                }
+                println!("get-calls n={n} total_ns={}", started.elapsed().as_nanos());
+            }
+        }
+        Ok(())
+    };
+    matches!(mode, "put-gb" | "get-gb" | "put-calls" | "get-calls").then(run)
+}
+
 /// The actor cases; `None` if `mode` is not one.
 fn actor_case(mode: &str, n: u64) -> Option<Result<(), String>> {
     let run = || -> Result<(), String> {
@@ -97,6 +186,9 @@ fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     let n = count(&args);
     if let Some(result) = args.get(1).and_then(|mode| actor_case(mode, n)) {
+        return result;
+    }
+    if let Some(result) = args.get(1).and_then(|mode| object_case(mode, n)) {
         return result;
     }
     match args.get(1).map(String::as_str) {
