@@ -111,10 +111,10 @@ impl Arena {
             offset: offset as usize,
             len,
         };
+        let rounded = page_round(requested) as usize;
         // SAFETY: `[offset, offset + page_round(len))` lies inside the mapping (the free list
         // only hands out page-rounded ranges of its capacity, which is at most the mapping's
         // length) and was just reserved for this allocation alone, so nothing else refers to it.
-        let rounded = page_round(requested) as usize;
         let bytes =
             unsafe { std::slice::from_raw_parts_mut(self.base.add(allocation.offset), rounded) };
         let (object, tail) = bytes.split_at_mut(len);
