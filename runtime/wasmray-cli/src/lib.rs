@@ -8,6 +8,7 @@
 mod cache_dir;
 mod control_target;
 mod memory;
+mod microbenchmark;
 mod run;
 mod sizes;
 mod status;
@@ -32,6 +33,9 @@ enum Command {
     Status(control_target::ControlArgs),
     /// List the running node's objects: size, state, where they are, what references them.
     Memory(control_target::ControlArgs),
+    /// Run the cases of Ray's `ray microbenchmark` (same names, per-second figures), plus cold
+    /// start and idle memory. TESTS_TO_RUN=pattern selects cases.
+    Microbenchmark(microbenchmark::MicrobenchmarkArgs),
 }
 
 /// Exit code for "wasmray could not do what was asked".
@@ -45,6 +49,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Status(args) => status::status(args),
         Command::Memory(args) => memory::memory(args),
+        Command::Microbenchmark(args) => microbenchmark::microbenchmark(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,152 @@
+//! `wasmray microbenchmark`: the cases of Ray's `ray microbenchmark`, with the same names and
+//! output (`<name> per second <mean> +- <stdev>`), run on an embedded node by a guest written
+//! with the SDK (`bench/microbenchmark`, compiled into this binary); plus what users feel
+//! first: cold start of `wasmray run` (module cache cold and warm) and the memory of an idle
+//! node. `TESTS_TO_RUN=pattern` selects cases, as in Ray.
+
+use anyhow::Context;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+use wasmray_node::{DriverExit, Node, NodeConfig};
+
+/// The microbenchmark guest, built by build.rs from `bench/microbenchmark`.
+const GUEST: &[u8] = include_bytes!(env!("WASMRAY_MICROBENCHMARK_WASM"));
+
+#[derive(Debug, Args)]
+pub(crate) struct MicrobenchmarkArgs {
+    /// Logical CPUs the node offers [default: the machine's cores].
+    #[arg(long)]
+    num_cpus: Option<f64>,
+    /// Short measuring windows (for a smoke test; the figures are noisier).
+    #[arg(long)]
+    quick: bool,
+}
+
+pub(crate) fn microbenchmark(args: MicrobenchmarkArgs) -> anyhow::Result<ExitCode> {
+    let filter = std::env::var("TESTS_TO_RUN").unwrap_or_default();
+    if filter.is_empty() {
+        println!("Tip: set TESTS_TO_RUN='pattern' to run a subset of benchmarks");
+    }
+    let scratch =
+        std::env::temp_dir().join(format!("wasmray-microbenchmark-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
+    let result = run_all(&args, &filter, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn run_all(args: &MicrobenchmarkArgs, filter: &str, scratch: &Path) -> anyhow::Result<ExitCode> {
+    let module_path = scratch.join("microbenchmark.wasm");
+    std::fs::write(&module_path, GUEST).context("cannot write the microbenchmark module")?;
+    let runs = if args.quick { (2, 3) } else { (3, 5) };
+    cold_start(filter, &module_path, scratch, runs)?;
+
+    let mut config = NodeConfig {
+        cache_dir: Some(scratch.join("cache")),
+        ..NodeConfig::default()
+    };
+    if let Some(cpus) = args.num_cpus {
+        config.num_cpus = cpus;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let exit = runtime.block_on(async {
+        let node = Node::start(config)?;
+        let module = node.load_module(&module_path)?;
+        node.run_driver(&module, &["noop".to_owned()]).await?;
+        let name = "idle node memory (RSS MiB)";
+        if name.contains(filter) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            println!("{name} {:.1}", resident_mib().unwrap_or(f64::NAN));
+        }
+        let mut driver_args = vec![filter.to_owned()];
+        if args.quick {
+            driver_args.push("quick".to_owned());
+        }
+        anyhow::Ok(node.run_driver(&module, &driver_args).await?)
+    })?;
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    Ok(match exit {
+        DriverExit::Exited(0) => ExitCode::SUCCESS,
+        DriverExit::Exited(code) => ExitCode::from(u8::try_from(code).unwrap_or(1).max(1)),
+        DriverExit::Failed(error) => {
+            eprintln!("error: the microbenchmark driver failed: {error}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
+/// Times `wasmray run microbenchmark.wasm -- noop` as a process: with a fresh module cache
+/// (compiles) and a warm one; prints the medians in seconds.
+fn cold_start(
+    filter: &str,
+    module: &Path,
+    scratch: &Path,
+    (cold_runs, warm_runs): (usize, usize),
+) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the wasmray executable")?;
+    let cases = [
+        (
+            "cold start (wasmray run, module cache cold) seconds",
+            cold_runs,
+            true,
+        ),
+        (
+            "cold start (wasmray run, module cache warm) seconds",
+            warm_runs,
+            false,
+        ),
+    ];
+    for (name, runs, fresh_cache) in cases {
+        if !name.contains(filter) {
+            continue;
+        }
+        let warm_cache = scratch.join("warm-cache");
+        if !fresh_cache {
+            run_noop(&exe, module, &warm_cache)?;
+        }
+        let mut times = Vec::with_capacity(runs);
+        for run in 0..runs {
+            let cache = if fresh_cache {
+                scratch.join(format!("cold-cache-{run}"))
+            } else {
+                warm_cache.clone()
+            };
+            let started = Instant::now();
+            run_noop(&exe, module, &cache)?;
+            times.push(started.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        println!("{name} {:.4}", times[times.len() / 2]);
+    }
+    Ok(())
+}
+
+fn run_noop(exe: &Path, module: &Path, cache: &PathBuf) -> anyhow::Result<()> {
+    let status = Command::new(exe)
+        .arg("run")
+        .arg(module)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(["--", "noop"])
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot start `wasmray run`")?;
+    anyhow::ensure!(
+        status.success(),
+        "`wasmray run ... -- noop` failed: {status}"
+    );
+    Ok(())
+}
+
+/// This process's resident memory, from `/proc/self/status`.
+fn resident_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
