@@ -215,16 +215,32 @@ fn microbenchmark_prints_rays_case_names_and_format() {
         .lines()
         .find(|l| l.starts_with("single client get calls (Plasma Store) per second "))
         .unwrap_or_else(|| panic!("{stdout}"));
-    let numbers: Vec<&str> = line.rsplit(" per second ").next().unwrap_or("").split(" +- ").collect();
+    let numbers: Vec<&str> = line
+        .rsplit(" per second ")
+        .next()
+        .unwrap_or("")
+        .split(" +- ")
+        .collect();
     assert_eq!(numbers.len(), 2, "{line}");
-    assert!(numbers.iter().all(|n| n.parse::<f64>().is_ok_and(|v| v >= 0.0)), "{line}");
-    assert!(!stdout.contains("single client put calls"), "the filter selects: {stdout}");
+    assert!(
+        numbers
+            .iter()
+            .all(|n| n.parse::<f64>().is_ok_and(|v| v >= 0.0)),
+        "{line}"
+    );
+    assert!(
+        !stdout.contains("single client put calls"),
+        "the filter selects: {stdout}"
+    );
 }
 
 #[test]
 fn microbenchmark_measures_cold_start_and_idle_memory() {
     for (filter, prefix) in [
-        ("cold start", "cold start (wasmray run, module cache warm) seconds "),
+        (
+            "cold start",
+            "cold start (wasmray run, module cache warm) seconds ",
+        ),
         ("idle", "idle node memory (RSS MiB) "),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_wasmray-under-test"))
@@ -235,6 +251,9 @@ fn microbenchmark_measures_cold_start_and_idle_memory() {
         let stdout = text(&out.stdout);
         assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
         let value = stdout.lines().find_map(|l| l.strip_prefix(prefix));
-        assert!(value.is_some_and(|v| v.trim().parse::<f64>().is_ok_and(|v| v > 0.0)), "{stdout}");
+        assert!(
+            value.is_some_and(|v| v.trim().parse::<f64>().is_ok_and(|v| v > 0.0)),
+            "{stdout}"
+        );
     }
 }
