@@ -60,6 +60,24 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The process exit code for how a driver ended: 0, the driver's own code, or 1 (with the
+/// failure printed) when it panicked or trapped. `what` names the driver in the message.
+pub(crate) fn exit_code_of(exit: wasmray_node::DriverExit, what: &str) -> ExitCode {
+    match exit {
+        wasmray_node::DriverExit::Exited(0) => ExitCode::SUCCESS,
+        wasmray_node::DriverExit::Exited(code) => {
+            ExitCode::from(u8::try_from(code).unwrap_or(1).max(1))
+        }
+        wasmray_node::DriverExit::Failed(error) => {
+            eprintln!(
+                "error: {what} {}",
+                error.to_string().trim_start_matches("task `main` ")
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("WASMRAY_LOG")

@@ -9,7 +9,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
-use wasmray_node::{DriverExit, Node, NodeConfig};
+use wasmray_node::{Node, NodeConfig};
 
 /// The microbenchmark guest, built by build.rs from `bench/microbenchmark`.
 const GUEST: &[u8] = include_bytes!(env!("WASMRAY_MICROBENCHMARK_WASM"));
@@ -70,14 +70,7 @@ fn run_all(args: &MicrobenchmarkArgs, filter: &str, scratch: &Path) -> anyhow::R
         anyhow::Ok(node.run_driver(&module, &driver_args).await?)
     })?;
     runtime.shutdown_timeout(Duration::from_millis(100));
-    Ok(match exit {
-        DriverExit::Exited(0) => ExitCode::SUCCESS,
-        DriverExit::Exited(code) => ExitCode::from(u8::try_from(code).unwrap_or(1).max(1)),
-        DriverExit::Failed(error) => {
-            eprintln!("error: the microbenchmark driver failed: {error}");
-            ExitCode::FAILURE
-        }
-    })
+    Ok(crate::exit_code_of(exit, "the microbenchmark driver"))
 }
 
 /// Times `wasmray run microbenchmark.wasm -- noop` as a process: with a fresh module cache

@@ -7,7 +7,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use wasmray_node::{DriverExit, Node, NodeConfig};
+use wasmray_node::{Node, NodeConfig};
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
@@ -66,17 +66,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     })?;
     // Tasks the driver left running die with the job, as in Ray.
     runtime.shutdown_timeout(Duration::from_millis(100));
-    Ok(match exit {
-        DriverExit::Exited(0) => ExitCode::SUCCESS,
-        DriverExit::Exited(code) => ExitCode::from(u8::try_from(code).unwrap_or(1).max(1)),
-        DriverExit::Failed(error) => {
-            eprintln!(
-                "error: the driver {}",
-                error.to_string().trim_start_matches("task `main` ")
-            );
-            ExitCode::FAILURE
-        }
-    })
+    Ok(crate::exit_code_of(exit, "the driver"))
 }
 
 fn node_config(args: &RunArgs) -> anyhow::Result<NodeConfig> {
