@@ -106,6 +106,29 @@ impl Run {
     }
 }
 
+impl Run {
+    /// The node's figures once work still winding down has let go of its objects: a task
+    /// that delivered its result may hold its arguments for a moment after the driver ends.
+    /// Waits until no object remains or 5 s pass, then returns the figures either way.
+    pub async fn settled_stats(&self) -> wasmray_node::NodeStats {
+        settled_stats(&self.node).await
+    }
+}
+
+/// [`Run::settled_stats`] for any node.
+pub async fn settled_stats(node: &Node) -> wasmray_node::NodeStats {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let stats = node.stats();
+        if (stats.store.objects == 0 && stats.sched.objects == 0)
+            || std::time::Instant::now() > deadline
+        {
+            return stats;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// Starts a node with `cpus` CPUs and runs `guest`'s driver with `args`.
 pub async fn run_guest(guest: &str, cpus: f64, args: &[&str]) -> anyhow::Result<Run> {
     let output = Arc::new(Capture::default());

@@ -20,7 +20,7 @@ async fn buffers_travel_as_arguments_results_and_objects() -> anyhow::Result<()>
             "cow private: 7777777 12345",
         ]
     );
-    let stats = run.node.stats();
+    let stats = run.settled_stats().await;
     assert_eq!(
         (stats.store.arena_used, stats.store.objects),
         (0, 0),
@@ -75,7 +75,7 @@ async fn ten_thousand_1mib_buffers_come_and_go_in_bounded_memory() -> anyhow::Re
         run.stdout_ok(),
         ["10000 buffers of 1 MiB created and dropped"]
     );
-    let stats = run.node.stats();
+    let stats = run.settled_stats().await;
     assert_eq!(
         (
             stats.store.arena_used,
@@ -92,7 +92,7 @@ async fn ten_thousand_1mib_buffers_come_and_go_in_bounded_memory() -> anyhow::Re
 async fn a_million_small_objects_come_and_go_in_bounded_memory() -> anyhow::Result<()> {
     let run = run_guest(guests::BUFFERS, 2.0, &["churn-small"]).await?;
     assert_eq!(run.stdout_ok(), ["1000000 objects created and dropped"]);
-    let stats = run.node.stats();
+    let stats = run.settled_stats().await;
     assert_eq!(
         (
             stats.sched.objects,

@@ -93,7 +93,7 @@ async fn batching_runs_100k_tiny_tasks_both_ways() -> anyhow::Result<()> {
         Some("9999900000")
     );
     assert_eq!(value_after(&lines, "batched: total = "), Some("9999900000"));
-    let stats = run.node.stats();
+    let stats = run.settled_stats().await;
     assert_eq!(
         stats.sched.objects, 0,
         "every result was freed once the driver let go of it"

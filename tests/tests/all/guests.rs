@@ -53,7 +53,7 @@ async fn refs_inside_values_work_and_everything_is_freed_afterwards() -> anyhow:
             "100000 puts created and dropped",
         ]
     );
-    let stats = run.node.stats();
+    let stats = run.settled_stats().await;
     assert_eq!(
         stats.sched.objects, 0,
         "no object outlives its references: {stats:?}"

@@ -48,7 +48,7 @@ async fn mapped_objects_read_right_and_writes_stay_private() -> anyhow::Result<(
         let exit = node.run_driver(&module, &[]).await?;
         assert!(matches!(exit, DriverExit::Exited(0)), "run {run}: {exit:?}");
     }
-    let stats = node.stats();
+    let stats = wasmray_tests::settled_stats(&node).await;
     assert_eq!(
         stats.store.arena_used, 0,
         "every mapped object was freed: {stats:?}"
