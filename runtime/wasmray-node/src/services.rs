@@ -88,6 +88,22 @@ impl NodeInner {
         })
     }
 
+    /// Which of `ids` are sealed (ready or failed), looked up under one lock; with a
+    /// `waiter`, it is registered on each one still pending.
+    fn sealed_flags(&self, ids: &[ObjectId], waiter: Option<&Arc<Notify>>) -> Vec<bool> {
+        let mut sched = self.lock_sched();
+        ids.iter()
+            .map(|&id| {
+                let pending = matches!(sched.object(id), Some(ObjectState::Pending));
+                if let (true, Some(waiter)) = (pending, waiter) {
+                    sched.watch(id);
+                    self.waiters.register(id, waiter);
+                }
+                !pending
+            })
+            .collect()
+    }
+
     fn is_sealed(&self, id: ObjectId, waiter: &Arc<Notify>) -> bool {
         let mut sched = self.lock_sched();
         match sched.object(id) {
@@ -269,28 +285,27 @@ impl NodeServices for GuestServices {
         let node = Arc::clone(&self.node);
         let task = caller.task;
         Box::pin(async move {
-            let waiter = Arc::new(Notify::new());
             let wanted = num_returns.min(ids.len());
-            let check = |node: &NodeInner| {
-                ids.iter()
-                    .map(|&id| node.is_sealed(id, &waiter))
-                    .collect::<Vec<bool>>()
-            };
-            let mut ready = check(&node);
             let count = |ready: &[bool]| ready.iter().filter(|&&r| r).count();
-            if count(&ready) < wanted && timeout != Some(Duration::ZERO) {
-                let deadline = timeout.map(|t| Instant::now() + t);
-                ready = blocked(&node, task, async {
-                    loop {
-                        let timed_out = !sleep_until(&waiter, deadline).await;
-                        let now = check(&node);
-                        if timed_out || count(&now) >= wanted {
-                            return now;
-                        }
-                    }
-                })
-                .await;
+            // Most waits return at once: one look under one lock, nothing registered.
+            let ready = node.sealed_flags(&ids, None);
+            if count(&ready) >= wanted || timeout == Some(Duration::ZERO) {
+                return ready;
             }
+            let waiter = Arc::new(Notify::new());
+            let deadline = timeout.map(|t| Instant::now() + t);
+            let ready = blocked(&node, task, async {
+                // Registers on the pending ones under the same lock as the look, so no seal
+                // is missed; a registration lasts until its object seals, so once is enough.
+                let mut register = Some(&waiter);
+                loop {
+                    let now = node.sealed_flags(&ids, register.take());
+                    if count(&now) >= wanted || !sleep_until(&waiter, deadline).await {
+                        return node.sealed_flags(&ids, None);
+                    }
+                }
+            })
+            .await;
             node.waiters.unregister(&ids, &waiter);
             ready
         })
