@@ -5,6 +5,8 @@
 //! - `tasks_10k_throughput`: 10,000 trivial tasks submitted, then gathered.
 //! - `quickstart_warm_cache`: wall time of `wasmray run quickstart.wasm` as a process, with the
 //!   compiled module already cached.
+//! - `hot_paths/*`: a trivial driver instantiated and called (a WAT module: instance from the
+//!   pool, `_start`, teardown), and small-object `put` and `get` calls from a guest.
 //! - `actors/*`: 1:1 actor calls sync (call, wait, repeat) and async (submit many, gather), n:n
 //!   (2 callers, each with its own actor, concurrently), and creating 10,000 actors, calling
 //!   each once, and letting them go (issue #3).
@@ -77,6 +79,39 @@ fn bench(c: &mut Criterion) {
             total
         })
     });
+    group.finish();
+
+    let mut group = c.benchmark_group("hot_paths");
+    let trivial = wat::parse_str(
+        r#"(module
+            (memory (export "memory") 1)
+            (func (export "wasmray_abi_version") (result i32) i32.const 1)
+            (func (export "_start")))"#,
+    )
+    .expect("valid WAT");
+    let trivial = node
+        .load_module_bytes("trivial.wasm", &trivial)
+        .expect("load trivial");
+    group.bench_function("instantiate_and_call_trivial_driver", |b| {
+        b.iter(|| {
+            let exit = runtime
+                .block_on(node.run_driver(&trivial, &[]))
+                .expect("run trivial");
+            assert!(matches!(exit, DriverExit::Exited(0)));
+        })
+    });
+    group.throughput(Throughput::Elements(1));
+    for (name, mode) in [
+        ("object_put_small", "put-calls"),
+        ("object_get_small", "get-calls"),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                run_bench_guest(&runtime, &node, &[mode, &iters.to_string()]);
+                reported(mode)
+            })
+        });
+    }
     group.finish();
 
     let mut group = c.benchmark_group("actors");
