@@ -160,7 +160,14 @@ fn library_crates_never_print() {
 
 #[test]
 fn every_source_file_starts_with_a_module_doc() {
-    for dir in ["runtime", "guest-sdk", "tests", "examples"] {
+    for dir in [
+        "runtime",
+        "guest-sdk",
+        "tests",
+        "examples",
+        "bench",
+        "tools",
+    ] {
         for file in rust_files(&repo().join(dir)) {
             let text = std::fs::read_to_string(&file).expect("source file");
             assert!(
