@@ -145,15 +145,7 @@ impl<V: ObjectValue> Scheduler<V> {
 
     /// The live actor registered as `name`.
     pub fn lookup_actor(&self, name: &ActorName) -> Option<ActorInfo> {
-        let id = *self.actors.names.get(name)?;
-        let entry = self.actors.entries.get(&id)?;
-        Some(ActorInfo {
-            id,
-            spec: Arc::clone(&entry.spec),
-            job: entry.creation.job,
-            memory_limit: entry.creation.memory_limit,
-            cpu_time_limit_ms: entry.creation.cpu_time_limit_ms,
-        })
+        self.actor_info(*self.actors.names.get(name)?)
     }
 
     /// Kills an actor: with `no_restart`, or when it has no restarts left, it dies at once
