@@ -7,7 +7,7 @@
 //! node's business ([`crate::ActorServices`]).
 
 use crate::imports::{call, handle_to_id, memory, stage, submitted_args};
-use crate::memory::{fault, slice, write_info, write_u32s};
+use crate::memory::{fault, record, write_info, write_u32s};
 use crate::services::ActorRequest;
 use crate::state::{GuestState, StagedBytes};
 use std::sync::Arc;
@@ -54,8 +54,7 @@ fn create_actor(
     const IMPORT: &str = imports::CREATE_ACTOR;
     let memory = memory(&caller, IMPORT)?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
-    let spec: ActorCreation<'_> = wasmray_abi::decode(slice(data, IMPORT, spec_ptr, spec_len)?)
-        .map_err(|e| fault(IMPORT, format!("malformed actor creation: {e}")))?;
+    let spec: ActorCreation<'_> = record(data, IMPORT, spec_ptr, spec_len, "actor creation")?;
     let request = ActorRequest {
         class: spec.class.to_owned(),
         args: submitted_args(state, IMPORT, &spec.args)?,
@@ -76,8 +75,7 @@ fn call_actor(
     const IMPORT: &str = imports::CALL_ACTOR;
     let memory = memory(&caller, IMPORT)?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
-    let spec: ActorCall<'_> = wasmray_abi::decode(slice(data, IMPORT, spec_ptr, spec_len)?)
-        .map_err(|e| fault(IMPORT, format!("malformed actor call: {e}")))?;
+    let spec: ActorCall<'_> = record(data, IMPORT, spec_ptr, spec_len, "actor call")?;
     let actor = handle_to_id(state, IMPORT, spec.actor)?;
     let args = submitted_args(state, IMPORT, &spec.args)?;
     let services = Arc::clone(&state.services);
@@ -97,8 +95,7 @@ fn get_actor(
     const IMPORT: &str = imports::GET_ACTOR;
     let memory = memory(&caller, IMPORT)?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
-    let lookup: ActorLookup<'_> = wasmray_abi::decode(slice(data, IMPORT, spec_ptr, spec_len)?)
-        .map_err(|e| fault(IMPORT, format!("malformed actor lookup: {e}")))?;
+    let lookup: ActorLookup<'_> = record(data, IMPORT, spec_ptr, spec_len, "actor lookup")?;
     let services = Arc::clone(&state.services);
     let caller_info = call(state, IMPORT)?.caller.clone();
     let found = services.get_actor(&caller_info, lookup.name, lookup.namespace, lookup.class);

@@ -4,7 +4,7 @@
 //! handles to object IDs and back, and leaves decisions to [`NodeServices`]. A bad request
 //! traps the calling guest with a [`crate::GuestFault`]; nothing here panics on guest input.
 
-use crate::memory::{fault, read_u32s, slice, slice_mut, write_info, write_u32s};
+use crate::memory::{fault, read_u32s, record, slice, slice_mut, write_info, write_u32s};
 use crate::nested::block_on;
 use crate::services::{GetOutcome, Submission, SubmittedArg};
 use crate::state::{CallState, GuestState, Staged, StagedBytes};
@@ -124,8 +124,7 @@ fn submit_task(
     const IMPORT: &str = imports::SUBMIT_TASK;
     let memory = memory(&caller, IMPORT)?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
-    let spec: TaskSubmission<'_> = wasmray_abi::decode(slice(data, IMPORT, spec_ptr, spec_len)?)
-        .map_err(|e| fault(IMPORT, format!("malformed task submission: {e}")))?;
+    let spec: TaskSubmission<'_> = record(data, IMPORT, spec_ptr, spec_len, "task submission")?;
     let args = submitted_args(state, IMPORT, &spec.args)?;
     let submission = Submission {
         function: spec.function.to_owned(),
@@ -145,8 +144,7 @@ fn put(mut caller: Caller<'_, GuestState>, value_ptr: u32, value_len: u32) -> Re
     const IMPORT: &str = imports::PUT;
     let memory = memory(&caller, IMPORT)?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
-    let value: ValueOut<'_> = wasmray_abi::decode(slice(data, IMPORT, value_ptr, value_len)?)
-        .map_err(|e| fault(IMPORT, format!("malformed value: {e}")))?;
+    let value: ValueOut<'_> = record(data, IMPORT, value_ptr, value_len, "value")?;
     let contained = value_refs(state, IMPORT, &value)?;
     let services = Arc::clone(&state.services);
     let call = call(state, IMPORT)?;
@@ -300,9 +298,7 @@ fn task_return(mut caller: Caller<'_, GuestState>, values_ptr: u32, values_len: 
     const IMPORT: &str = imports::TASK_RETURN;
     let memory = memory(&caller, IMPORT)?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
-    let values: Vec<ValueOut<'_>> =
-        wasmray_abi::decode(slice(data, IMPORT, values_ptr, values_len)?)
-            .map_err(|e| fault(IMPORT, format!("malformed return values: {e}")))?;
+    let values: Vec<ValueOut<'_>> = record(data, IMPORT, values_ptr, values_len, "return values")?;
     let mut results = Vec::with_capacity(values.len());
     for value in &values {
         let contained = value_refs(state, IMPORT, value)?;

@@ -43,6 +43,19 @@ pub(crate) fn slice<'a>(
         })
 }
 
+/// Decodes the postcard record `what` the guest passed at `[ptr, ptr + len)`; it may borrow
+/// from guest memory. A bad range or encoding faults the import.
+pub(crate) fn record<'a, T: serde::Deserialize<'a>>(
+    data: &'a [u8],
+    import: &'static str,
+    ptr: u32,
+    len: u32,
+    what: &str,
+) -> wasmtime::Result<T> {
+    wasmray_abi::decode(slice(data, import, ptr, len)?)
+        .map_err(|e| fault(import, format!("malformed {what}: {e}")))
+}
+
 /// The guest bytes `[ptr, ptr + len)`, writable.
 pub(crate) fn slice_mut<'a>(
     data: &'a mut [u8],
