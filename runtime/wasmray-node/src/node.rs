@@ -121,50 +121,25 @@ impl Node {
     }
 
     /// Runs `module`'s `main` as a new job's driver, with `args` after the program name.
+    ///
+    /// The driver runs as a task of the runtime, on a worker thread, whatever thread awaits
+    /// this: a task it submits and then waits for can run on the same worker (tokio's LIFO
+    /// slot) while the driver is parked, so a synchronous round trip needs no thread wake-up.
+    /// Awaited from `block_on`, the driver would live on the caller's thread and every round
+    /// trip would wake it from another one (~50 µs each on an idle VM vCPU).
     pub async fn run_driver(
         &self,
         module: &Arc<GuestModule>,
         args: &[String],
     ) -> Result<DriverExit, NodeError> {
-        let inner = &self.inner;
-        if inner.shutting_down.load(Ordering::Relaxed) {
-            return Err(NodeError::ShuttingDown);
+        let inner = Arc::clone(&self.inner);
+        let module = Arc::clone(module);
+        let args = args.to_vec();
+        match tokio::spawn(async move { inner.run_driver(&module, &args).await }).await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(NodeError::ShuttingDown),
         }
-        if !module.has_main() {
-            return Err(NodeError::NoMain(module.name().to_owned()));
-        }
-        let job = JobId(inner.next_job.fetch_add(1, Ordering::Relaxed));
-        let driver = inner.mint.next_task();
-        let mut argv = vec![module.name().to_owned()];
-        argv.extend_from_slice(args);
-        let mut instance = GuestInstance::new(
-            &inner.host,
-            module,
-            InstanceSetup {
-                services: GuestServices::shared(inner),
-                output: Arc::clone(&inner.config.output),
-                args: argv,
-                nested: None,
-            },
-        )
-        .await?;
-        let caller = Caller {
-            task: driver,
-            run: driver,
-            job,
-            module: module.id(),
-            lineage: Lineage::root("main"),
-        };
-        let finished = instance
-            .run_main(caller, inner.config.max_task_memory)
-            .await;
-        inner.release(&finished.held);
-        // The job's actors go with its driver, unless detached (as in Ray).
-        inner.with_sched(|sched| sched.job_finished(job));
-        Ok(match finished.outcome {
-            MainOutcome::Exited(code) => DriverExit::Exited(code),
-            MainOutcome::Failed(error) => DriverExit::Failed(error),
-        })
     }
 
     pub fn stats(&self) -> NodeStats {
@@ -292,6 +267,53 @@ impl NodeInner {
                 }
             }
         }
+    }
+
+    /// [`Node::run_driver`], on the worker that runs the driver.
+    async fn run_driver(
+        self: &Arc<Self>,
+        module: &Arc<GuestModule>,
+        args: &[String],
+    ) -> Result<DriverExit, NodeError> {
+        let inner = self;
+        if inner.shutting_down.load(Ordering::Relaxed) {
+            return Err(NodeError::ShuttingDown);
+        }
+        if !module.has_main() {
+            return Err(NodeError::NoMain(module.name().to_owned()));
+        }
+        let job = JobId(inner.next_job.fetch_add(1, Ordering::Relaxed));
+        let driver = inner.mint.next_task();
+        let mut argv = vec![module.name().to_owned()];
+        argv.extend_from_slice(args);
+        let mut instance = GuestInstance::new(
+            &inner.host,
+            module,
+            InstanceSetup {
+                services: GuestServices::shared(inner),
+                output: Arc::clone(&inner.config.output),
+                args: argv,
+                nested: None,
+            },
+        )
+        .await?;
+        let caller = Caller {
+            task: driver,
+            run: driver,
+            job,
+            module: module.id(),
+            lineage: Lineage::root("main"),
+        };
+        let finished = instance
+            .run_main(caller, inner.config.max_task_memory)
+            .await;
+        inner.release(&finished.held);
+        // The job's actors go with its driver, unless detached (as in Ray).
+        inner.with_sched(|sched| sched.job_finished(job));
+        Ok(match finished.outcome {
+            MainOutcome::Exited(code) => DriverExit::Exited(code),
+            MainOutcome::Failed(error) => DriverExit::Failed(error),
+        })
     }
 
     /// Drops one reference to each object.
