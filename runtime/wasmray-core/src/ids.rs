@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// A hash map keyed by identifiers the runtime mints itself (tasks, objects, actors, guest
+/// handles). Their values come from the runtime's counters, never from a guest, so the fast
+/// unkeyed Fx hash cannot be flooded; the default SipHash showed up in profiles of every call.
+pub type IdMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
+
 /// A node of the cluster; random at start so that restarts never reuse an ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NodeId(pub u64);

@@ -9,7 +9,7 @@ mod ids;
 mod resources;
 mod spec;
 
-pub use ids::{ActorId, IdMint, JobId, ModuleId, NodeId, ObjectId, TaskId};
+pub use ids::{ActorId, IdMap, IdMint, JobId, ModuleId, NodeId, ObjectId, TaskId};
 pub use resources::{CPU, GPU, ResourceError, ResourceSet};
 pub use spec::{ActorName, ActorSpec, ArgSpec, DEFAULT_MAX_RETRIES, Lineage, TaskKind, TaskSpec};
 pub use wasmray_abi::{ErrorKind, TaskError};

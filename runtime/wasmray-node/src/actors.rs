@@ -22,12 +22,24 @@ use wasmray_wasm::{
     BoxFuture, Finished, KillSwitch, NestedCall, NestedCalls, TaskCall, TaskOutcome,
 };
 
+/// How many calls a serial actor's loop runs before it lets other tasks of its worker run.
+const CALLS_BEFORE_YIELD: u32 = 32;
+
 /// One actor's place on this node.
 pub(crate) struct ActorHost {
     instance: tokio::sync::Mutex<Option<PooledInstance>>,
     kill: Mutex<Option<KillSwitch>>,
     nested: Arc<NestedQueue>,
+    /// Calls of a `max_concurrency` 1 actor, run in order by one loop (see `dispatch_method`).
+    serial: Mutex<SerialCalls>,
     max_concurrency: u32,
+}
+
+/// Dispatched calls of a serial actor not yet started, and whether a loop is running them.
+#[derive(Default)]
+struct SerialCalls {
+    queue: VecDeque<RunTask<Value>>,
+    running: bool,
 }
 
 impl ActorHost {
@@ -36,8 +48,13 @@ impl ActorHost {
             instance: tokio::sync::Mutex::new(None),
             kill: Mutex::new(None),
             nested: Arc::new(NestedQueue::default()),
+            serial: Mutex::default(),
             max_concurrency,
         }
+    }
+
+    fn serial(&self) -> std::sync::MutexGuard<'_, SerialCalls> {
+        self.serial.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Stops the instance: a running call traps at its next tick, a blocked one at once.
@@ -171,27 +188,71 @@ impl NodeInner {
         );
     }
 
-    /// Runs a method call on its actor's instance.
-    pub(crate) async fn call_method(self: Arc<Self>, actor: ActorId, run: RunTask<Value>) {
-        let spec = Arc::clone(&run.spec);
+    /// Starts a method call the scheduler dispatched.
+    ///
+    /// A `max_concurrency` 1 actor's calls run one after another in a single loop task, which
+    /// lives while calls keep coming: the scheduler dispatches the next call when the previous
+    /// one is reported, so the loop finds it queued and runs it without spawning a task or
+    /// waking a thread. Concurrent actors spawn a task per call (they may interleave).
+    pub(crate) fn dispatch_method(self: &Arc<Self>, actor: ActorId, run: RunTask<Value>) {
         let Some(host) = self.actor_host(actor) else {
-            let error = lost(&spec.function, "the actor has no instance on this node");
-            self.report_failure(spec.id, error, true);
+            let error = lost(&run.spec.function, "the actor has no instance on this node");
+            self.report_failure(run.spec.id, error, true);
             return;
         };
+        let node = Arc::clone(self);
+        if host.max_concurrency > 1 {
+            tokio::spawn(async move { node.call_method(actor, &host, run).await });
+            return;
+        }
+        let start_loop = {
+            let mut serial = host.serial();
+            serial.queue.push_back(run);
+            !std::mem::replace(&mut serial.running, true)
+        };
+        if start_loop {
+            tokio::spawn(async move { node.run_serial_calls(actor, host).await });
+        }
+    }
+
+    /// The loop of a serial actor: runs its queued calls until none is left.
+    async fn run_serial_calls(self: Arc<Self>, actor: ActorId, host: Arc<ActorHost>) {
+        let mut ran = 0u32;
+        loop {
+            let run = {
+                let mut serial = host.serial();
+                match serial.queue.pop_front() {
+                    Some(run) => run,
+                    None => {
+                        serial.running = false;
+                        return;
+                    }
+                }
+            };
+            Arc::clone(&self).call_method(actor, &host, run).await;
+            ran += 1;
+            if ran % CALLS_BEFORE_YIELD == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    /// Runs a method call on its actor's instance.
+    async fn call_method(self: Arc<Self>, actor: ActorId, host: &ActorHost, run: RunTask<Value>) {
+        let spec = Arc::clone(&run.spec);
         let export = format!("{ACTOR_CALL_EXPORT_PREFIX}{}", spec.function);
         let label = format!("{} actor={actor}", spec.function);
         let call = self.task_call(run, export, label);
-        let (finished, owner) = self.run_on_actor(&host, call).await;
+        let (finished, owner) = self.run_on_actor(host, call).await;
         let error_if_lost = match &finished.outcome {
             TaskOutcome::Failed(error) if finished.instance_lost => Some(error.clone()),
             _ => None,
         };
-        self.report(
+        self.report_and_release(
             spec.id,
             sched_outcome(finished.outcome, finished.instance_lost),
+            &finished.held,
         );
-        self.release(&finished.held);
         if let (Some(error), true) = (error_if_lost, owner) {
             self.with_sched(|sched| sched.actor_lost(actor, error));
         }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmray_abi::TASK_EXPORT_PREFIX;
-use wasmray_core::{ErrorKind, JobId, ModuleId, TaskError, TaskId, TaskKind, TaskSpec};
+use wasmray_core::{ErrorKind, JobId, ModuleId, ObjectId, TaskError, TaskId, TaskKind, TaskSpec};
 use wasmray_sched::{Outcome, RunTask};
 use wasmray_wasm::{
     CallLimits, Caller, GuestInstance, InstanceSetup, NestedCalls, TaskCall, TaskOutcome,
@@ -94,12 +94,13 @@ impl InstancePool {
 }
 
 impl NodeInner {
-    /// Runs what the scheduler dispatched: a task, an actor's constructor, or a method call.
+    /// Runs what the scheduler dispatched: a task or an actor's constructor (method calls go
+    /// through [`NodeInner::dispatch_method`]).
     pub(crate) async fn execute(self: Arc<Self>, run: RunTask<Value>) {
         match run.spec.kind {
             TaskKind::Task => self.execute_task(run).await,
             TaskKind::ActorCreation(_) => self.construct_actor(run).await,
-            TaskKind::ActorMethod { actor } => self.call_method(actor, run).await,
+            TaskKind::ActorMethod { actor } => self.dispatch_method(actor, run),
         }
     }
 
@@ -133,7 +134,23 @@ impl NodeInner {
 
     /// Tells the scheduler how a run ended.
     pub(crate) fn report(self: &Arc<Self>, task: TaskId, outcome: Outcome<Value>) {
-        self.with_sched(|sched| sched.task_finished(task, outcome));
+        self.report_and_release(task, outcome, &[]);
+    }
+
+    /// Tells the scheduler how a run ended, then drops the references the run's handles
+    /// still held, in one visit: the sealed results hold their own references by then.
+    pub(crate) fn report_and_release(
+        self: &Arc<Self>,
+        task: TaskId,
+        outcome: Outcome<Value>,
+        held: &[ObjectId],
+    ) {
+        self.with_sched(|sched| {
+            sched.task_finished(task, outcome);
+            for &id in held {
+                sched.release(id);
+            }
+        });
     }
 
     /// Tells the scheduler a run failed; `system` for failures of the runtime (or, for an
@@ -178,9 +195,11 @@ impl NodeInner {
         } else {
             drop(pooled);
         }
-        self.report(spec.id, sched_outcome(finished.outcome, false));
-        // Only now: the sealed results hold their own references to what they contain.
-        self.release(&finished.held);
+        self.report_and_release(
+            spec.id,
+            sched_outcome(finished.outcome, false),
+            &finished.held,
+        );
     }
 
     pub(crate) async fn instantiate(

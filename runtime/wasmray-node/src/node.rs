@@ -11,12 +11,12 @@ use crate::services::GuestServices;
 use crate::value::Value;
 use crate::waiters::Waiters;
 use crate::{NodeConfig, NodeError};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use wasmray_core::{
-    ActorId, CPU, GPU, IdMint, JobId, Lineage, NodeId, ObjectId, ResourceSet, TaskError,
+    ActorId, CPU, GPU, IdMap, IdMint, JobId, Lineage, NodeId, ObjectId, ResourceSet, TaskError,
+    TaskKind,
 };
 use wasmray_sched::{Action, SchedStats, Scheduler};
 use wasmray_store::{ObjectStore, StoreStats};
@@ -56,7 +56,7 @@ pub(crate) struct NodeInner {
     pub(crate) sched: Mutex<Scheduler<Value>>,
     pub(crate) waiters: Waiters,
     pub(crate) pool: InstancePool,
-    pub(crate) actors: Mutex<HashMap<ActorId, Arc<ActorHost>>>,
+    pub(crate) actors: Mutex<IdMap<ActorId, Arc<ActorHost>>>,
     next_job: AtomicU32,
     /// This node's scratch space (spilled objects); removed at shutdown.
     temp_dir: std::path::PathBuf,
@@ -229,10 +229,13 @@ impl NodeInner {
     fn apply(self: &Arc<Self>, actions: Vec<Action<Value>>) {
         for action in actions {
             match action {
-                Action::Run(run) => {
-                    let node = Arc::clone(self);
-                    tokio::spawn(async move { node.execute(run).await });
-                }
+                Action::Run(run) => match run.spec.kind {
+                    TaskKind::ActorMethod { actor } => self.dispatch_method(actor, run),
+                    _ => {
+                        let node = Arc::clone(self);
+                        tokio::spawn(async move { node.execute(run).await });
+                    }
+                },
                 Action::Sealed(id) => self.waiters.wake(id),
                 Action::Retry {
                     task,

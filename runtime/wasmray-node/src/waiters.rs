@@ -5,14 +5,13 @@
 //! `Notify` may wait on many objects (`wait`); a notification stores a permit if the waiter
 //! is not asleep yet.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Notify;
-use wasmray_core::ObjectId;
+use wasmray_core::{IdMap, ObjectId};
 
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
-    by_object: Mutex<HashMap<ObjectId, Vec<Arc<Notify>>>>,
+    by_object: Mutex<IdMap<ObjectId, Vec<Arc<Notify>>>>,
 }
 
 impl Waiters {
@@ -41,7 +40,7 @@ impl Waiters {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectId, Vec<Arc<Notify>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdMap<ObjectId, Vec<Arc<Notify>>>> {
         self.by_object
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -15,7 +15,7 @@ use crate::{ObjectValue, Scheduler};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use wasmray_core::{
-    ActorId, ActorName, ActorSpec, ArgSpec, JobId, ResourceSet, TaskError, TaskId, TaskKind,
+    ActorId, ActorName, ActorSpec, ArgSpec, IdMap, JobId, ResourceSet, TaskError, TaskId, TaskKind,
     TaskSpec,
 };
 
@@ -76,14 +76,14 @@ pub struct ActorInfo {
 
 #[derive(Debug)]
 pub(crate) struct ActorTable<V> {
-    pub(crate) entries: HashMap<ActorId, ActorEntry<V>>,
+    pub(crate) entries: IdMap<ActorId, ActorEntry<V>>,
     pub(crate) names: HashMap<ActorName, ActorId>,
 }
 
 impl<V> Default for ActorTable<V> {
     fn default() -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: IdMap::default(),
             names: HashMap::new(),
         }
     }

@@ -10,9 +10,8 @@
 //! (see [`crate::ObjectValue`]); this table releases them when the value goes.
 
 use crate::ObjectValue;
-use std::collections::HashMap;
 use std::sync::Arc;
-use wasmray_core::{ActorId, ObjectId, TaskError, TaskId};
+use wasmray_core::{ActorId, IdMap, ObjectId, TaskError, TaskId};
 
 /// The state of one object.
 #[derive(Debug, Clone)]
@@ -79,13 +78,13 @@ pub(crate) enum ObjectEvent {
 
 #[derive(Debug)]
 pub(crate) struct ObjectTable<V> {
-    entries: HashMap<ObjectId, ObjectEntry<V>>,
+    entries: IdMap<ObjectId, ObjectEntry<V>>,
 }
 
 impl<V: ObjectValue> ObjectTable<V> {
     pub(crate) fn new() -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: IdMap::default(),
         }
     }
 

@@ -10,10 +10,9 @@ use crate::actors::ActorTable;
 use crate::errors::{dependency_failed, infeasible, invalid};
 use crate::objects::{ObjectEvent, ObjectState, ObjectTable, RefCounts, RefKind};
 use crate::queue::ReadyQueue;
-use std::collections::HashMap;
 use std::sync::Arc;
 use wasmray_core::{
-    ActorId, ArgSpec, CPU, ObjectId, ResourceSet, TaskError, TaskId, TaskKind, TaskSpec,
+    ActorId, ArgSpec, CPU, IdMap, ObjectId, ResourceSet, TaskError, TaskId, TaskKind, TaskSpec,
 };
 
 /// Something the node must do.
@@ -100,7 +99,7 @@ pub struct Scheduler<V> {
     pub(crate) total: ResourceSet,
     pub(crate) available: ResourceSet,
     pub(crate) objects: ObjectTable<V>,
-    pub(crate) tasks: HashMap<TaskId, TaskEntry<V>>,
+    pub(crate) tasks: IdMap<TaskId, TaskEntry<V>>,
     ready: ReadyQueue,
     pub(crate) actors: ActorTable<V>,
     /// Actors whose queue may be able to move, looked at by the next `dispatch`.
@@ -115,7 +114,7 @@ impl<V: ObjectValue> Scheduler<V> {
             available: total.clone(),
             total,
             objects: ObjectTable::new(),
-            tasks: HashMap::new(),
+            tasks: IdMap::default(),
             ready: ReadyQueue::default(),
             actors: ActorTable::default(),
             actors_to_dispatch: Vec::new(),

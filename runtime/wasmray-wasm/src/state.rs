@@ -6,9 +6,8 @@
 
 use crate::output::GuestOutput;
 use crate::services::{Caller, NodeServices};
-use std::collections::HashMap;
 use std::sync::Arc;
-use wasmray_core::ObjectId;
+use wasmray_core::{IdMap, ObjectId};
 use wasmray_store::StoredObject;
 use wasmtime::{Memory, ResourceLimiter};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -81,7 +80,7 @@ impl StagedBytes {
 /// Guest handles to object IDs.
 #[derive(Default)]
 pub(crate) struct HandleTable {
-    entries: HashMap<u32, ObjectId>,
+    entries: IdMap<u32, ObjectId>,
     next: u32,
 }
 
