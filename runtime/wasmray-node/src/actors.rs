@@ -231,7 +231,7 @@ impl NodeInner {
             };
             Arc::clone(&self).call_method(actor, &host, run).await;
             ran += 1;
-            if ran % CALLS_BEFORE_YIELD == 0 {
+            if ran.is_multiple_of(CALLS_BEFORE_YIELD) {
                 tokio::task::yield_now().await;
             }
         }
