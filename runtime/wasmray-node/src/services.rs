@@ -88,20 +88,33 @@ impl NodeInner {
         })
     }
 
-    /// Which of `ids` are sealed (ready or failed), looked up under one lock; with a
-    /// `waiter`, it is registered on each one still pending.
-    fn sealed_flags(&self, ids: &[ObjectId], waiter: Option<&Arc<Notify>>) -> Vec<bool> {
+    /// Which of `ids` are sealed (ready or failed), looked up in list order under one lock,
+    /// and how many. Without a `waiter` the look stops once `enough` are sealed (the rest are
+    /// reported unsealed: `wait` hands back only the first `num_returns` sealed ones, so
+    /// waiting on a long list costs what its head costs). With a `waiter`, every id is looked
+    /// at and the waiter is registered on each one still pending.
+    fn sealed_flags(
+        &self,
+        ids: &[ObjectId],
+        waiter: Option<&Arc<Notify>>,
+        enough: usize,
+    ) -> (Vec<bool>, usize) {
         let mut sched = self.lock_sched();
-        ids.iter()
-            .map(|&id| {
-                let pending = matches!(sched.object(id), Some(ObjectState::Pending));
-                if let (true, Some(waiter)) = (pending, waiter) {
-                    sched.watch(id);
-                    self.waiters.register(id, waiter);
-                }
-                !pending
-            })
-            .collect()
+        let mut flags = vec![false; ids.len()];
+        let mut sealed = 0;
+        for (flag, &id) in flags.iter_mut().zip(ids) {
+            if waiter.is_none() && sealed >= enough {
+                break;
+            }
+            let pending = matches!(sched.object(id), Some(ObjectState::Pending));
+            if let (true, Some(waiter)) = (pending, waiter) {
+                sched.watch(id);
+                self.waiters.register(id, waiter);
+            }
+            *flag = !pending;
+            sealed += usize::from(!pending);
+        }
+        (flags, sealed)
     }
 
     fn is_sealed(&self, id: ObjectId, waiter: &Arc<Notify>) -> bool {
@@ -286,10 +299,9 @@ impl NodeServices for GuestServices {
         let task = caller.task;
         Box::pin(async move {
             let wanted = num_returns.min(ids.len());
-            let count = |ready: &[bool]| ready.iter().filter(|&&r| r).count();
             // Most waits return at once: one look under one lock, nothing registered.
-            let ready = node.sealed_flags(&ids, None);
-            if count(&ready) >= wanted || timeout == Some(Duration::ZERO) {
+            let (ready, sealed) = node.sealed_flags(&ids, None, wanted);
+            if sealed >= wanted || timeout == Some(Duration::ZERO) {
                 return ready;
             }
             let waiter = Arc::new(Notify::new());
@@ -299,9 +311,9 @@ impl NodeServices for GuestServices {
                 // is missed; a registration lasts until its object seals, so once is enough.
                 let mut register = Some(&waiter);
                 loop {
-                    let now = node.sealed_flags(&ids, register.take());
-                    if count(&now) >= wanted || !sleep_until(&waiter, deadline).await {
-                        return node.sealed_flags(&ids, None);
+                    let (_, sealed) = node.sealed_flags(&ids, register.take(), wanted);
+                    if sealed >= wanted || !sleep_until(&waiter, deadline).await {
+                        return node.sealed_flags(&ids, None, wanted).0;
                     }
                 }
             })

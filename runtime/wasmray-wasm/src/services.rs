@@ -90,6 +90,8 @@ pub trait NodeServices: ActorServices {
     ) -> BoxFuture<'static, GetOutcome>;
 
     /// Ray's `wait`: which of `ids` are ready once `num_returns` are, or the timeout passes.
+    /// Looks in list order and may stop at the `num_returns`-th ready one (later ones then
+    /// read as not ready).
     fn wait(
         &self,
         caller: &Caller,
