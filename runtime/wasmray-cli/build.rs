@@ -1,5 +1,6 @@
-//! Builds the `wasmray microbenchmark` guest (`bench/microbenchmark`) for wasm32-wasip1 and
-//! tells the compiler where it is (`WASMRAY_MICROBENCHMARK_WASM`), so the binary carries it.
+//! Builds the `wasmray microbenchmark` guests (`bench/microbenchmark` and `bench/hello`, the
+//! cold-start module) for wasm32-wasip1 and tells the compiler where they are
+//! (`WASMRAY_MICROBENCHMARK_WASM`, `WASMRAY_HELLO_WASM`), so the binary carries them.
 
 use std::path::PathBuf;
 
@@ -14,14 +15,13 @@ fn main() {
         &root.join("bench/Cargo.toml"),
         &out_dir.join("guests"),
     );
-    let Some((_, wasm)) = built
-        .into_iter()
-        .find(|(member, _)| member == "microbenchmark")
-    else {
-        panic!("bench/Cargo.toml must list the `microbenchmark` guest");
-    };
-    println!(
-        "cargo:rustc-env=WASMRAY_MICROBENCHMARK_WASM={}",
-        wasm.display()
-    );
+    for (guest, variable) in [
+        ("microbenchmark", "WASMRAY_MICROBENCHMARK_WASM"),
+        ("hello", "WASMRAY_HELLO_WASM"),
+    ] {
+        let Some((_, wasm)) = built.iter().find(|(member, _)| member == guest) else {
+            panic!("bench/Cargo.toml must list the `{guest}` guest");
+        };
+        println!("cargo:rustc-env={variable}={}", wasm.display());
+    }
 }

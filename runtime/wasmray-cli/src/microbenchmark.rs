@@ -13,6 +13,8 @@ use wasmray_node::{Node, NodeConfig};
 
 /// The microbenchmark guest, built by build.rs from `bench/microbenchmark`.
 const GUEST: &[u8] = include_bytes!(env!("WASMRAY_MICROBENCHMARK_WASM"));
+/// The cold-start module (a driver that runs one task), built by build.rs from `bench/hello`.
+const HELLO: &[u8] = include_bytes!(env!("WASMRAY_HELLO_WASM"));
 
 #[derive(Debug, Args)]
 pub(crate) struct MicrobenchmarkArgs {
@@ -41,8 +43,10 @@ pub(crate) fn microbenchmark(args: MicrobenchmarkArgs) -> anyhow::Result<ExitCod
 fn run_all(args: &MicrobenchmarkArgs, filter: &str, scratch: &Path) -> anyhow::Result<ExitCode> {
     let module_path = scratch.join("microbenchmark.wasm");
     std::fs::write(&module_path, GUEST).context("cannot write the microbenchmark module")?;
+    let hello_path = scratch.join("hello.wasm");
+    std::fs::write(&hello_path, HELLO).context("cannot write the cold-start module")?;
     let runs = if args.quick { (2, 3) } else { (3, 5) };
-    cold_start(filter, &module_path, scratch, runs)?;
+    cold_start(filter, &hello_path, scratch, runs)?;
 
     let mut config = NodeConfig {
         cache_dir: Some(scratch.join("cache")),
@@ -73,8 +77,8 @@ fn run_all(args: &MicrobenchmarkArgs, filter: &str, scratch: &Path) -> anyhow::R
     Ok(crate::exit_code_of(exit, "the microbenchmark driver"))
 }
 
-/// Times `wasmray run microbenchmark.wasm -- noop` as a process: with a fresh module cache
-/// (compiles) and a warm one; prints the medians in seconds.
+/// Times `wasmray run hello.wasm` (a driver that runs one task) as a process: with a fresh
+/// module cache (compiles) and a warm one; prints the medians in seconds.
 fn cold_start(
     filter: &str,
     module: &Path,
@@ -100,7 +104,7 @@ fn cold_start(
         }
         let warm_cache = scratch.join("warm-cache");
         if !fresh_cache {
-            run_noop(&exe, module, &warm_cache)?;
+            run_hello(&exe, module, &warm_cache)?;
         }
         let mut times = Vec::with_capacity(runs);
         for run in 0..runs {
@@ -110,7 +114,7 @@ fn cold_start(
                 warm_cache.clone()
             };
             let started = Instant::now();
-            run_noop(&exe, module, &cache)?;
+            run_hello(&exe, module, &cache)?;
             times.push(started.elapsed().as_secs_f64());
         }
         times.sort_by(f64::total_cmp);
@@ -119,19 +123,18 @@ fn cold_start(
     Ok(())
 }
 
-fn run_noop(exe: &Path, module: &Path, cache: &PathBuf) -> anyhow::Result<()> {
+fn run_hello(exe: &Path, module: &Path, cache: &PathBuf) -> anyhow::Result<()> {
     let status = Command::new(exe)
         .arg("run")
         .arg(module)
         .arg("--cache-dir")
         .arg(cache)
-        .args(["--", "noop"])
         .stdout(Stdio::null())
         .status()
         .context("cannot start `wasmray run`")?;
     anyhow::ensure!(
         status.success(),
-        "`wasmray run ... -- noop` failed: {status}"
+        "`wasmray run hello.wasm` failed: {status}"
     );
     Ok(())
 }
