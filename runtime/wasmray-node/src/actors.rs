@@ -1,45 +1,47 @@
 //! Actors on the node: each live actor's instance, how its constructor and methods run, and
 //! how concurrent calls of one actor share its single instance.
 //!
-//! An actor's instance sits behind an async mutex. With `max_concurrency` 1 the scheduler
-//! never dispatches two calls at once, so the mutex is uncontended. Above 1, a call that finds
-//! the instance busy puts itself in the actor's nested queue; a call blocked in `get`/`wait`
-//! runs it nested (see `wasmray_wasm`'s `nested.rs`), or, if the instance comes free first,
-//! the call takes itself back and runs directly. Only the call that holds the instance reports
-//! it lost, so a loss is reported once.
+//! An actor's dispatched calls go to a queue on its [`ActorHost`], and one loop task per busy
+//! actor runs them in order on the instance; the loop lives while calls keep coming (the
+//! scheduler dispatches the next call while the previous one is being reported, so the loop
+//! usually finds it queued: no task is spawned and no thread woken per call). For an actor with
+//! `max_concurrency > 1`, a call blocked in `get`/`wait` also takes calls from that queue and
+//! runs them nested on the same instance (see `wasmray_wasm`'s `nested.rs`); a nested call's
+//! result is reported by a small task that awaits it. Only the loop's own call holds the
+//! instance and reports it lost, so a loss is reported once.
 
 use crate::execute::{PooledInstance, sched_outcome};
 use crate::node::NodeInner;
 use crate::value::Value;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use tokio::sync::{Notify, oneshot};
 use wasmray_abi::{ACTOR_CALL_EXPORT_PREFIX, ACTOR_NEW_EXPORT_PREFIX};
-use wasmray_core::{ActorId, ErrorKind, TaskError, TaskKind};
+use wasmray_core::{ActorId, ErrorKind, TaskError, TaskId, TaskKind};
 use wasmray_sched::RunTask;
 use wasmray_wasm::{
     BoxFuture, Finished, KillSwitch, NestedCall, NestedCalls, TaskCall, TaskOutcome,
 };
 
-/// How many calls a serial actor's loop runs before it lets other tasks of its worker run.
+/// How many calls an actor's loop runs before it lets other tasks of its worker run.
 const CALLS_BEFORE_YIELD: u32 = 32;
 
 /// One actor's place on this node.
 pub(crate) struct ActorHost {
     instance: tokio::sync::Mutex<Option<PooledInstance>>,
     kill: Mutex<Option<KillSwitch>>,
-    nested: Arc<NestedQueue>,
-    /// Calls of a `max_concurrency` 1 actor, run in order by one loop (see `dispatch_method`).
-    serial: Mutex<SerialCalls>,
+    /// Dispatched calls not yet started (see the module doc).
+    queue: Mutex<QueuedCalls>,
+    /// Wakes a blocked call of a concurrent actor when a call is queued.
+    queued: Notify,
     max_concurrency: u32,
 }
 
-/// Dispatched calls of a serial actor not yet started, and whether a loop is running them.
+/// Dispatched calls not yet started, and whether a loop is running them.
 #[derive(Default)]
-struct SerialCalls {
-    queue: VecDeque<RunTask<Value>>,
-    running: bool,
+struct QueuedCalls {
+    calls: VecDeque<RunTask<Value>>,
+    loop_running: bool,
 }
 
 impl ActorHost {
@@ -47,14 +49,14 @@ impl ActorHost {
         Self {
             instance: tokio::sync::Mutex::new(None),
             kill: Mutex::new(None),
-            nested: Arc::new(NestedQueue::default()),
-            serial: Mutex::default(),
+            queue: Mutex::default(),
+            queued: Notify::new(),
             max_concurrency,
         }
     }
 
-    fn serial(&self) -> std::sync::MutexGuard<'_, SerialCalls> {
-        self.serial.lock().unwrap_or_else(PoisonError::into_inner)
+    fn queue(&self) -> std::sync::MutexGuard<'_, QueuedCalls> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Stops the instance: a running call traps at its next tick, a blocked one at once.
@@ -74,43 +76,37 @@ impl ActorHost {
     }
 }
 
-/// Calls waiting to run nested inside a blocked call of the same actor.
-#[derive(Default)]
-struct NestedQueue {
-    queue: Mutex<VecDeque<(u64, NestedCall)>>,
-    notify: Notify,
-    next_id: AtomicU64,
+/// Where a blocked call of a concurrent actor finds calls to run nested: the actor's queue.
+struct NestedSource {
+    node: Weak<NodeInner>,
+    host: Weak<ActorHost>,
+    actor: ActorId,
 }
 
-impl NestedQueue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, NestedCall)>> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn push(&self, call: NestedCall) -> u64 {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.lock().push_back((id, call));
-        self.notify.notify_waiters();
-        id
-    }
-
-    /// Takes call `id` back if nobody has started it.
-    fn take_back(&self, id: u64) -> Option<NestedCall> {
-        let mut queue = self.lock();
-        let at = queue.iter().position(|(queued, _)| *queued == id)?;
-        queue.remove(at).map(|(_, call)| call)
-    }
-}
-
-impl NestedCalls for NestedQueue {
+impl NestedCalls for NestedSource {
     fn next(&self) -> BoxFuture<'_, NestedCall> {
         Box::pin(async move {
+            let (Some(node), Some(host)) = (self.node.upgrade(), self.host.upgrade()) else {
+                // The node or the actor is gone: nothing will ever be queued.
+                return std::future::pending().await;
+            };
             loop {
-                let notified = self.notify.notified();
+                let notified = host.queued.notified();
                 let mut notified = std::pin::pin!(notified);
                 notified.as_mut().enable();
-                if let Some((_, call)) = self.lock().pop_front() {
-                    return call;
+                // Taken and handed over in one poll: a call is never lost to cancellation.
+                let run = host.queue().calls.pop_front();
+                if let Some(run) = run {
+                    let (task, call) = node.method_call(self.actor, run);
+                    let (reply, answer) = oneshot::channel();
+                    let function = call.function.clone();
+                    let reporter = Arc::clone(&node);
+                    let actor = self.actor;
+                    tokio::spawn(async move {
+                        let finished = answer.await.unwrap_or_else(|_| lost_call(&function));
+                        reporter.method_finished(actor, task, finished, false);
+                    });
+                    return NestedCall { call, reply };
                 }
                 notified.await;
             }
@@ -161,8 +157,13 @@ impl NodeInner {
                     .or_insert_with(|| Arc::new(ActorHost::new(actor_spec.max_concurrency))),
             )
         };
-        let nested =
-            (host.max_concurrency > 1).then(|| Arc::clone(&host.nested) as Arc<dyn NestedCalls>);
+        let nested = (host.max_concurrency > 1).then(|| {
+            Arc::new(NestedSource {
+                node: Arc::downgrade(&self),
+                host: Arc::downgrade(&host),
+                actor,
+            }) as Arc<dyn NestedCalls>
+        });
         let mut pooled = match self.instantiate(&spec, nested).await {
             Ok(pooled) => pooled,
             Err(error) => {
@@ -188,48 +189,45 @@ impl NodeInner {
         );
     }
 
-    /// Starts a method call the scheduler dispatched.
-    ///
-    /// A `max_concurrency` 1 actor's calls run one after another in a single loop task, which
-    /// lives while calls keep coming: the scheduler dispatches the next call when the previous
-    /// one is reported, so the loop finds it queued and runs it without spawning a task or
-    /// waking a thread. Concurrent actors spawn a task per call (they may interleave).
+    /// Queues a method call the scheduler dispatched, and starts the actor's loop if it is
+    /// not running.
     pub(crate) fn dispatch_method(self: &Arc<Self>, actor: ActorId, run: RunTask<Value>) {
         let Some(host) = self.actor_host(actor) else {
             let error = lost(&run.spec.function, "the actor has no instance on this node");
             self.report_failure(run.spec.id, error, true);
             return;
         };
-        let node = Arc::clone(self);
-        if host.max_concurrency > 1 {
-            tokio::spawn(async move { node.call_method(actor, &host, run).await });
-            return;
-        }
         let start_loop = {
-            let mut serial = host.serial();
-            serial.queue.push_back(run);
-            !std::mem::replace(&mut serial.running, true)
+            let mut queue = host.queue();
+            queue.calls.push_back(run);
+            !std::mem::replace(&mut queue.loop_running, true)
         };
+        if host.max_concurrency > 1 {
+            host.queued.notify_waiters();
+        }
         if start_loop {
-            tokio::spawn(async move { node.run_serial_calls(actor, host).await });
+            let node = Arc::clone(self);
+            tokio::spawn(async move { node.run_actor_loop(actor, host).await });
         }
     }
 
-    /// The loop of a serial actor: runs its queued calls until none is left.
-    async fn run_serial_calls(self: Arc<Self>, actor: ActorId, host: Arc<ActorHost>) {
+    /// An actor's loop: runs its queued calls in order until none is left.
+    async fn run_actor_loop(self: Arc<Self>, actor: ActorId, host: Arc<ActorHost>) {
         let mut ran = 0u32;
         loop {
             let run = {
-                let mut serial = host.serial();
-                match serial.queue.pop_front() {
+                let mut queue = host.queue();
+                match queue.calls.pop_front() {
                     Some(run) => run,
                     None => {
-                        serial.running = false;
+                        queue.loop_running = false;
                         return;
                     }
                 }
             };
-            Arc::clone(&self).call_method(actor, &host, run).await;
+            let (task, call) = self.method_call(actor, run);
+            let (finished, owner) = run_owned(host.instance.lock().await, call).await;
+            self.method_finished(actor, task, finished, owner);
             ran += 1;
             if ran.is_multiple_of(CALLS_BEFORE_YIELD) {
                 tokio::task::yield_now().await;
@@ -237,72 +235,52 @@ impl NodeInner {
         }
     }
 
-    /// Runs a method call on its actor's instance.
-    async fn call_method(self: Arc<Self>, actor: ActorId, host: &ActorHost, run: RunTask<Value>) {
-        let spec = Arc::clone(&run.spec);
-        let export = format!("{ACTOR_CALL_EXPORT_PREFIX}{}", spec.function);
-        let label = format!("{} actor={actor}", spec.function);
-        let call = self.task_call(run, export, label);
-        let (finished, owner) = self.run_on_actor(host, call).await;
+    /// The call a dispatched method makes into its actor's instance.
+    fn method_call(&self, actor: ActorId, run: RunTask<Value>) -> (TaskId, TaskCall) {
+        let task = run.spec.id;
+        let export = format!("{ACTOR_CALL_EXPORT_PREFIX}{}", run.spec.function);
+        let label = format!("{} actor={actor}", run.spec.function);
+        (task, self.task_call(run, export, label))
+    }
+
+    /// Reports how a method call ended; the call that `owned` the instance also reports its
+    /// loss.
+    fn method_finished(
+        self: &Arc<Self>,
+        actor: ActorId,
+        task: TaskId,
+        finished: Finished<TaskOutcome>,
+        owned: bool,
+    ) {
         let error_if_lost = match &finished.outcome {
             TaskOutcome::Failed(error) if finished.instance_lost => Some(error.clone()),
             _ => None,
         };
         self.report_and_release(
-            spec.id,
+            task,
             sched_outcome(finished.outcome, finished.instance_lost),
             &finished.held,
         );
-        if let (Some(error), true) = (error_if_lost, owner) {
+        if let (Some(error), true) = (error_if_lost, owned) {
             self.with_sched(|sched| sched.actor_lost(actor, error));
         }
     }
+}
 
-    /// Runs `call` on the actor's instance, directly or nested in a blocked call. Returns the
-    /// outcome and whether this call owned the instance (and so reports a loss).
-    async fn run_on_actor(
-        &self,
-        host: &ActorHost,
-        call: TaskCall,
-    ) -> (Finished<TaskOutcome>, bool) {
-        if host.max_concurrency <= 1 {
-            let guard = host.instance.lock().await;
-            return self.run_owned(guard, call).await;
-        }
-        if let Ok(guard) = host.instance.try_lock() {
-            return self.run_owned(guard, call).await;
-        }
-        let function = call.function.clone();
-        let (reply, mut answer) = oneshot::channel();
-        let id = host.nested.push(NestedCall { call, reply });
-        tokio::select! {
-            finished = &mut answer => (finished.unwrap_or_else(|_| lost_call(&function)), false),
-            guard = host.instance.lock() => match host.nested.take_back(id) {
-                Some(NestedCall { call, .. }) => self.run_owned(guard, call).await,
-                None => {
-                    // A blocked call took it just now: wait for its answer.
-                    drop(guard);
-                    (answer.await.unwrap_or_else(|_| lost_call(&function)), false)
-                }
-            },
-        }
+/// Runs `call` on the instance the guard holds. Returns the outcome and whether the call found
+/// an instance (and so reports a loss).
+async fn run_owned(
+    mut guard: tokio::sync::MutexGuard<'_, Option<PooledInstance>>,
+    call: TaskCall,
+) -> (Finished<TaskOutcome>, bool) {
+    let Some(pooled) = guard.as_mut() else {
+        return (lost_call(&call.function), false);
+    };
+    let finished = pooled.instance.run_task(call).await;
+    if finished.instance_lost {
+        guard.take();
     }
-
-    async fn run_owned(
-        &self,
-        mut guard: tokio::sync::MutexGuard<'_, Option<PooledInstance>>,
-        call: TaskCall,
-    ) -> (Finished<TaskOutcome>, bool) {
-        let function = call.function.clone();
-        let Some(pooled) = guard.as_mut() else {
-            return (lost_call(&function), false);
-        };
-        let finished = pooled.instance.run_task(call).await;
-        if finished.instance_lost {
-            guard.take();
-        }
-        (finished, true)
-    }
+    (finished, true)
 }
 
 fn lost(function: &str, message: &str) -> TaskError {
