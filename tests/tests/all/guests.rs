@@ -50,6 +50,8 @@ async fn refs_inside_values_work_and_everything_is_freed_afterwards() -> anyhow:
             "task summed 10 refs passed inside a Vec = 45",
             "struct field ref: numbers = 4950",
             "nested depth 1000 ok",
+            "wait on 200 refs: past the head [100], in the head [3], across it [3, 70], \
+             198 pending in order",
             "100000 puts created and dropped",
         ]
     );
