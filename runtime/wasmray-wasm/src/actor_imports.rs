@@ -6,7 +6,7 @@
 //! last release is what lets the actor go. What creating, calling and killing mean is the
 //! node's business ([`crate::ActorServices`]).
 
-use crate::imports::{call, handle_to_id, memory, stage, submitted_args};
+use crate::imports::{call, handle_to_id, memory, new_handles, stage, submitted_args};
 use crate::memory::{fault, record, write_info, write_u32s};
 use crate::services::ActorRequest;
 use crate::state::{GuestState, StagedBytes};
@@ -34,11 +34,14 @@ fn stage_handle_or_error(
     found: std::result::Result<ObjectId, TaskError>,
 ) -> Result<i32> {
     let (status, info) = match found {
-        Ok(id) => (0, stage(state, StagedBytes::Owned(Vec::new()), &[id])),
+        Ok(id) => (
+            0,
+            stage(state, import, StagedBytes::Owned(Vec::new()), &[id])?,
+        ),
         Err(error) => {
             let bytes = wasmray_abi::encode(&error)
                 .map_err(|e| fault(import, format!("cannot encode error: {e}")))?;
-            (1, stage(state, StagedBytes::Owned(bytes), &[]))
+            (1, stage(state, import, StagedBytes::Owned(bytes), &[])?)
         }
     };
     write_info(data, import, info_ptr, info)?;
@@ -81,7 +84,7 @@ fn call_actor(
     let services = Arc::clone(&state.services);
     let caller_info = call(state, IMPORT)?.caller.clone();
     let ids = services.call_actor(&caller_info, actor, spec.method, args, spec.num_returns);
-    let handles: Vec<u32> = ids.into_iter().map(|id| state.handles.insert(id)).collect();
+    let handles = new_handles(state, IMPORT, &ids)?;
     write_u32s(data, IMPORT, returns_ptr, &handles)?;
     Ok(0)
 }

@@ -4,6 +4,7 @@
 //! handles to object IDs and back, and leaves decisions to [`NodeServices`]. A bad request
 //! traps the calling guest with a [`crate::GuestFault`]; nothing here panics on guest input.
 
+use crate::handles::MAX_HANDLES;
 use crate::memory::{fault, read_u32s, record, slice, slice_mut, write_info, write_u32s};
 use crate::nested::block_on;
 use crate::services::{GetOutcome, Submission, SubmittedArg};
@@ -65,6 +66,43 @@ pub(crate) fn call<'a>(
         .call
         .as_mut()
         .ok_or_else(|| fault(import, "called while no task is running"))
+}
+
+/// A new handle for `id`, whose reference the caller already counted.
+pub(crate) fn new_handle(
+    state: &mut GuestState,
+    import: &'static str,
+    id: ObjectId,
+) -> Result<u32> {
+    Ok(new_handles(state, import, &[id])?[0])
+}
+
+/// New handles for `ids`, whose references the caller already counted. If the table fills up,
+/// those references are dropped again and the guest traps.
+pub(crate) fn new_handles(
+    state: &mut GuestState,
+    import: &'static str,
+    ids: &[ObjectId],
+) -> Result<Vec<u32>> {
+    let mut handles = Vec::with_capacity(ids.len());
+    for &id in ids {
+        match state.handles.insert(id) {
+            Some(handle) => handles.push(handle),
+            None => {
+                for &handle in &handles {
+                    state.handles.remove(handle);
+                }
+                state.services.release(ids);
+                return Err(fault(
+                    import,
+                    format!(
+                        "the instance already holds {MAX_HANDLES} object refs, the most one may"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(handles)
 }
 
 pub(crate) fn handle_to_id(
@@ -135,7 +173,7 @@ fn submit_task(
     let services = Arc::clone(&state.services);
     let caller_info = call(state, IMPORT)?.caller.clone();
     let ids = services.submit(&caller_info, submission);
-    let handles: Vec<u32> = ids.into_iter().map(|id| state.handles.insert(id)).collect();
+    let handles = new_handles(state, IMPORT, &ids)?;
     write_u32s(data, IMPORT, returns_ptr, &handles)?;
     Ok(0)
 }
@@ -153,25 +191,23 @@ fn put(mut caller: Caller<'_, GuestState>, value_ptr: u32, value_len: u32) -> Re
     let id = services
         .put(&call.caller, n, value.bytes, contained)
         .map_err(|e| fault(IMPORT, e))?;
-    Ok(state.handles.insert(id))
+    new_handle(state, IMPORT, id)
 }
 
 /// Stages `bytes` and the handles of `contained` (whose references the caller already added).
 pub(crate) fn stage(
     state: &mut GuestState,
+    import: &'static str,
     bytes: StagedBytes,
     contained: &[ObjectId],
-) -> StagedInfo {
-    let handles: Vec<u32> = contained
-        .iter()
-        .map(|&id| state.handles.insert(id))
-        .collect();
+) -> Result<StagedInfo> {
+    let handles = new_handles(state, import, contained)?;
     let info = StagedInfo {
         bytes_len: bytes.len() as u32,
         refs_len: handles.len() as u32,
     };
     state.staged = Some(Staged { bytes, handles });
-    info
+    Ok(info)
 }
 
 async fn get(
@@ -196,12 +232,15 @@ async fn get(
     let (status, info) = match outcome {
         GetOutcome::Value(object) => {
             let contained = object.contained().to_vec();
-            (0, stage(state, StagedBytes::Object(object), &contained))
+            (
+                0,
+                stage(state, IMPORT, StagedBytes::Object(object), &contained)?,
+            )
         }
         GetOutcome::Error(error) => {
             let bytes = wasmray_abi::encode(&*error)
                 .map_err(|e| fault(IMPORT, format!("cannot encode error: {e}")))?;
-            (1, stage(state, StagedBytes::Owned(bytes), &[]))
+            (1, stage(state, IMPORT, StagedBytes::Owned(bytes), &[])?)
         }
         GetOutcome::Timeout => return Ok(2),
         GetOutcome::Missing => {
@@ -290,7 +329,7 @@ fn task_arg(mut caller: Caller<'_, GuestState>, index: u32, info_ptr: u32) -> Re
     })?;
     let contained = arg.contained().to_vec();
     state.services.add_refs(&contained);
-    let info = stage(state, StagedBytes::Object(arg), &contained);
+    let info = stage(state, IMPORT, StagedBytes::Object(arg), &contained)?;
     write_info(data, IMPORT, info_ptr, info)
 }
 
@@ -338,6 +377,6 @@ fn cluster_info(mut caller: Caller<'_, GuestState>, query: i32, info_ptr: u32) -
     let query = ClusterQuery::from_i32(query)
         .ok_or_else(|| fault(IMPORT, format!("unknown query {query}")))?;
     let answer = state.services.cluster_info(query);
-    let info = stage(state, StagedBytes::Owned(answer), &[]);
+    let info = stage(state, IMPORT, StagedBytes::Owned(answer), &[])?;
     write_info(data, IMPORT, info_ptr, info)
 }

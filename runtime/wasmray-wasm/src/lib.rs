@@ -9,6 +9,7 @@
 mod actor_imports;
 mod cache;
 mod failure;
+mod handles;
 mod host;
 mod imports;
 mod instance;

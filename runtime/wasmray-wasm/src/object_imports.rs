@@ -1,7 +1,7 @@
 //! The raw-bytes object imports of module `wasmray`: `put_bytes`, `object_len`, `map_object`,
 //! `unmap_object` (what the SDK's `Buffer` is built on), as `wit/wasmray.wit` describes them.
 
-use crate::imports::{call, handle_to_id, memory};
+use crate::imports::{call, handle_to_id, memory, new_handle};
 use crate::mapping::{map_into, unmap};
 use crate::memory::{fault, slice};
 use crate::state::GuestState;
@@ -31,7 +31,7 @@ fn put_bytes(mut caller: Caller<'_, GuestState>, bytes_ptr: u32, bytes_len: u32)
     let id = services
         .put(&call.caller, n, bytes, Vec::new())
         .map_err(|e| fault(IMPORT, e))?;
-    Ok(state.handles.insert(id))
+    new_handle(state, IMPORT, id)
 }
 
 fn object_len(mut caller: Caller<'_, GuestState>, handle: u32) -> Result<i64> {

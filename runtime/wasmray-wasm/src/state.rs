@@ -1,13 +1,12 @@
 //! What a guest instance's store holds: its WASI context, limits, handle table, staged reply
 //! and the call in progress.
 //!
-//! The handle table maps the guest's handles to object IDs. Handles are never reused within an
-//! instance, so a stale handle names nothing rather than someone else's object.
+//! The handle table (`handles.rs`) maps the guest's handles to object IDs.
 
+pub(crate) use crate::handles::HandleTable;
 use crate::output::GuestOutput;
 use crate::services::{Caller, NodeServices};
 use std::sync::Arc;
-use wasmray_core::{IdMap, ObjectId};
 use wasmray_store::StoredObject;
 use wasmtime::{Memory, ResourceLimiter};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -74,38 +73,6 @@ impl StagedBytes {
             StagedBytes::Object(object) => Ok(f(&object.read()?)),
             StagedBytes::Owned(bytes) => Ok(f(bytes)),
         }
-    }
-}
-
-/// Guest handles to object IDs.
-#[derive(Default)]
-pub(crate) struct HandleTable {
-    entries: IdMap<u32, ObjectId>,
-    next: u32,
-}
-
-impl HandleTable {
-    /// A new handle for `id`; the caller has already counted the reference.
-    pub(crate) fn insert(&mut self, id: ObjectId) -> u32 {
-        self.next = self.next.wrapping_add(1).max(1);
-        while self.entries.contains_key(&self.next) {
-            self.next = self.next.wrapping_add(1).max(1);
-        }
-        self.entries.insert(self.next, id);
-        self.next
-    }
-
-    pub(crate) fn get(&self, handle: u32) -> Option<ObjectId> {
-        self.entries.get(&handle).copied()
-    }
-
-    pub(crate) fn remove(&mut self, handle: u32) -> Option<ObjectId> {
-        self.entries.remove(&handle)
-    }
-
-    /// Empties the table, returning every ID it referenced (to be released).
-    pub(crate) fn drain(&mut self) -> Vec<ObjectId> {
-        self.entries.drain().map(|(_, id)| id).collect()
     }
 }
 
