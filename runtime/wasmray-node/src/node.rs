@@ -135,7 +135,11 @@ impl Node {
         let inner = Arc::clone(&self.inner);
         let module = Arc::clone(module);
         let args = args.to_vec();
-        match tokio::spawn(async move { inner.run_driver(&module, &args).await }).await {
+        // Dropping this future stops the driver, as it did when the driver ran inside it.
+        let mut driver = AbortOnDrop(tokio::spawn(async move {
+            inner.run_driver(&module, &args).await
+        }));
+        match (&mut driver.0).await {
             Ok(result) => result,
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
             Err(_) => Err(NodeError::ShuttingDown),
@@ -329,6 +333,15 @@ impl NodeInner {
                 sched.release(id);
             }
         });
+    }
+}
+
+/// A spawned task that is aborted when its handle is dropped before it finished.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -115,3 +115,37 @@ async fn an_import_with_the_wrong_signature_is_refused_at_load() -> anyhow::Resu
     assert!(text.contains("put"), "{text}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_run_driver_future_stops_the_driver_and_frees_its_instance() -> anyhow::Result<()>
+{
+    let output = Arc::new(Capture::default());
+    // Room for two instances: `hello` needs one for its driver and one for its task, so it can
+    // run only once the spinning driver's instance is gone.
+    let node = Node::start(wasmray_node::NodeConfig {
+        max_instances: 2,
+        ..test_config(2.0, Arc::clone(&output))
+    })?;
+    let spinning = driver("", "(loop (br 0))", 1);
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        run_bytes(&node, &spinning),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the spinning driver cannot finish");
+    // The abort lands at the spinner's next epoch tick (10 ms); allow a scheduling delay.
+    let module = node.load_module(guests::HELLO.as_ref())?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let exit = node.run_driver(&module, &[]).await?;
+        if matches!(exit, DriverExit::Exited(0)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned driver still holds its instance: {exit:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
