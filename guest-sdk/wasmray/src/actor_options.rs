@@ -13,6 +13,8 @@
 
 use std::time::Duration;
 
+use crate::options::{millis_rounded_up, set_resource};
+
 /// Options of one actor, as Ray's `C.options(...)`. Unset options take the host's defaults (no
 /// CPUs held, no GPUs, no restarts, no retries, no name, one call at a time, the node's memory
 /// and CPU-time limits).
@@ -42,11 +44,7 @@ impl ActorOptions {
     /// An amount of a custom resource held for the actor's life (Ray's `resources={..}`);
     /// setting the same name again replaces the amount.
     pub fn resource(mut self, name: impl Into<String>, amount: f64) -> Self {
-        let name = name.into();
-        match self.record.resources.iter_mut().find(|(n, _)| *n == name) {
-            Some(entry) => entry.1 = amount,
-            None => self.record.resources.push((name, amount)),
-        }
+        set_resource(&mut self.record.resources, name.into(), amount);
         self
     }
 
@@ -94,8 +92,7 @@ impl ActorOptions {
     /// Cap on each method call's running time (time blocked in `get`/`wait` does not count).
     /// Rounded up to whole milliseconds.
     pub fn cpu_time_limit(mut self, limit: Duration) -> Self {
-        let millis = limit.as_nanos().div_ceil(1_000_000);
-        self.record.cpu_time_limit_ms = Some(u64::try_from(millis).unwrap_or(u64::MAX));
+        self.record.cpu_time_limit_ms = Some(millis_rounded_up(limit));
         self
     }
 

@@ -18,6 +18,7 @@ use wasmray_abi::{ClusterQuery, GetStatus, NodeInfo, TaskError};
 use crate::actor_state;
 use crate::codec;
 use crate::object_ref::ObjectRef;
+use crate::options::millis_rounded_up;
 use crate::sys;
 
 /// Stores `value` in the object store and returns a ref to it (Ray's `ray.put`). The value is
@@ -159,7 +160,7 @@ fn split_ready<T>(
 pub(crate) fn timeout_ms(timeout: Option<Duration>) -> i64 {
     match timeout {
         None => -1,
-        Some(timeout) => i64::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX),
+        Some(timeout) => i64::try_from(millis_rounded_up(timeout)).unwrap_or(i64::MAX),
     }
 }
 

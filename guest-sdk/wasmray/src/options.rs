@@ -11,6 +11,20 @@
 
 use std::time::Duration;
 
+/// Sets `name`'s amount in a resource list, replacing an earlier amount for the same name.
+pub(crate) fn set_resource(resources: &mut Vec<(String, f64)>, name: String, amount: f64) {
+    match resources.iter_mut().find(|(n, _)| *n == name) {
+        Some(entry) => entry.1 = amount,
+        None => resources.push((name, amount)),
+    }
+}
+
+/// `duration` in whole milliseconds, rounded up, saturating (the ABI's unit for limits and
+/// timeouts).
+pub(crate) fn millis_rounded_up(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
 /// Options of one call, as Ray's `f.options(...)`. Unset options take the host's defaults (one
 /// CPU, no GPUs, retries on system failures, the node's memory and CPU-time limits).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -39,11 +53,7 @@ impl CallOptions {
     /// An amount of a custom resource (Ray's `resources={name: amount}`); setting the same name
     /// again replaces the amount.
     pub fn resource(mut self, name: impl Into<String>, amount: f64) -> Self {
-        let name = name.into();
-        match self.record.resources.iter_mut().find(|(n, _)| *n == name) {
-            Some(entry) => entry.1 = amount,
-            None => self.record.resources.push((name, amount)),
-        }
+        set_resource(&mut self.record.resources, name.into(), amount);
         self
     }
 
@@ -77,8 +87,7 @@ impl CallOptions {
     /// Cap on the task's running time (time blocked in `get`/`wait` does not count); going over
     /// it fails the task with `DeadlineExceeded`. Rounded up to whole milliseconds.
     pub fn cpu_time_limit(mut self, limit: Duration) -> Self {
-        let millis = limit.as_nanos().div_ceil(1_000_000);
-        self.record.cpu_time_limit_ms = Some(u64::try_from(millis).unwrap_or(u64::MAX));
+        self.record.cpu_time_limit_ms = Some(millis_rounded_up(limit));
         self
     }
 

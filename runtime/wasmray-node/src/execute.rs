@@ -94,12 +94,13 @@ impl InstancePool {
 }
 
 impl NodeInner {
-    /// Runs what the scheduler dispatched: a task or an actor's constructor (method calls go
-    /// through [`NodeInner::dispatch_method`]).
-    pub(crate) async fn execute(self: Arc<Self>, run: RunTask<Value>) {
+    /// Starts what the scheduler dispatched: a task or an actor's constructor in a runtime
+    /// task of its own, a method call in its actor's queue.
+    pub(crate) fn start(self: &Arc<Self>, run: RunTask<Value>) {
+        let node = Arc::clone(self);
         match run.spec.kind {
-            TaskKind::Task => self.execute_task(run).await,
-            TaskKind::ActorCreation(_) => self.construct_actor(run).await,
+            TaskKind::Task => drop(tokio::spawn(node.execute_task(run))),
+            TaskKind::ActorCreation(_) => drop(tokio::spawn(node.construct_actor(run))),
             TaskKind::ActorMethod { actor } => self.dispatch_method(actor, run),
         }
     }

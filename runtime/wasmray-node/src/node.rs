@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use wasmray_core::{
     ActorId, CPU, GPU, IdMap, IdMint, JobId, Lineage, NodeId, ObjectId, ResourceSet, TaskError,
-    TaskKind,
 };
 use wasmray_sched::{Action, SchedStats, Scheduler};
 use wasmray_store::{ObjectStore, StoreStats};
@@ -233,13 +232,7 @@ impl NodeInner {
     fn apply(self: &Arc<Self>, actions: Vec<Action<Value>>) {
         for action in actions {
             match action {
-                Action::Run(run) => match run.spec.kind {
-                    TaskKind::ActorMethod { actor } => self.dispatch_method(actor, run),
-                    _ => {
-                        let node = Arc::clone(self);
-                        tokio::spawn(async move { node.execute(run).await });
-                    }
-                },
+                Action::Run(run) => self.start(run),
                 Action::Sealed(id) => self.waiters.wake(id),
                 Action::Retry {
                     task,
@@ -282,23 +275,22 @@ impl NodeInner {
         module: &Arc<GuestModule>,
         args: &[String],
     ) -> Result<DriverExit, NodeError> {
-        let inner = self;
-        if inner.shutting_down.load(Ordering::Relaxed) {
+        if self.shutting_down.load(Ordering::Relaxed) {
             return Err(NodeError::ShuttingDown);
         }
         if !module.has_main() {
             return Err(NodeError::NoMain(module.name().to_owned()));
         }
-        let job = JobId(inner.next_job.fetch_add(1, Ordering::Relaxed));
-        let driver = inner.mint.next_task();
+        let job = JobId(self.next_job.fetch_add(1, Ordering::Relaxed));
+        let driver = self.mint.next_task();
         let mut argv = vec![module.name().to_owned()];
         argv.extend_from_slice(args);
         let mut instance = GuestInstance::new(
-            &inner.host,
+            &self.host,
             module,
             InstanceSetup {
-                services: GuestServices::shared(inner),
-                output: Arc::clone(&inner.config.output),
+                services: GuestServices::shared(self),
+                output: Arc::clone(&self.config.output),
                 args: argv,
                 nested: None,
             },
@@ -311,12 +303,10 @@ impl NodeInner {
             module: module.id(),
             lineage: Lineage::root("main"),
         };
-        let finished = instance
-            .run_main(caller, inner.config.max_task_memory)
-            .await;
-        inner.release(&finished.held);
+        let finished = instance.run_main(caller, self.config.max_task_memory).await;
+        self.release(&finished.held);
         // The job's actors go with its driver, unless detached (as in Ray).
-        inner.with_sched(|sched| sched.job_finished(job));
+        self.with_sched(|sched| sched.job_finished(job));
         Ok(match finished.outcome {
             MainOutcome::Exited(code) => DriverExit::Exited(code),
             MainOutcome::Failed(error) => DriverExit::Failed(error),

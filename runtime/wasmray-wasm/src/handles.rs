@@ -76,12 +76,13 @@ impl HandleTable {
 
     /// Empties the table, returning every ID it referenced (to be released).
     pub(crate) fn drain(&mut self) -> Vec<ObjectId> {
-        let live: Vec<u32> = (0..self.slots.len() as u32)
-            .filter(|&index| self.slots[index as usize].live)
-            .collect();
-        live.into_iter()
-            .map(|index| self.free_slot(index))
-            .collect()
+        let mut ids = Vec::new();
+        for index in 0..self.slots.len() as u32 {
+            if self.slots[index as usize].live {
+                ids.push(self.free_slot(index));
+            }
+        }
+        ids
     }
 
     /// How many handles are live.

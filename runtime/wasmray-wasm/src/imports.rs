@@ -68,13 +68,17 @@ pub(crate) fn call<'a>(
         .ok_or_else(|| fault(import, "called while no task is running"))
 }
 
-/// A new handle for `id`, whose reference the caller already counted.
+/// A new handle for `id`, whose reference the caller already counted. If the table is full,
+/// the reference is dropped again and the guest traps.
 pub(crate) fn new_handle(
     state: &mut GuestState,
     import: &'static str,
     id: ObjectId,
 ) -> Result<u32> {
-    Ok(new_handles(state, import, &[id])?[0])
+    match state.handles.insert(id) {
+        Some(handle) => Ok(handle),
+        None => Err(table_full(state, import, &[id])),
+    }
 }
 
 /// New handles for `ids`, whose references the caller already counted. If the table fills up,
@@ -92,17 +96,20 @@ pub(crate) fn new_handles(
                 for &handle in &handles {
                     state.handles.remove(handle);
                 }
-                state.services.release(ids);
-                return Err(fault(
-                    import,
-                    format!(
-                        "the instance already holds {MAX_HANDLES} object refs, the most one may"
-                    ),
-                ));
+                return Err(table_full(state, import, ids));
             }
         }
     }
     Ok(handles)
+}
+
+/// Drops the references of `ids`, which found no room in the handle table, and names the limit.
+fn table_full(state: &GuestState, import: &'static str, ids: &[ObjectId]) -> wasmtime::Error {
+    state.services.release(ids);
+    fault(
+        import,
+        format!("the instance already holds {MAX_HANDLES} object refs, the most one may"),
+    )
 }
 
 pub(crate) fn handle_to_id(
