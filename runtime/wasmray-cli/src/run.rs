@@ -24,7 +24,7 @@ pub(crate) struct RunArgs {
     num_gpus: f64,
     /// Custom resources as a JSON object, e.g. '{"disk": 2}'.
     #[arg(long, value_parser = sizes::parse_resources)]
-    resources: Option<Vec<(String, f64)>>,
+    resources: Option<sizes::ResourceList>,
     /// Object store capacity, e.g. 2GiB [default: 30% of RAM].
     #[arg(long, value_parser = sizes::parse_bytes)]
     object_store_memory: Option<u64>,
@@ -45,7 +45,7 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     cache_dir: Option<PathBuf>,
     /// Compile the module afresh and cache nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
 }
 
@@ -84,7 +84,7 @@ fn node_config(args: &RunArgs) -> anyhow::Result<NodeConfig> {
     );
     config.num_gpus = args.num_gpus;
     if let Some(resources) = &args.resources {
-        config.resources = resources.clone();
+        config.resources = resources.0.clone();
     }
     if let Some(bytes) = args.object_store_memory {
         config.object_store_memory = bytes;

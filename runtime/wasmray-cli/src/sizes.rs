@@ -45,8 +45,15 @@ pub(crate) fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// The custom resources `--resources` names, in the order given.
+///
+/// A type of its own: clap reads a flag whose type is a `Vec` as a list of values, one per
+/// occurrence, and would panic on a parser that returns the whole list at once.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ResourceList(pub(crate) Vec<(String, f64)>);
+
 /// Parses `--resources`: a JSON object of names to non-negative numbers, as Ray takes it.
-pub(crate) fn parse_resources(text: &str) -> Result<Vec<(String, f64)>, String> {
+pub(crate) fn parse_resources(text: &str) -> Result<ResourceList, String> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| format!("--resources must be a JSON object like '{{\"disk\": 2}}': {e}"))?;
     let object = value
@@ -60,7 +67,8 @@ pub(crate) fn parse_resources(text: &str) -> Result<Vec<(String, f64)>, String> 
                 "resource `{name}` must be a number >= 0, not {quantity}"
             )),
         })
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(ResourceList)
 }
 
 #[cfg(test)]
@@ -81,7 +89,10 @@ mod tests {
     fn resources_are_a_json_object_of_numbers() {
         assert_eq!(
             parse_resources(r#"{"disk": 2, "tpu": 0.5}"#),
-            Ok(vec![("disk".into(), 2.0), ("tpu".into(), 0.5)])
+            Ok(ResourceList(vec![
+                ("disk".into(), 2.0),
+                ("tpu".into(), 0.5)
+            ]))
         );
         assert!(parse_resources("[1]").is_err());
         assert!(parse_resources(r#"{"disk": -1}"#).is_err());

@@ -56,6 +56,11 @@ impl InstancePool {
     }
 
     fn put(&self, key: PoolKey, instance: PooledInstance, per_key: usize) {
+        if self.slots.available_permits() == 0 {
+            // Every slot is taken: a task may be waiting in `slot` for one, and an idle
+            // instance kept now would hold its slot forever. Let it go.
+            return;
+        }
         let mut idle = self.lock();
         let list = idle.entry(key).or_default();
         if list.len() < per_key {
@@ -64,7 +69,7 @@ impl InstancePool {
     }
 
     /// A free slot, evicting an idle instance if that is what it takes.
-    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+    pub(crate) async fn slot(&self) -> Option<OwnedSemaphorePermit> {
         loop {
             if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
                 return Some(permit);

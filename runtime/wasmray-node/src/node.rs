@@ -285,6 +285,9 @@ impl NodeInner {
         let driver = self.mint.next_task();
         let mut argv = vec![module.name().to_owned()];
         argv.extend_from_slice(args);
+        // A driver's instance takes one of the pool's slots like any other, so that a task
+        // never finds the slot it was promised taken by a driver.
+        let _slot = self.pool.slot().await.ok_or(NodeError::ShuttingDown)?;
         let mut instance = GuestInstance::new(
             &self.host,
             module,

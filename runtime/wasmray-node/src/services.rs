@@ -346,10 +346,18 @@ impl NodeServices for GuestServices {
     }
 
     fn cluster_info(&self, query: ClusterQuery) -> Vec<u8> {
-        let (total, available) = {
+        let (mut total, mut available) = {
             let sched = self.node.lock_sched();
             (sched.total().to_pairs(), sched.available().to_pairs())
         };
+        // As in Ray, the object store's capacity is listed with the resources (in bytes); no
+        // task asks for it.
+        let store = self.node.store.stats();
+        let free = store
+            .capacity
+            .saturating_sub(store.arena_used + store.inline_used);
+        total.push((OBJECT_STORE_MEMORY.to_owned(), store.capacity as f64));
+        available.push((OBJECT_STORE_MEMORY.to_owned(), free as f64));
         let encoded = match query {
             ClusterQuery::Nodes => wasmray_abi::encode(&vec![NodeInfo {
                 node_id: self.node.id.to_string(),
@@ -365,6 +373,9 @@ impl NodeServices for GuestServices {
         encoded.unwrap_or_default()
     }
 }
+
+/// The name under which `cluster_resources` lists the object store's capacity, as Ray does.
+const OBJECT_STORE_MEMORY: &str = "object_store_memory";
 
 /// Runs `wait` with `task` marked blocked, so its CPU serves others meanwhile.
 async fn blocked<T>(

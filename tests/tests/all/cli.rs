@@ -118,6 +118,140 @@ fn bad_input_gets_a_one_line_error_and_exit_code_2() {
     assert_refused(&[], 2, "Usage: wasmray");
 }
 
+/// Every flag of `wasmray run` that README documents, typed as a user would, with a probe
+/// (`tests/guests/cli-probe`) that shows the flag reached the node: `(flags, probes, lines the
+/// driver must print)`. `--cache-dir`, `--no-cache` and `-- args` have tests of their own.
+#[test]
+fn every_documented_run_flag_reaches_the_node() {
+    let cases: &[(&[&str], &[&str], &[&str])] = &[
+        (
+            &[
+                "--num-cpus",
+                "3",
+                "--num-gpus",
+                "2",
+                "--resources",
+                r#"{"Custom": 1}"#,
+            ],
+            &["resources", "needs=Custom"],
+            &["CPU=3 ", "Custom=1 ", "GPU=2 ", "needs Custom: ran"],
+        ),
+        (
+            &["--object-store-memory", "64MiB"],
+            &["resources"],
+            &["object_store_memory=67108864"],
+        ),
+        (
+            &["--task-memory", "32MiB"],
+            &["alloc=8", "alloc=64"],
+            &["alloc 8: ok", "alloc 64: OutOfMemory"],
+        ),
+        (
+            &["--max-task-memory", "48MiB"],
+            &["alloc=8", "alloc=64"],
+            &["alloc 8: ok", "alloc 64: OutOfMemory"],
+        ),
+        (
+            &["--task-cpu-time-limit", "0.2"],
+            &["spin=20", "spin=5000"],
+            &["spin 20: ok", "spin 5000: DeadlineExceeded"],
+        ),
+        // The driver, the gauge actor and one task fill three instance slots: the tasks take
+        // turns although four CPUs are free. Without the flag all four run at once.
+        (
+            &["--num-cpus", "4", "--max-instances", "3"],
+            &["concurrency=4"],
+            &["concurrency 4: at most 1 at once"],
+        ),
+        (
+            &["--num-cpus", "4"],
+            &["concurrency=4"],
+            &["concurrency 4: at most 4 at once"],
+        ),
+    ];
+    for (flags, probes, expected) in cases {
+        let mut args = vec!["run", guests::CLI_PROBE];
+        args.extend_from_slice(flags);
+        args.push("--");
+        args.extend_from_slice(probes);
+        let out = wasmray(&args, &test_cache_dir());
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}\n{}",
+            text(&out.stderr)
+        );
+        for line in *expected {
+            assert!(
+                stdout.contains(line),
+                "{args:?}: expected `{line}` in {stdout}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cache_dir_holds_the_compiled_module() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let dir = cache.path().join("chosen");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    // The environment's cache is not the one used.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let first = wasmray(
+        &["run", guests::HELLO, "--cache-dir", &dir_arg],
+        elsewhere.path(),
+    );
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(text(&first.stderr).contains("compiled module"));
+    let cached = std::fs::read_dir(&dir).map_or(0, |entries| entries.count());
+    assert!(cached > 0, "nothing cached in {}", dir.display());
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).map_or(0, Iterator::count),
+        0
+    );
+    let second = wasmray(
+        &["run", guests::HELLO, "--cache-dir", &dir_arg],
+        elsewhere.path(),
+    );
+    assert!(second.status.success());
+    assert!(!text(&second.stderr).contains("compiled module"));
+}
+
+#[test]
+fn out_of_range_flag_values_are_refused_with_the_flag_named() {
+    let cases: [(&[&str], &str); 9] = [
+        (&["--num-cpus=-1"], "--num-cpus must be a number >= 0"),
+        (&["--num-gpus", "nan"], "--num-gpus must be a number >= 0"),
+        (
+            &["--resources", r#"{"disk": -1}"#],
+            "resource `disk` must be a number >= 0",
+        ),
+        (&["--object-store-memory", "lots"], "`lots` is not a size"),
+        (&["--task-memory", "8GiB"], "--task-memory cannot exceed"),
+        (
+            &["--max-task-memory", "1KiB"],
+            "--max-task-memory must be between 1MiB and 4GiB",
+        ),
+        (
+            &["--task-cpu-time-limit", "0"],
+            "--task-cpu-time-limit must be a number of seconds > 0",
+        ),
+        (
+            &["--max-instances", "0"],
+            "--max-instances must be at least 1",
+        ),
+        (
+            &["--cache-dir", "/tmp", "--no-cache"],
+            "cannot be used with",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let mut args = vec!["run", guests::HELLO];
+        args.extend_from_slice(flags);
+        assert_refused(&args, 2, expected);
+    }
+}
+
 #[test]
 fn a_driver_that_returns_an_error_exits_1_with_its_message() {
     assert_refused(
