@@ -85,6 +85,7 @@ impl WasmHost {
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut GuestState| {
             &mut state.wasi
         })
+        .and_then(|_| crate::sleep::add_to_linker(&mut linker))
         .and_then(|_| crate::imports::add_to_linker(&mut linker))
         .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let cache = config

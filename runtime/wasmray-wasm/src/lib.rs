@@ -20,6 +20,7 @@ mod nested;
 mod object_imports;
 mod output;
 mod services;
+mod sleep;
 mod stack_pointer;
 mod state;
 

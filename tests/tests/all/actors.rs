@@ -55,6 +55,7 @@ async fn actor_semantics_hold_case_by_case() -> anyhow::Result<()> {
             "constructor panic: ActorDied",
             "kill: ActorDied",
             "pending call after kill: ActorDied",
+            r#"blocked in get, wait and sleep, then killed: 3 of 3 ended at once ["ActorDied", "ActorDied", "ActorDied"]"#,
             "restart after out-of-memory: OutOfMemory then 11",
             "named: 6",
             "name taken: InvalidTask",

@@ -148,6 +148,44 @@ impl Flag {
     }
 }
 
+/// Blocks inside the host on purpose, in `sleep`, `get` or `wait`: three calls at once, each
+/// nested inside the one blocked before it, and room for a fourth that asks how many started.
+#[wasmray::actor]
+pub struct Sleeper {
+    calls: Cell<u32>,
+}
+
+#[wasmray::actor(max_concurrency = 4)]
+impl Sleeper {
+    pub fn new() -> Self {
+        Sleeper {
+            calls: Cell::new(0),
+        }
+    }
+
+    pub fn sleep_ms(&self, millis: u64) -> u64 {
+        self.calls.set(self.calls.get() + 1);
+        std::thread::sleep(Duration::from_millis(millis));
+        millis
+    }
+
+    pub fn get_of(&self, value: wasmray::ObjectRef<u64>) -> u64 {
+        self.calls.set(self.calls.get() + 1);
+        wasmray::get(&value).unwrap_or(0)
+    }
+
+    pub fn wait_on(&self, value: wasmray::ObjectRef<u64>) -> u64 {
+        self.calls.set(self.calls.get() + 1);
+        let (ready, _) = wasmray::wait(&[value], 1, None);
+        ready.len() as u64
+    }
+
+    /// How many of the blocking methods have started.
+    pub fn started(&self) -> u32 {
+        self.calls.get()
+    }
+}
+
 /// Sleeps `millis` ms.
 #[wasmray::remote]
 pub fn nap(millis: u64) -> u64 {

@@ -8,6 +8,7 @@
 //! constructor panic: ActorDied
 //! kill: ActorDied
 //! pending call after kill: ActorDied
+//! blocked in get, wait and sleep, then killed: 3 of 3 ended at once ["ActorDied", "ActorDied", "ActorDied"]
 //! restart after out-of-memory: OutOfMemory then 11
 //! named: 6
 //! name taken: <ErrorKind the host gives>
@@ -37,7 +38,9 @@
 //!   the failed call's exclusive borrow does not block the next call.
 //! - `constructor`: a call on an actor whose constructor panics.
 //! - `kill`: a call after `wasmray::kill`; then a call queued behind a 2 s sleep when `kill`
-//!   comes.
+//!   comes; then three calls of a `max_concurrency(4)` actor blocked in the host — in `get` and
+//!   `wait` on a 3 s task, and in an hour's sleep — which a kill must end at once (the driver
+//!   waits 2 s for them).
 //! - `oom`: `max_restarts(1)`, `memory_limit(32 MiB)`: `bump` (10 → 11), a call that allocates
 //!   past the cap (its error kind is printed), then `bump` again, answered by a restarted actor
 //!   built afresh from its constructor argument 10.
@@ -51,8 +54,9 @@
 
 mod classes;
 
-use classes::{Flag, Fragile, Keeper, Other, Relay, bump_from_task};
+use classes::{Flag, Fragile, Keeper, Other, Relay, Sleeper, bump_from_task, nap};
 use std::fmt::Debug;
+use std::time::Duration;
 use wasmray::{ObjectRef, TaskError};
 
 /// Memory cap of the `oom` case's actor.
@@ -100,6 +104,26 @@ fn kill() -> Result<(), TaskError> {
     println!("pending call after kill: {}", kind_of(&pending));
     // Read the sleeping call's error too, so that it is not reported as unhandled.
     let _ = wasmray::get(&sleeping);
+
+    // Calls blocked in the host end at the kill, not when their sleep or wait would.
+    let sleeper = Sleeper::remote();
+    let slow = nap::remote(3_000);
+    let blocked = [
+        sleeper.get_of(slow.clone()).remote(),
+        sleeper.wait_on(slow.clone()).remote(),
+        sleeper.sleep_ms(3_600_000).remote(),
+    ];
+    while wasmray::get(&sleeper.started().remote())? < 3 {
+        let _ = wasmray::wait(&[nap::remote(5)], 1, None);
+    }
+    wasmray::kill(&sleeper);
+    let (ended, _) = wasmray::wait(&blocked, 3, Some(Duration::from_secs(2)));
+    let kinds: Vec<String> = ended.iter().map(kind_of).collect();
+    println!(
+        "blocked in get, wait and sleep, then killed: {} of 3 ended at once {kinds:?}",
+        ended.len()
+    );
+    let _ = wasmray::get(&slow);
     Ok(())
 }
 
