@@ -94,6 +94,12 @@ pub mod imports {
     pub const OBJECT_LEN: &str = "object_len";
     /// `map-object(handle, dest-ptr, dest-len) -> status`
     pub const MAP_OBJECT: &str = "map_object";
+    /// `put-begin(len)`
+    pub const PUT_BEGIN: &str = "put_begin";
+    /// `put-write(bytes-ptr, bytes-len)`
+    pub const PUT_WRITE: &str = "put_write";
+    /// `put-end(refs-ptr, refs-count) -> handle`
+    pub const PUT_END: &str = "put_end";
     /// `unmap-object(dest-ptr, dest-len)`
     pub const UNMAP_OBJECT: &str = "unmap_object";
 
@@ -117,6 +123,9 @@ pub mod imports {
         OBJECT_LEN,
         MAP_OBJECT,
         UNMAP_OBJECT,
+        PUT_BEGIN,
+        PUT_WRITE,
+        PUT_END,
     ];
 }
 

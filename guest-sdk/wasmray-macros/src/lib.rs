@@ -4,6 +4,8 @@
 //! - [`macro@actor`] makes a struct and its `impl` block an actor class, Ray's `@ray.remote
 //!   class`; [`macro@method`] sets per-method options inside that `impl` block.
 //! - [`macro@main`] makes `fn main` the driver and marks the module as built with the SDK.
+//! - [`macro@Serialize`] and [`macro@Deserialize`] are serde's derives for a crate that does not
+//!   depend on serde itself (`serde_derive.rs`).
 //!
 //! The generated code calls `::wasmray::__private`, so the SDK must be a dependency named
 //! `wasmray`. Option parsing (`options.rs`) and signature checks (`signature.rs`) are shared by
@@ -14,6 +16,7 @@ mod actor_expand;
 mod main_attr;
 mod options;
 mod remote;
+mod serde_derive;
 mod signature;
 
 use proc_macro::TokenStream;
@@ -144,4 +147,24 @@ pub fn method(_attr: TokenStream, item: TokenStream) -> TokenStream {
     )
     .into_compile_error()
     .into()
+}
+
+/// serde's `Serialize` derive, for a crate that depends only on `wasmray`:
+/// `#[derive(wasmray::Serialize)]`. Every `#[serde(..)]` attribute works as with serde's own.
+#[proc_macro_derive(Serialize, attributes(serde))]
+pub fn derive_serialize(item: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(item as syn::DeriveInput);
+    serde_derive::expand(&input, serde_derive::Trait::Serialize)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// serde's `Deserialize` derive, for a crate that depends only on `wasmray`:
+/// `#[derive(wasmray::Deserialize)]`. Every `#[serde(..)]` attribute works as with serde's own.
+#[proc_macro_derive(Deserialize, attributes(serde))]
+pub fn derive_deserialize(item: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(item as syn::DeriveInput);
+    serde_derive::expand(&input, serde_derive::Trait::Deserialize)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }

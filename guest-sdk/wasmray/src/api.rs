@@ -19,24 +19,129 @@ use crate::actor_state;
 use crate::codec;
 use crate::object_ref::ObjectRef;
 use crate::options::millis_rounded_up;
+use crate::serializer;
 use crate::sys;
 
 /// Stores `value` in the object store and returns a ref to it (Ray's `ray.put`). The value is
 /// copied: later changes to the original are not seen through the ref. Refs inside the value
 /// stay alive as long as the new object does.
 ///
+/// A large value is serialized straight into the store, in pieces, so its bytes are copied
+/// once; arrays of `u8`, `i8`, `bool`, `f32` and `f64` (a `Vec` or a slice, anywhere in the
+/// value) are copied as they lie in memory, not element by element.
+///
 /// # Panics
-/// When `value` cannot be encoded with postcard. The host traps the guest when the object store
-/// cannot hold the value.
+/// When `value` cannot be encoded with postcard, or encodes to a different length the second
+/// time (a `Serialize` impl whose output changes between two calls). The host traps the guest
+/// when the object store cannot hold the value.
 pub fn put<T: Serialize>(value: &T) -> ObjectRef<T> {
-    let encoded = codec::encode(value);
-    let record = codec::encode_record(&encoded.value_out());
-    let len = codec::abi_len(record.len(), "the value passed to put");
-    // SAFETY: `record` is a live, initialized buffer of `len` bytes that the host only reads.
-    let handle = unsafe { sys::put(record.as_ptr(), len) };
-    // `encoded` (and the refs it keeps alive) is dropped only now, after the host took them.
-    drop(encoded);
+    let len = codec::encoded_len(value);
+    if len < STREAM_FROM {
+        let encoded = codec::encode(value);
+        let record = codec::encode_record(&encoded.value_out());
+        let record_len = codec::abi_len(record.len(), "the value passed to put");
+        // SAFETY: `record` is a live, initialized buffer of `record_len` bytes that the host
+        // only reads.
+        let handle = unsafe { sys::put(record.as_ptr(), record_len) };
+        // `encoded` (and the refs it keeps alive) is dropped only now, after the host took them.
+        drop(encoded);
+        return ObjectRef::from_handle(handle);
+    }
+    // SAFETY: a scalar; the host reserves `len` bytes or traps.
+    unsafe { sys::put_begin(len as i64) };
+    let (written, refs) = codec::collect_refs(|| serializer::serialize(value, Stream::new(len)));
+    match written {
+        Ok(()) => {}
+        Err(postcard::Error::SerializeBufferFull) => panic!(
+            "wasmray::put: a value of type `{}` encoded to more than the {len} bytes it measured \
+             (its Serialize impl writes something else each time)",
+            std::any::type_name::<T>()
+        ),
+        Err(error) => codec::encode_failed::<T>(error),
+    }
+    let handles: Vec<u32> = refs.iter().map(|owner| owner.handle()).collect();
+    let count = codec::abi_len(handles.len(), "the refs inside the value passed to put");
+    // SAFETY: `handles` holds `count` initialized u32s that the host only reads. The host traps
+    // if fewer than `len` bytes were written.
+    let handle = unsafe { sys::put_end(handles.as_ptr().cast::<u8>(), count) };
+    // The refs stay alive until the host has taken its own references to them.
+    drop(refs);
     ObjectRef::from_handle(handle)
+}
+
+/// Values whose encoding is at least this long are streamed into the store (`put_begin`)
+/// rather than encoded in guest memory first and copied (`put`).
+const STREAM_FROM: usize = 64 * 1024;
+
+/// How much of a streamed value the SDK gathers before handing it to the host.
+const PIECE: usize = 64 * 1024;
+
+/// The output of a streamed put: small writes are gathered into a piece of [`PIECE`] bytes,
+/// large ones (an array's memory) go to the host as they are. Refuses to write past `len`.
+struct Stream {
+    piece: Vec<u8>,
+    left: usize,
+}
+
+impl Stream {
+    fn new(len: usize) -> Self {
+        Self {
+            piece: Vec::with_capacity(PIECE.min(len)),
+            left: len,
+        }
+    }
+
+    fn send(bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let len = codec::abi_len(bytes.len(), "a piece of a streamed put");
+        // SAFETY: `bytes` is a live, initialized buffer of `len` bytes that the host only reads.
+        unsafe { sys::put_write(bytes.as_ptr(), len) };
+    }
+
+    fn take(&mut self, len: usize) -> postcard::Result<()> {
+        self.left = self
+            .left
+            .checked_sub(len)
+            .ok_or(postcard::Error::SerializeBufferFull)?;
+        Ok(())
+    }
+}
+
+impl postcard::ser_flavors::Flavor for Stream {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.take(1)?;
+        if self.piece.len() == PIECE {
+            Self::send(&self.piece);
+            self.piece.clear();
+        }
+        self.piece.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.take(data.len())?;
+        if self.piece.len() + data.len() <= PIECE {
+            self.piece.extend_from_slice(data);
+        } else {
+            Self::send(&self.piece);
+            self.piece.clear();
+            if data.len() < PIECE {
+                self.piece.extend_from_slice(data);
+            } else {
+                Self::send(data);
+            }
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Self::send(&self.piece);
+        Ok(())
+    }
 }
 
 /// Waits for the object and returns its value (Ray's `ray.get`), or the error of the task that
@@ -76,15 +181,23 @@ pub fn get_all<T: DeserializeOwned>(objects: &[ObjectRef<T>]) -> Result<Vec<T>, 
 
 /// Ray's `ray.wait`: blocks until `num_returns` of `objects` are ready or `timeout` passes
 /// (`None`: no timeout), then returns `(ready, pending)`. `ready` holds at most `num_returns`
-/// refs; both lists keep the input order. `num_returns` larger than the list is clamped to it.
+/// refs; both lists keep the input order.
 ///
 /// # Panics
-/// When `num_returns` is 0 and `objects` is not empty (Ray raises there too).
+/// As Ray raises `ValueError`: when `num_returns` is larger than the list (the message names
+/// both numbers), or 0 while the list is not empty. Asking for more refs than were given is a
+/// mistake in the calling code, like an index out of bounds, so it panics rather than returning
+/// an error every caller would have to unwrap. `wait(&[], 0, _)` returns two empty lists.
 pub fn wait<T>(
     objects: &[ObjectRef<T>],
     num_returns: usize,
     timeout: Option<Duration>,
 ) -> (Vec<ObjectRef<T>>, Vec<ObjectRef<T>>) {
+    assert!(
+        num_returns <= objects.len(),
+        "wasmray::wait: num_returns ({num_returns}) is larger than the number of refs given ({})",
+        objects.len()
+    );
     if objects.is_empty() {
         return (Vec::new(), Vec::new());
     }
@@ -93,7 +206,7 @@ pub fn wait<T>(
         "wasmray::wait: num_returns must be at least 1 when waiting on {} refs",
         objects.len()
     );
-    let wanted = num_returns.min(objects.len());
+    let wanted = num_returns;
     // The host looks in list order and stops at the `wanted`-th ready ref, so a look at a
     // short head that finds `wanted` ready gives the same answer as a look at the whole list,
     // without handing the host every handle (Ray's "wait 1k refs" waits on a long list, one

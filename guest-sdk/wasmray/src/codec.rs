@@ -2,7 +2,7 @@
 //!
 //! A value crosses the ABI as postcard bytes plus the handles of the object refs inside it
 //! (`ValueOut`). [`encode`] produces both, keeping the refs alive until the host has taken its own
-//! reference; [`decode`] reverses it with the handles the host staged. [`read_staged`] is the
+//! reference (it measures the value first, so the bytes are allocated once, at their size); [`decode`] reverses it with the handles the host staged. [`read_staged`] is the
 //! one place that calls `staged_read`, after `get`, `task_arg`, `cluster_info`, `create_actor` or
 //! `get_actor` announced the sizes in a [`StagedInfo`].
 //!
@@ -15,6 +15,7 @@ use std::rc::Rc;
 use wasmray_abi::{StagedInfo, TaskError, ValueOut};
 
 use crate::object_ref::{HandleOwner, Incoming, Outgoing};
+use crate::serializer::{self, Exact};
 use crate::sys;
 
 /// A value encoded for the host: its postcard bytes and the refs it contains, which stay alive
@@ -45,14 +46,38 @@ impl Encoded {
 /// When `value`'s `Serialize` impl fails (postcard cannot encode, e.g., sequences of unknown
 /// length), naming the type.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Encoded {
-    let (bytes, refs) = Outgoing::collect(|| postcard::to_allocvec(value));
+    let len = encoded_len(value);
+    let (bytes, refs) =
+        Outgoing::collect(|| serializer::serialize(value, Exact(Vec::with_capacity(len))));
     match bytes {
         Ok(bytes) => Encoded { bytes, refs },
-        Err(error) => panic!(
-            "wasmray: cannot encode a value of type `{}`: {error}",
-            std::any::type_name::<T>()
-        ),
+        Err(error) => encode_failed::<T>(error),
     }
+}
+
+/// The length of `value`'s encoding: a first pass that writes nothing, so that what is
+/// allocated for the encoding is allocated once, at its size.
+///
+/// # Panics
+/// As [`encode`].
+pub(crate) fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    // Refs met on this pass are counted again on the pass that writes.
+    match Outgoing::collect(|| serializer::encoded_len(value)).0 {
+        Ok(len) => len,
+        Err(error) => encode_failed::<T>(error),
+    }
+}
+
+/// Runs `write` (which encodes a value through [`serializer`]) collecting the refs it meets.
+pub(crate) fn collect_refs<R>(write: impl FnOnce() -> R) -> (R, Vec<Rc<HandleOwner>>) {
+    Outgoing::collect(write)
+}
+
+pub(crate) fn encode_failed<T: ?Sized>(error: postcard::Error) -> ! {
+    panic!(
+        "wasmray: cannot encode a value of type `{}`: {error}",
+        std::any::type_name::<T>()
+    )
 }
 
 /// Encodes an ABI record (which holds no refs) with postcard.

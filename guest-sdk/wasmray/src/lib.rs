@@ -58,8 +58,9 @@
 //!
 //! Values cross the boundary with serde and postcard: arguments and results must implement
 //! `Serialize` and `DeserializeOwned`. An [`ObjectRef`] may sit anywhere inside them (a
-//! `Vec<ObjectRef<T>>`, a struct field). Deriving needs `serde` as a dependency of your crate, or
-//! `#[serde(crate = "wasmray::serde")]` on the type.
+//! `Vec<ObjectRef<T>>`, a struct field). Std collections (`HashMap`, `HashSet`, `BTreeMap`,
+//! `String`, `Vec`, tuples, `Option`) work as they are; for your own types
+//! `#[derive(wasmray::Serialize, wasmray::Deserialize)]` needs no `serde` dependency.
 //!
 //! Remote function names must be unique within a crate: the function `f` is exported as
 //! `wasmray_task:f`, whatever module it is in. Likewise actor class names: class `C` exports
@@ -96,6 +97,7 @@ mod codec;
 mod object_ref;
 mod options;
 mod region;
+mod serializer;
 mod sys;
 mod task;
 
@@ -111,10 +113,14 @@ pub use options::CallOptions;
 pub use wasmray_abi::{ErrorKind, NodeInfo, TaskError};
 pub use wasmray_macros::{actor, main, method, remote};
 
-/// Serde, as this SDK uses it: `#[serde(crate = "wasmray::serde")]` lets a crate derive without
-/// depending on serde itself.
+/// Serde, as this SDK uses it (with `std`: `HashMap`, `HashSet` and the other std types
+/// serialize).
 pub use serde;
-pub use serde::{Deserialize, Serialize};
+/// The traits, and beside them derives that need no `serde` dependency in the user's crate:
+/// `#[derive(wasmray::Serialize, wasmray::Deserialize)]`.
+pub use serde::de::Deserialize;
+pub use serde::ser::Serialize;
+pub use wasmray_macros::{Deserialize, Serialize};
 
 /// What the macros' generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]

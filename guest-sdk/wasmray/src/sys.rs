@@ -91,4 +91,17 @@ unsafe extern "C" {
     /// Ends a mapping `map_object` made (status 0) at exactly `dest_ptr[..dest_len]`: the region
     /// becomes fresh zeroed memory of the guest's.
     pub fn unmap_object(dest_ptr: *mut u8, dest_len: u32);
+
+    /// Starts a streamed `put` of a value whose postcard encoding is `len` bytes: reserves room
+    /// for it in the store. Traps when the store cannot hold it or a streamed put is already in
+    /// progress in this call.
+    pub fn put_begin(len: i64);
+
+    /// Appends `bytes_ptr[..bytes_len]` to the streamed put in progress. Traps past its length.
+    pub fn put_write(bytes_ptr: *const u8, bytes_len: u32);
+
+    /// Ends the streamed put: every reserved byte must have been written. The `refs_count`
+    /// handles at `refs_ptr` are the refs inside the value, by index. Returns the new object's
+    /// handle.
+    pub fn put_end(refs_ptr: *const u8, refs_count: u32) -> u32;
 }

@@ -17,7 +17,7 @@ use wasmray_core::{
     TaskError, TaskId, TaskKind, TaskSpec,
 };
 use wasmray_sched::ObjectState;
-use wasmray_store::StoredObject;
+use wasmray_store::{Reservation, StoredObject};
 use wasmray_wasm::{BoxFuture, Caller, GetOutcome, NodeServices, Submission, SubmittedArg};
 
 /// The node as its guests see it.
@@ -30,6 +30,21 @@ impl GuestServices {
         Arc::new(GuestServices {
             node: Arc::clone(node),
         })
+    }
+
+    /// Registers a stored value as the `n`-th object `caller` put.
+    fn register_put(
+        &self,
+        caller: &Caller,
+        n: u32,
+        object: Arc<StoredObject>,
+    ) -> Result<ObjectId, String> {
+        let id = caller.run.put_object(n);
+        if self.node.with_sched(|sched| sched.put(id, Value(object))) {
+            Ok(id)
+        } else {
+            Err(format!("object {id:?} already exists"))
+        }
     }
 }
 
@@ -70,6 +85,17 @@ impl NodeInner {
         bytes: &[u8],
         contained: Vec<ObjectId>,
     ) -> Result<Arc<StoredObject>, String> {
+        let mut room = self.store.reserve(bytes.len()).map_err(|e| e.to_string())?;
+        room.write(bytes).map_err(|e| e.to_string())?;
+        self.seal_value(room, contained)
+    }
+
+    /// Seals written room as a value; its inner refs are counted as in [`Self::new_value`].
+    fn seal_value(
+        self: &Arc<Self>,
+        room: Reservation,
+        contained: Vec<ObjectId>,
+    ) -> Result<Arc<StoredObject>, String> {
         if !contained.is_empty() {
             self.with_sched(|sched| {
                 for &id in &contained {
@@ -78,7 +104,7 @@ impl NodeInner {
             });
         }
         let counted = contained.clone();
-        self.store.create_from(bytes, contained).map_err(|error| {
+        room.seal(contained).map_err(|error| {
             self.with_sched(|sched| {
                 for &id in &counted {
                     sched.release_contained(id);
@@ -236,12 +262,23 @@ impl NodeServices for GuestServices {
         contained: Vec<ObjectId>,
     ) -> Result<ObjectId, String> {
         let object = self.node.new_value(bytes, contained)?;
-        let id = caller.run.put_object(n);
-        if self.node.with_sched(|sched| sched.put(id, Value(object))) {
-            Ok(id)
-        } else {
-            Err(format!("object {id:?} already exists"))
-        }
+        self.register_put(caller, n, object)
+    }
+
+    fn reserve(&self, len: u64) -> Result<Reservation, String> {
+        let len = usize::try_from(len).map_err(|_| format!("{len} bytes do not fit in memory"))?;
+        self.node.store.reserve(len).map_err(|e| e.to_string())
+    }
+
+    fn put_reserved(
+        &self,
+        caller: &Caller,
+        n: u32,
+        room: Reservation,
+        contained: Vec<ObjectId>,
+    ) -> Result<ObjectId, String> {
+        let object = self.node.seal_value(room, contained)?;
+        self.register_put(caller, n, object)
     }
 
     fn store_value(

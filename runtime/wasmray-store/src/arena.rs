@@ -83,14 +83,11 @@ impl Arena {
         self.free.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Allocates room for `len` bytes and lets `fill` write them before anyone can read. `fill`
-    /// must write every byte: a reused range still holds a freed object's bytes. The rest of
-    /// the last page is zeroed here, since a mapping into a guest exposes whole pages.
-    pub(crate) fn allocate(
-        self: &Arc<Self>,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]),
-    ) -> Result<Allocation, StoreError> {
+    /// Reserves room for `len` bytes: an allocation nobody else can see until its owner has
+    /// written every byte and made it an [`Allocation`] (a reused range still holds a freed
+    /// object's bytes). The rest of the last page is zeroed here, since a mapping into a guest
+    /// exposes whole pages.
+    pub(crate) fn reserve(self: &Arc<Self>, len: usize) -> Result<Fresh, StoreError> {
         let requested = len as u64;
         let offset = {
             let mut list = self.lock();
@@ -106,26 +103,45 @@ impl Arena {
                 used: list.used(),
             })?
         };
-        let allocation = Allocation {
+        let fresh = Fresh(Allocation {
             arena: Arc::clone(self),
             offset: offset as usize,
             len,
-        };
+        });
         let rounded = page_round(requested) as usize;
-        // SAFETY: `[offset, offset + page_round(len))` lies inside the mapping (the free list
-        // only hands out page-rounded ranges of its capacity, which is at most the mapping's
-        // length) and was just reserved for this allocation alone, so nothing else refers to it.
-        let bytes =
-            unsafe { std::slice::from_raw_parts_mut(self.base.add(allocation.offset), rounded) };
-        let (object, tail) = bytes.split_at_mut(len);
-        fill(object);
-        tail.fill(0);
+        // SAFETY: `[offset + len, offset + page_round(len))` lies inside the mapping (the free
+        // list only hands out page-rounded ranges of its capacity, which is at most the
+        // mapping's length) and was just reserved for this allocation alone.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.base.add(fresh.0.offset + len), rounded - len)
+        }
+        .fill(0);
         let _ = self
             .warm
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |warm| {
                 Some(warm.saturating_sub(rounded as u64))
             });
-        Ok(allocation)
+        Ok(fresh)
+    }
+}
+
+/// An allocation being written by its one owner, before anyone can read it: the only way to
+/// write arena bytes. [`Fresh::finish`] makes it a read-only [`Allocation`]; dropping it frees
+/// the range.
+pub(crate) struct Fresh(Allocation);
+
+impl Fresh {
+    /// The allocation's bytes, writable.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the range was reserved for this allocation alone (see `reserve`) and lies
+        // inside the mapping; a `Fresh` is never shared, read or mapped (only `finish` turns it
+        // into something readable), so this is the only reference to those bytes.
+        unsafe { std::slice::from_raw_parts_mut(self.0.arena.base.add(self.0.offset), self.0.len) }
+    }
+
+    /// The bytes are written: from now on they are only read.
+    pub(crate) fn finish(self) -> Allocation {
+        self.0
     }
 }
 

@@ -13,10 +13,11 @@
 mod arena;
 mod freelist;
 mod object;
+mod reservation;
 mod spill;
 
 use arena::Arena;
-use object::{Counters, Data};
+use object::Counters;
 use spill::Spiller;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use wasmray_core::ObjectId;
 
 pub use freelist::PAGE;
 pub use object::{BytesGuard, MappableRange, Pin, StoredObject};
+pub use reservation::Reservation;
 
 /// Objects smaller than this are stored inline on the heap.
 pub const INLINE_MAX: usize = 100 * 1024;
@@ -48,6 +50,8 @@ pub enum StoreError {
     Map(std::io::Error),
     #[error("could not spill to or restore from `{}`: {}", .0.display(), .1)]
     Spill(PathBuf, std::io::Error),
+    #[error("{written} bytes written where the object was reserved with {len}")]
+    WrongLength { written: u64, len: u64 },
 }
 
 /// Usage figures.
@@ -98,18 +102,21 @@ impl ObjectStore {
         contained: Vec<ObjectId>,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<Arc<StoredObject>, StoreError> {
+        let mut reservation = self.reserve(len)?;
+        fill(reservation.fill_all());
+        reservation.seal(contained)
+    }
+
+    /// Reserves room for an object of `len` bytes, to be written piece by piece
+    /// ([`Reservation::write`]) and then sealed; spills other objects if that is what it takes
+    /// to make room. Dropping the reservation gives the room back.
+    pub fn reserve(&self, len: usize) -> Result<Reservation, StoreError> {
         let data = if len < INLINE_MAX {
-            let mut bytes = vec![0; len].into_boxed_slice();
-            fill(&mut bytes);
-            Data::Inline(bytes)
+            reservation::Room::Inline(vec![0; len].into_boxed_slice())
         } else {
-            Data::Arena(self.inner.allocate(len, fill)?)
+            reservation::Room::Arena(self.inner.reserve(len)?)
         };
-        let object = StoredObject::new(data, len, contained, &self.inner);
-        if object.is_resident_in_arena() {
-            self.inner.spiller.track(&object);
-        }
-        Ok(object)
+        Ok(Reservation::new(data, len, &self.inner))
     }
 
     /// Creates an object holding a copy of `bytes`.
@@ -139,23 +146,25 @@ impl ObjectStore {
 }
 
 impl Inner {
-    /// An arena allocation of `len` bytes, spilling resident objects until one fits.
+    /// Room for `len` bytes in the arena, spilling resident objects until it fits.
+    pub(crate) fn reserve(self: &Arc<Self>, len: usize) -> Result<arena::Fresh, StoreError> {
+        loop {
+            match self.arena.reserve(len) {
+                Err(StoreError::Full { .. }) if self.spiller.spill_one(self)? => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// An arena allocation of `len` bytes that `fill` writes (every byte).
     pub(crate) fn allocate(
         self: &Arc<Self>,
         len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<arena::Allocation, StoreError> {
-        let mut fill = Some(fill);
-        loop {
-            match self.arena.allocate(len, |bytes| {
-                if let Some(fill) = fill.take() {
-                    fill(bytes)
-                }
-            }) {
-                Err(StoreError::Full { .. }) if self.spiller.spill_one(self)? => continue,
-                other => return other,
-            }
-        }
+        let mut fresh = self.reserve(len)?;
+        fill(fresh.bytes_mut());
+        Ok(fresh.finish())
     }
 }
 

@@ -193,8 +193,7 @@ fn put(mut caller: Caller<'_, GuestState>, value_ptr: u32, value_len: u32) -> Re
     let contained = value_refs(state, IMPORT, &value)?;
     let services = Arc::clone(&state.services);
     let call = call(state, IMPORT)?;
-    let n = call.puts;
-    call.puts += 1;
+    let n = call.next_put();
     let id = services
         .put(&call.caller, n, value.bytes, contained)
         .map_err(|e| fault(IMPORT, e))?;

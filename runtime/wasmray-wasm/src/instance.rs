@@ -334,13 +334,7 @@ impl GuestInstance {
         state.ticks = 0;
         state.deadline_hit = false;
         state.tick_limit = limits.cpu_time.map(WasmHost::ticks_for);
-        state.call = Some(CallState {
-            caller,
-            args,
-            results: None,
-            panic_message: None,
-            puts: 0,
-        });
+        state.call = Some(CallState::new(caller, args));
         self.store.set_epoch_deadline(1);
     }
 

@@ -39,13 +39,7 @@ pub(crate) async fn block_on<T>(
 async fn run_nested(caller: &mut Caller<'_, GuestState>, nested: NestedCall) {
     let NestedCall { call, reply } = nested;
     let state = caller.data_mut();
-    let outer = state.call.replace(CallState {
-        caller: call.caller,
-        args: call.args,
-        results: None,
-        panic_message: None,
-        puts: 0,
-    });
+    let outer = state.call.replace(CallState::new(call.caller, call.args));
     let outer_staged = state.staged.take();
     let outer_label = state.output.label();
     state.output.set_label(Some(call.label));

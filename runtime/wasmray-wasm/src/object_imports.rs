@@ -1,9 +1,11 @@
-//! The raw-bytes object imports of module `wasmray`: `put_bytes`, `object_len`, `map_object`,
-//! `unmap_object` (what the SDK's `Buffer` is built on), as `wit/wasmray.wit` describes them.
+//! The raw-bytes object imports of module `wasmray`, as `wit/wasmray.wit` describes them:
+//! `put_bytes`, `object_len`, `map_object`, `unmap_object` (what the SDK's `Buffer` is built
+//! on), and the streamed put, `put_begin` / `put_write` / `put_end`, which writes a large
+//! value's bytes into the store piece by piece as the guest serializes it.
 
 use crate::imports::{call, handle_to_id, memory, new_handle};
 use crate::mapping::{map_into, unmap};
-use crate::memory::{fault, slice};
+use crate::memory::{fault, read_u32s, slice};
 use crate::state::GuestState;
 use std::sync::Arc;
 use wasmray_abi::{IMPORT_MODULE, imports};
@@ -16,7 +18,58 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> Result<()> {
     linker.func_wrap(IMPORT_MODULE, imports::OBJECT_LEN, object_len)?;
     linker.func_wrap(IMPORT_MODULE, imports::MAP_OBJECT, map_object)?;
     linker.func_wrap(IMPORT_MODULE, imports::UNMAP_OBJECT, unmap_object)?;
+    linker.func_wrap(IMPORT_MODULE, imports::PUT_BEGIN, put_begin)?;
+    linker.func_wrap(IMPORT_MODULE, imports::PUT_WRITE, put_write)?;
+    linker.func_wrap(IMPORT_MODULE, imports::PUT_END, put_end)?;
     Ok(())
+}
+
+fn put_begin(mut caller: Caller<'_, GuestState>, len: i64) -> Result<()> {
+    const IMPORT: &str = imports::PUT_BEGIN;
+    let state = caller.data_mut();
+    let services = Arc::clone(&state.services);
+    let call = call(state, IMPORT)?;
+    if call.streamed_put.is_some() {
+        return Err(fault(IMPORT, "a streamed put is already in progress"));
+    }
+    let len = u64::try_from(len).map_err(|_| fault(IMPORT, format!("negative length {len}")))?;
+    // The store checks `len` against its capacity before it allocates anything.
+    call.streamed_put = Some(services.reserve(len).map_err(|e| fault(IMPORT, e))?);
+    Ok(())
+}
+
+fn put_write(mut caller: Caller<'_, GuestState>, bytes_ptr: u32, bytes_len: u32) -> Result<()> {
+    const IMPORT: &str = imports::PUT_WRITE;
+    let memory = memory(&caller, IMPORT)?;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let bytes = slice(data, IMPORT, bytes_ptr, bytes_len)?;
+    let room = call(state, IMPORT)?
+        .streamed_put
+        .as_mut()
+        .ok_or_else(|| fault(IMPORT, "no streamed put is in progress"))?;
+    room.write(bytes).map_err(|e| fault(IMPORT, e.to_string()))
+}
+
+fn put_end(mut caller: Caller<'_, GuestState>, refs_ptr: u32, refs_count: u32) -> Result<u32> {
+    const IMPORT: &str = imports::PUT_END;
+    let memory = memory(&caller, IMPORT)?;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let handles = read_u32s(data, IMPORT, refs_ptr, refs_count)?;
+    let contained = handles
+        .iter()
+        .map(|&handle| handle_to_id(state, IMPORT, handle))
+        .collect::<Result<Vec<_>>>()?;
+    let services = Arc::clone(&state.services);
+    let call = call(state, IMPORT)?;
+    let room = call
+        .streamed_put
+        .take()
+        .ok_or_else(|| fault(IMPORT, "no streamed put is in progress"))?;
+    let n = call.next_put();
+    let id = services
+        .put_reserved(&call.caller, n, room, contained)
+        .map_err(|e| fault(IMPORT, e))?;
+    new_handle(state, IMPORT, id)
 }
 
 fn put_bytes(mut caller: Caller<'_, GuestState>, bytes_ptr: u32, bytes_len: u32) -> Result<u32> {
@@ -26,8 +79,7 @@ fn put_bytes(mut caller: Caller<'_, GuestState>, bytes_ptr: u32, bytes_len: u32)
     let bytes = slice(data, IMPORT, bytes_ptr, bytes_len)?;
     let services = Arc::clone(&state.services);
     let call = call(state, IMPORT)?;
-    let n = call.puts;
-    call.puts += 1;
+    let n = call.next_put();
     let id = services
         .put(&call.caller, n, bytes, Vec::new())
         .map_err(|e| fault(IMPORT, e))?;

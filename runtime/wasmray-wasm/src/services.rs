@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasmray_abi::{CallOptions, ClusterQuery, TaskError};
 use wasmray_core::{JobId, Lineage, ModuleId, ObjectId, TaskId};
-use wasmray_store::StoredObject;
+use wasmray_store::{Reservation, StoredObject};
 
 /// A boxed future, as the trait's async methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -69,6 +69,19 @@ pub trait NodeServices: ActorServices {
         caller: &Caller,
         n: u32,
         bytes: &[u8],
+        contained: Vec<ObjectId>,
+    ) -> Result<ObjectId, String>;
+
+    /// Reserves room for a value of `len` bytes that a guest streams in (`put_begin`).
+    fn reserve(&self, len: u64) -> Result<Reservation, String>;
+
+    /// As [`put`](Self::put), for a value streamed into `room` (`put_end`); refused unless every
+    /// reserved byte was written.
+    fn put_reserved(
+        &self,
+        caller: &Caller,
+        n: u32,
+        room: Reservation,
         contained: Vec<ObjectId>,
     ) -> Result<ObjectId, String>;
 

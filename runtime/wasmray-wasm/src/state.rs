@@ -43,6 +43,29 @@ pub(crate) struct CallState {
     pub(crate) results: Option<Vec<Arc<StoredObject>>>,
     pub(crate) panic_message: Option<String>,
     pub(crate) puts: u32,
+    /// A streamed put between `put_begin` and `put_end`; its room is given back if the call
+    /// ends first.
+    pub(crate) streamed_put: Option<wasmray_store::Reservation>,
+}
+
+impl CallState {
+    pub(crate) fn new(caller: Caller, args: Vec<Arc<StoredObject>>) -> Self {
+        Self {
+            caller,
+            args,
+            results: None,
+            panic_message: None,
+            puts: 0,
+            streamed_put: None,
+        }
+    }
+
+    /// The number of the next object this call puts.
+    pub(crate) fn next_put(&mut self) -> u32 {
+        let n = self.puts;
+        self.puts += 1;
+        n
+    }
 }
 
 /// A reply waiting for the guest's `staged_read`.

@@ -95,3 +95,30 @@ async fn a_driver_returning_an_error_exits_non_zero_with_its_message() -> anyhow
     assert_eq!(stderr, ["Error: \"bad configuration\""]);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn std_collections_derived_types_and_large_puts_cross_by_value() -> anyhow::Result<()> {
+    let run = run_guest(guests::VALUES, 2.0, &[]).await?;
+    assert_eq!(
+        run.stdout_ok(),
+        [
+            r#"map: {"key1": ["value"], "key2": ["a", "b"]}"#,
+            "set: [1, 2, 3]",
+            r#"nested: Outer { name: "outer", inner: Inner { pair: (7, "seven"), maybe: Some(2.5) }, shape: Circle { radius: 1.5 }, tags: {"x"} }"#,
+            "enum variants: [Point, Circle { radius: 2.0 }, Square(3.0)]",
+            "put f64 x 4194304: equal",
+            "put u8 x 1048576: equal",
+            "put i8, bool, f32 x 300000: equal",
+            "put with refs inside: 300000 bytes, refs 5 and 6",
+            "put of many small parts: 20000 strings, equal",
+            r#"wait for more refs than given: Panic "wasmray::wait: num_returns (3) is larger than the number of refs given (2)""#,
+        ]
+    );
+    let stats = run.node.stats();
+    assert_eq!(
+        (stats.store.objects, stats.store.arena_used),
+        (0, 0),
+        "every streamed put was freed: {stats:?}"
+    );
+    Ok(())
+}

@@ -130,6 +130,7 @@ fn the_guest_sdk_never_depends_on_runtime_crates() {
                 "wasmray-macros",
                 "serde",
                 "postcard",
+                "typeid",
                 "syn",
                 "quote",
                 "proc-macro2",

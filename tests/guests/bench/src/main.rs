@@ -16,6 +16,15 @@
 //! read_median_ns=R mapped=true`); `bench put-calls N` puts N small values
 //! (`put-calls n=N total_ns=T`); `bench get-calls N` gets one small object N times
 //! (`get-calls n=N total_ns=T`).
+//!
+//! Value cases (the SDK's `put` of plain data, against `Buffer` of the same data): `bench
+//! put-value MB` makes a `Vec<f64>` of MB megabytes and times, 5 times, alternating, `put(&v)`
+//! and `Buffer::from_vec` of a copy made beforehand (`put-value bytes=B put_ns=[..]
+//! buffer_ns=[..]`, each object dropped after it was timed); `bench put-mib N` times N `put`s of
+//! a 1 MiB `Vec<u8>`, of a 1 MiB `Vec<f64>` and N `Buffer::from_slice` of the same bytes
+//! (`put-mib n=N u8_median_ns=.. f64_median_ns=.. buffer_median_ns=..`). `bench sleep N` times N
+//! guest `std::thread::sleep`s each of 10 µs, 100 µs and 1 ms (`sleep n=N 10us_median_ns=..
+//! 100us_median_ns=.. 1ms_median_ns=..`).
 
 use std::time::{Duration, Instant};
 
@@ -181,6 +190,71 @@ fn actor_case(mode: &str, n: u64) -> Option<Result<(), String>> {
     matches!(mode, "actor-sync" | "actor-async" | "actor-nn").then(run)
 }
 
+/// The median of `times`, in nanoseconds.
+fn median_ns(mut times: Vec<Duration>) -> u128 {
+    times.sort();
+    times.get(times.len() / 2).map_or(0, Duration::as_nanos)
+}
+
+/// Times `f` `n` times; the median, in nanoseconds.
+fn timed(n: u64, mut f: impl FnMut()) -> u128 {
+    let times = (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    median_ns(times)
+}
+
+/// The value cases; `None` if `mode` is not one.
+fn value_case(mode: &str, n: u64) -> Option<Result<(), String>> {
+    let run = || -> Result<(), String> {
+        match mode {
+            "put-value" => {
+                let len = (n as usize) << 20 >> 3;
+                let values: Vec<f64> = (0..len).map(|i| i as f64 * 0.25).collect();
+                let (mut puts, mut buffers) = (Vec::new(), Vec::new());
+                for _ in 0..5 {
+                    let start = Instant::now();
+                    let object = wasmray::put(&values);
+                    puts.push(start.elapsed().as_nanos());
+                    drop(object);
+                    let copy = values.clone();
+                    let start = Instant::now();
+                    let buffer = wasmray::Buffer::from_vec(copy);
+                    buffers.push(start.elapsed().as_nanos());
+                    drop(buffer);
+                }
+                println!(
+                    "put-value bytes={} put_ns={puts:?} buffer_ns={buffers:?}",
+                    len * 8
+                );
+            }
+            "put-mib" => {
+                let bytes: Vec<u8> = (0..1u32 << 20).map(|i| i as u8).collect();
+                let floats: Vec<f64> = (0..1usize << 17).map(|i| i as f64).collect();
+                let u8_ns = timed(n, || drop(wasmray::put(&bytes)));
+                let f64_ns = timed(n, || drop(wasmray::put(&floats)));
+                let buffer_ns = timed(n, || drop(wasmray::Buffer::from_slice(&bytes)));
+                println!(
+                    "put-mib n={n} u8_median_ns={u8_ns} f64_median_ns={f64_ns} buffer_median_ns={buffer_ns}"
+                );
+            }
+            _ => {
+                let nap = |micros| timed(n, || std::thread::sleep(Duration::from_micros(micros)));
+                let (short, medium, long) = (nap(10), nap(100), nap(1000));
+                println!(
+                    "sleep n={n} 10us_median_ns={short} 100us_median_ns={medium} 1ms_median_ns={long}"
+                );
+            }
+        }
+        Ok(())
+    };
+    matches!(mode, "put-value" | "put-mib" | "sleep").then(run)
+}
+
 #[wasmray::main]
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
@@ -189,6 +263,9 @@ fn main() -> Result<(), String> {
         return result;
     }
     if let Some(result) = args.get(1).and_then(|mode| object_case(mode, n)) {
+        return result;
+    }
+    if let Some(result) = args.get(1).and_then(|mode| value_case(mode, n)) {
         return result;
     }
     match args.get(1).map(String::as_str) {
