@@ -9,6 +9,7 @@ mod cache_dir;
 mod control_target;
 mod memory;
 mod microbenchmark;
+mod new;
 mod run;
 mod sizes;
 mod status;
@@ -36,6 +37,8 @@ enum Command {
     /// Run the cases of Ray's `ray microbenchmark` (same names, per-second figures), plus cold
     /// start and idle memory. TESTS_TO_RUN=pattern selects cases.
     Microbenchmark(microbenchmark::MicrobenchmarkArgs),
+    /// Create a guest crate that `cargo run --release` builds and runs on wasmray.
+    New(new::NewArgs),
 }
 
 /// Exit code for "wasmray could not do what was asked".
@@ -50,6 +53,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::status(args),
         Command::Memory(args) => memory::memory(args),
         Command::Microbenchmark(args) => microbenchmark::microbenchmark(args),
+        Command::New(args) => new::new(args),
     };
     match result {
         Ok(code) => code,

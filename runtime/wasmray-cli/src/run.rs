@@ -1,4 +1,4 @@
-//! `wasmray run app.wasm [-- args]`: start an embedded single-node cluster, run the module's
+//! `wasmray run app.wasm [[--] args]`: start an embedded single-node cluster, run the module's
 //! `main` as the driver, and exit with its result.
 
 use crate::{cache_dir, sizes};
@@ -13,8 +13,7 @@ use wasmray_node::{Node, NodeConfig};
 pub(crate) struct RunArgs {
     /// The module to run (a wasm32-wasip1 binary built with the wasmray SDK).
     module: PathBuf,
-    /// Arguments passed to the driver's `main` (after `--`).
-    #[arg(last = true)]
+    /// Arguments passed to the driver's `main`; put them after `--` when one starts with `-`.
     args: Vec<String>,
     /// Logical CPUs the node offers [default: the machine's cores].
     #[arg(long)]

@@ -391,3 +391,67 @@ fn microbenchmark_measures_cold_start_and_idle_memory() {
         );
     }
 }
+
+/// `wasmray new` makes a crate; `cargo run --release` inside it builds it for wasm32-wasip1
+/// and runs it through `wasmray run` (the binary under test, on PATH as `wasmray`).
+#[test]
+fn wasmray_new_makes_a_crate_that_cargo_run_builds_and_runs() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let app = work.path().join("hello-app");
+    let app_arg = app.to_string_lossy().into_owned();
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk/wasmray");
+    let sdk_arg = sdk.to_string_lossy().into_owned();
+    let created = wasmray(&["new", &app_arg, "--sdk", &sdk_arg], &test_cache_dir());
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    assert!(text(&created.stdout).contains("cargo run --release"));
+
+    let bin = work.path().join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_wasmray-under-test"),
+        bin.join("wasmray"),
+    )
+    .expect("symlink");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut run = Command::new(cargo);
+    run.args(["run", "--release", "--", "extra"])
+        .current_dir(&app)
+        .env("PATH", path)
+        .env("WASMRAY_CACHE_DIR", test_cache_dir())
+        // The guests' target dir: the SDK and its dependencies are built there already.
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("OUT_DIR")).join("guests"),
+        );
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
+        run.env_remove(var);
+    }
+    let out = run.output().expect("run cargo");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("squares of 1..=4: [1, 4, 9, 16]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r#"arguments: ["extra"]"#), "{stdout}");
+
+    assert_refused(&["new", &app_arg, "--sdk", &sdk_arg], 2, "already exists");
+    let bad = work.path().join("1 bad").to_string_lossy().into_owned();
+    assert_refused(&["new", &bad, "--sdk", &sdk_arg], 2, "is not a crate name");
+    let other = work.path().join("other").to_string_lossy().into_owned();
+    assert_refused(
+        &["new", &other, "--sdk", "/no/such/sdk"],
+        2,
+        "does not exist",
+    );
+    assert_refused(
+        &["new", &other, "--sdk", &app_arg],
+        2,
+        "is not the wasmray SDK",
+    );
+}
