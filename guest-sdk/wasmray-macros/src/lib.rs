@@ -105,7 +105,9 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// derefs to) and `CounterOptions` (the builder of `Counter::options()`), both with the
 /// struct's visibility. On the `impl` block its options are the class defaults:
 /// `num_cpus`, `num_gpus`, `resources(name = amount, ..)`, `max_restarts`, `max_task_retries`,
-/// `max_concurrency`, `memory_limit` (bytes), `cpu_time_limit_ms`. The one associated fn
+/// `max_concurrency`, `memory_limit` (bytes), `cpu_time_limit_ms`, and Ray's `name = ".."`,
+/// `namespace = ".."`, `lifetime = "detached"` (every creation then takes that name, so a
+/// second live one is refused, as in Ray). The one associated fn
 /// returning `Self` is the constructor; fns taking `&self` or `&mut self` are the remote
 /// methods (each stub keeps its method's visibility and docs); other items stay local. With
 /// `max_concurrency > 1` every method must take `&self`. Class `C` exports

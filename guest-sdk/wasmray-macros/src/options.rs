@@ -12,6 +12,8 @@
 //! | `max_restarts`, `max_task_retries` (u32) |   | yes   |        |
 //! | `max_concurrency = <u32>`           |        | yes   |        |
 //! | `memory_limit = <u64 bytes>`, `cpu_time_limit_ms = <u64>` | yes | yes | |
+//! | `name = <&str>`, `namespace = <&str>` |      | yes   |        |
+//! | `lifetime = "detached"` (or `"non_detached"`, the default) | | yes | |
 //!
 //! A resource name is an identifier or a string literal. Values other than `num_returns` may be
 //! any expression of the right type (a constant, `64 * 1024 * 1024`); an integer literal where
@@ -62,6 +64,9 @@ impl Kind {
                 "max_concurrency",
                 "memory_limit",
                 "cpu_time_limit_ms",
+                "name",
+                "namespace",
+                "lifetime",
             ],
             Kind::Method => &["num_returns"],
         }
@@ -147,8 +152,23 @@ impl Options {
                 let value = float_expr(meta.value()?.parse()?)?;
                 self.push_call(&name, quote! { #value });
             }
+            "lifetime" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                match lit.value().as_str() {
+                    "detached" => self.calls.push(quote_spanned! {lit.span()=> .detached() }),
+                    "non_detached" => {}
+                    other => {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            format!(
+                                "lifetime must be \"detached\" or \"non_detached\", not {other:?}"
+                            ),
+                        ));
+                    }
+                }
+            }
             "max_calls" | "max_retries" | "retry_exceptions" | "memory_limit" | "max_restarts"
-            | "max_task_retries" => {
+            | "max_task_retries" | "name" | "namespace" => {
                 let value: Expr = meta.value()?.parse()?;
                 self.push_call(&name, quote! { #value });
             }

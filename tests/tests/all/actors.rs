@@ -61,6 +61,7 @@ async fn actor_semantics_hold_case_by_case() -> anyhow::Result<()> {
             "name taken: InvalidTask",
             "missing name: InvalidTask",
             "wrong class: InvalidTask",
+            "class defaults: found in its namespace after its handles went, at 2; a second: InvalidTask",
             "handle in task: 1",
             "handle in actor state: 2",
             "max_concurrency=2: flag seen",

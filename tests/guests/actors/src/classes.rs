@@ -186,6 +186,25 @@ impl Sleeper {
     }
 }
 
+/// Named, namespaced and detached by its class defaults (Ray's `@ray.remote(name=..,
+/// namespace=.., lifetime="detached")`).
+#[wasmray::actor]
+pub struct Registry {
+    entries: u32,
+}
+
+#[wasmray::actor(name = "registry", namespace = "shared", lifetime = "detached")]
+impl Registry {
+    pub fn new() -> Self {
+        Registry { entries: 0 }
+    }
+
+    pub fn add(&mut self) -> u32 {
+        self.entries += 1;
+        self.entries
+    }
+}
+
 /// Sleeps `millis` ms.
 #[wasmray::remote]
 pub fn nap(millis: u64) -> u64 {

@@ -14,6 +14,7 @@
 //! name taken: <ErrorKind the host gives>
 //! missing name: <ErrorKind the host gives>
 //! wrong class: <ErrorKind the host gives>
+//! class defaults: found in its namespace after its handles went, at 2; a second: InvalidTask
 //! handle in task: 1
 //! handle in actor state: 2
 //! max_concurrency=2: flag seen
@@ -45,7 +46,8 @@
 //!   past the cap (its error kind is printed), then `bump` again, answered by a restarted actor
 //!   built afresh from its constructor argument 10.
 //! - `named`: `get_actor` of a named actor, a second creation under the same name
-//!   (`try_remote`), a name nobody has, and a name held by another class.
+//!   (`try_remote`), a name nobody has, and a name held by another class; then a class whose
+//!   `#[wasmray::actor(..)]` defaults name it, namespace it and detach it.
 //! - `handles`: a task and another actor (holding the handle in its state) bump one `Keeper`.
 //! - `concurrency`: with `max_concurrency(2)`, method A naps in `wasmray::wait` until method B
 //!   sets a flag; B can only run while A is blocked. Then the guest-side check that a class
@@ -54,7 +56,7 @@
 
 mod classes;
 
-use classes::{Flag, Fragile, Keeper, Other, Relay, Sleeper, bump_from_task, nap};
+use classes::{Flag, Fragile, Keeper, Other, Registry, Relay, Sleeper, bump_from_task, nap};
 use std::fmt::Debug;
 use std::time::Duration;
 use wasmray::{ObjectRef, TaskError};
@@ -155,6 +157,17 @@ fn named() -> Result<(), TaskError> {
         "wrong class: {}",
         kind(wasmray::get_actor::<Other>("alpha"))
     );
+    // Class defaults: every creation takes the name, in its namespace, detached.
+    let registry = Registry::remote();
+    wasmray::get(&registry.add().remote())?;
+    drop(registry);
+    let found = wasmray::get_actor_in::<Registry>("registry", "shared")?;
+    let second = kind(Registry::options().try_remote());
+    println!(
+        "class defaults: found in its namespace after its handles went, at {}; a second: {second}",
+        wasmray::get(&found.add().remote())?
+    );
+    wasmray::kill(&found);
     Ok(())
 }
 
