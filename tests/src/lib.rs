@@ -131,8 +131,20 @@ pub async fn settled_stats(node: &Node) -> wasmray_node::NodeStats {
 
 /// Starts a node with `cpus` CPUs and runs `guest`'s driver with `args`.
 pub async fn run_guest(guest: &str, cpus: f64, args: &[&str]) -> anyhow::Result<Run> {
+    run_guest_with(guest, cpus, |_| {}, args).await
+}
+
+/// [`run_guest`] on a node whose test configuration `adjust` changed first.
+pub async fn run_guest_with(
+    guest: &str,
+    cpus: f64,
+    adjust: impl FnOnce(&mut NodeConfig),
+    args: &[&str],
+) -> anyhow::Result<Run> {
     let output = Arc::new(Capture::default());
-    let node = Node::start(test_config(cpus, Arc::clone(&output)))?;
+    let mut config = test_config(cpus, Arc::clone(&output));
+    adjust(&mut config);
+    let node = Node::start(config)?;
     let module = node.load_module(guest.as_ref())?;
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let exit = node.run_driver(&module, &args).await?;

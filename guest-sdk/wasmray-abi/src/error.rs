@@ -29,6 +29,11 @@ pub enum ErrorKind {
     /// The actor a method call was for is dead: killed, out of restarts, or its constructor
     /// failed. `cause` holds what killed it, where known.
     ActorDied,
+    /// A `get` with a timeout (Ray's `GetTimeoutError`): the object was not ready in time. The
+    /// object itself is fine; only this `get` gave up.
+    GetTimeout,
+    /// The task was cancelled with `cancel` (Ray's `TaskCancelledError`) before it finished.
+    Cancelled,
 }
 
 /// A task's failure as `get` returns it.
@@ -70,6 +75,8 @@ impl fmt::Display for TaskError {
             ErrorKind::InvalidTask => "is invalid",
             ErrorKind::System => "failed in the runtime",
             ErrorKind::ActorDied => "failed because its actor died",
+            ErrorKind::GetTimeout => "timed out",
+            ErrorKind::Cancelled => "was cancelled",
         };
         write!(f, "task `{}` {kind}: {}", self.function, self.message)?;
         if self.task_chain.len() > 1 {

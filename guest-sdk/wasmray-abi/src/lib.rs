@@ -14,7 +14,7 @@ mod records;
 pub use error::{ErrorKind, TaskError};
 pub use records::{
     ActorCall, ActorCreation, ActorLookup, ActorOptions, ArgOut, CallOptions, ClusterQuery,
-    GetStatus, Handle, NodeInfo, StagedInfo, TaskSubmission, ValueOut,
+    ErrorInfo, GetStatus, Handle, NodeInfo, RuntimeContext, StagedInfo, TaskSubmission, ValueOut,
 };
 
 /// Version of the ABI; a module exports it as `wasmray_abi_version` and the host refuses a
@@ -100,6 +100,8 @@ pub mod imports {
     pub const PUT_WRITE: &str = "put_write";
     /// `put-end(refs-ptr, refs-count) -> handle`
     pub const PUT_END: &str = "put_end";
+    /// `cancel(handle, force, recursive) -> s32`
+    pub const CANCEL: &str = "cancel";
     /// `unmap-object(dest-ptr, dest-len)`
     pub const UNMAP_OBJECT: &str = "unmap_object";
 
@@ -126,6 +128,7 @@ pub mod imports {
         PUT_BEGIN,
         PUT_WRITE,
         PUT_END,
+        CANCEL,
     ];
 }
 

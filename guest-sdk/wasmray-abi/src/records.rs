@@ -173,6 +173,10 @@ pub enum ClusterQuery {
     ClusterResources = 1,
     /// `Vec<(String, f64)>`: what is free now.
     AvailableResources = 2,
+    /// `RuntimeContext`: the calling task's job, task, actor and node.
+    RuntimeContext = 3,
+    /// `Vec<ErrorInfo>`: the calling job's failed tasks, oldest first.
+    ErrorInfo = 4,
 }
 
 impl ClusterQuery {
@@ -181,9 +185,37 @@ impl ClusterQuery {
             0 => Some(Self::Nodes),
             1 => Some(Self::ClusterResources),
             2 => Some(Self::AvailableResources),
+            3 => Some(Self::RuntimeContext),
+            4 => Some(Self::ErrorInfo),
             _ => None,
         }
     }
+}
+
+/// Where the calling code runs (Ray's `ray.get_runtime_context()`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeContext {
+    pub job_id: String,
+    /// The running task's ID (the driver's own, in the driver).
+    pub task_id: String,
+    /// The actor whose constructor or method is running, if any.
+    pub actor_id: Option<String>,
+    pub node_id: String,
+    /// IDs of the unit resources the task holds, by resource: `[("GPU", [0, 1])]`. A task or
+    /// actor granted GPUs holds logical GPU IDs `0..num_gpus` of its node; no two tasks hold
+    /// the same GPU at once unless each asked for a fraction of one.
+    pub resource_ids: Vec<(String, Vec<u32>)>,
+}
+
+/// One failed task of a job, as `error_info()` lists it (Ray's `ray.error_info()`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub task_id: String,
+    pub function: String,
+    pub kind: crate::ErrorKind,
+    pub message: String,
+    /// When it failed: milliseconds since the Unix epoch.
+    pub time_ms: u64,
 }
 
 /// One node as `nodes()` reports it.

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use wasmray_abi::{ClusterQuery, GetStatus, NodeInfo, TaskError};
+use wasmray_abi::{ClusterQuery, ErrorKind, GetStatus, NodeInfo, TaskError};
 
 use crate::actor_state;
 use crate::codec;
@@ -150,24 +150,100 @@ impl postcard::ser_flavors::Flavor for Stream {
 /// # Panics
 /// When the object's bytes do not decode as `T` (a type mismatch between producer and consumer).
 pub fn get<T: DeserializeOwned>(object: &ObjectRef<T>) -> Result<T, TaskError> {
+    match get_within(object, None) {
+        Some(result) => result,
+        None => panic!("wasmray: the host reported a timeout for a get without timeout"),
+    }
+}
+
+/// [`get`] that gives up after `timeout` (Ray's `ray.get(ref, timeout=..)`): an error of kind
+/// [`ErrorKind::GetTimeout`](crate::ErrorKind::GetTimeout) if the object is not ready by then
+/// (Ray's `GetTimeoutError`). The object is not affected: a later `get` may still succeed.
+///
+/// # Panics
+/// As [`get`].
+pub fn get_timeout<T: DeserializeOwned>(
+    object: &ObjectRef<T>,
+    timeout: Duration,
+) -> Result<T, TaskError> {
+    get_within(object, Some(timeout)).unwrap_or_else(|| {
+        Err(TaskError {
+            kind: ErrorKind::GetTimeout,
+            function: "get".to_owned(),
+            message: format!("the object was not ready within {timeout:?}"),
+            backtrace: None,
+            task_chain: Vec::new(),
+            cause: None,
+        })
+    })
+}
+
+/// The host's `get`; `None` if `timeout` passed first.
+fn get_within<T: DeserializeOwned>(
+    object: &ObjectRef<T>,
+    timeout: Option<Duration>,
+) -> Option<Result<T, TaskError>> {
     let mut info = codec::InfoBuf::new();
     // The host may run nested actor calls inside `get`: `blocking` keeps the books.
     let status = actor_state::blocking(|| {
         // SAFETY: `info` is a live buffer of exactly `StagedInfo::SIZE` bytes, the size the host
         // writes at `info_ptr`; the handle is a scalar the host checks against its table.
-        unsafe { sys::get(object.handle(), -1, info.as_mut_ptr()) }
+        unsafe { sys::get(object.handle(), timeout_ms(timeout), info.as_mut_ptr()) }
     });
     match GetStatus::from_i32(status) {
-        Some(GetStatus::Value) => Ok(codec::decode_or_panic(
+        Some(GetStatus::Value) => Some(Ok(codec::decode_or_panic(
             codec::read_staged(info.info()),
             "the object passed to get",
-        )),
-        Some(GetStatus::Error) => Err(codec::read_task_error(codec::read_staged(info.info()))),
-        Some(GetStatus::Timeout) => {
-            panic!("wasmray: the host reported a timeout for a get without timeout")
+        ))),
+        Some(GetStatus::Error) => {
+            Some(Err(codec::read_task_error(codec::read_staged(info.info()))))
         }
+        Some(GetStatus::Timeout) => None,
         None => panic!("wasmray: the host answered get with unknown status {status}"),
     }
+}
+
+/// How [`cancel_with`] cancels; the default is Ray's (`force=False, recursive=True`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelOptions {
+    /// Ray's `force`: accepted, and the same as without. wasmray can always stop a task's
+    /// instance safely (nothing of it outlives the stop), so every cancel does.
+    pub force: bool,
+    /// Also cancel the tasks the cancelled task submitted, transitively.
+    pub recursive: bool,
+}
+
+impl Default for CancelOptions {
+    fn default() -> Self {
+        Self {
+            force: false,
+            recursive: true,
+        }
+    }
+}
+
+/// Ray's `ray.cancel(ref)`: cancels the task that makes `object`, and the tasks it submitted.
+/// A task that has not started never runs; a running one is stopped at its next host call or
+/// within one epoch tick (10 ms) of computing. Either way `get` on its results returns an
+/// error of kind [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled), and it is not retried.
+/// An actor method call that is still queued is cancelled; one that is running is not (its
+/// actor would be lost: use [`kill`](crate::kill)). Returns whether a task was cancelled
+/// (`false` when it had already finished, or `object` was `put`).
+pub fn cancel<T>(object: &ObjectRef<T>) -> bool {
+    cancel_with(object, CancelOptions::default())
+}
+
+/// [`cancel`] with Ray's `force` and `recursive` options.
+pub fn cancel_with<T>(object: &ObjectRef<T>, options: CancelOptions) -> bool {
+    // SAFETY: scalars only; the host checks the handle against its table.
+    let status = unsafe {
+        sys::cancel(
+            object.handle(),
+            i32::from(options.force),
+            i32::from(options.recursive),
+        )
+    };
+    status == 1
 }
 
 /// Gets every object, in order (Ray's `ray.get(list)`); the first failed object's error is
@@ -297,7 +373,7 @@ fn resource_map(query: ClusterQuery, what: &str) -> BTreeMap<String, f64> {
     list.into_iter().collect()
 }
 
-fn cluster_info<T: DeserializeOwned>(query: ClusterQuery, what: &str) -> T {
+pub(crate) fn cluster_info<T: DeserializeOwned>(query: ClusterQuery, what: &str) -> T {
     let staged = codec::stage_and_read(|info_ptr| {
         // SAFETY: `info_ptr` points to a live `StagedInfo::SIZE`-byte buffer (see
         // `stage_and_read`), the size the host writes there.

@@ -94,6 +94,7 @@ mod api;
 mod args;
 mod buffer;
 mod codec;
+mod context;
 mod object_ref;
 mod options;
 mod region;
@@ -105,12 +106,16 @@ pub use actor::{
     ActorClass, ActorHandle, MethodCall, get_actor, get_actor_in, kill, kill_and_restart,
 };
 pub use actor_options::ActorOptions;
-pub use api::{available_resources, cluster_resources, get, get_all, nodes, put, wait};
+pub use api::{
+    CancelOptions, available_resources, cancel, cancel_with, cluster_resources, get, get_all,
+    get_timeout, nodes, put, wait,
+};
 pub use args::{Arg, IntoArg};
 pub use buffer::{Buffer, Plain};
+pub use context::{error_info, get_gpu_ids, get_resource_ids, get_runtime_context, is_initialized};
 pub use object_ref::ObjectRef;
 pub use options::CallOptions;
-pub use wasmray_abi::{ErrorKind, NodeInfo, TaskError};
+pub use wasmray_abi::{ErrorInfo, ErrorKind, NodeInfo, RuntimeContext, TaskError};
 pub use wasmray_macros::{actor, main, method, remote};
 
 /// Serde, as this SDK uses it (with `std`: `HashMap`, `HashSet` and the other std types

@@ -104,4 +104,8 @@ unsafe extern "C" {
     /// handles at `refs_ptr` are the refs inside the value, by index. Returns the new object's
     /// handle.
     pub fn put_end(refs_ptr: *const u8, refs_count: u32) -> u32;
+
+    /// Cancels the task that makes the object behind `handle` (`force`, `recursive`: 0 or 1);
+    /// 1 if a task was cancelled, 0 if there was none to cancel.
+    pub fn cancel(handle: u32, force: i32, recursive: i32) -> i32;
 }

@@ -24,6 +24,8 @@ pub enum ResourceError {
     InvalidQuantity { name: String, quantity: f64 },
     #[error("resource name must not be empty")]
     EmptyName,
+    #[error("num_gpus above 1 must be a whole number of GPUs (as in Ray), not {0}")]
+    FractionalGpus(f64),
 }
 
 /// A multiset of named quantities. Zero quantities are not stored.

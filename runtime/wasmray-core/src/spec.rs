@@ -71,6 +71,8 @@ pub struct TaskSpec<V> {
     pub cpu_time_limit_ms: Option<u64>,
     /// The tasks this one was submitted from, innermost first.
     pub lineage: Lineage,
+    /// The task (or driver) that submitted this one: whose children `cancel(recursive)` finds.
+    pub submitter: TaskId,
 }
 
 impl<V> TaskSpec<V> {

@@ -120,6 +120,8 @@ impl NodeInner {
             job: spec.job,
             module: spec.module,
             lineage: spec.lineage.clone(),
+            actor: spec.actor(),
+            gpu_ids: run.gpu_ids.clone(),
         };
         let limits = CallLimits {
             memory_bytes: spec.memory_limit.unwrap_or(self.config.default_task_memory),
@@ -167,6 +169,7 @@ impl NodeInner {
 
     async fn execute_task(self: Arc<Self>, run: RunTask<Value>) {
         let spec = Arc::clone(&run.spec);
+        let running = self.running.enter(spec.id);
         let key = PoolKey {
             job: spec.job,
             module: spec.module,
@@ -177,12 +180,22 @@ impl NodeInner {
             None => match self.instantiate(&spec, None).await {
                 Ok(pooled) => pooled,
                 Err(error) => {
-                    self.report_failure(spec.id, error, true);
+                    self.with_sched(|sched| {
+                        sched.task_finished(
+                            spec.id,
+                            Outcome::Failed {
+                                error,
+                                system: true,
+                            },
+                        );
+                        drop(running);
+                    });
                     return;
                 }
             },
         };
         let mut pooled = pooled;
+        running.attach(pooled.instance.kill_switch());
         let export = format!("{TASK_EXPORT_PREFIX}{}", spec.function);
         let label = format!("{} task={:x}", spec.function, spec.id.0 as u64);
         let call = self.task_call(run, export, label);
@@ -201,11 +214,14 @@ impl NodeInner {
         } else {
             drop(pooled);
         }
-        self.report_and_release(
-            spec.id,
-            sched_outcome(finished.outcome, false),
-            &finished.held,
-        );
+        self.with_sched(|sched| {
+            sched.task_finished(spec.id, sched_outcome(finished.outcome, false));
+            // Under the scheduler's lock: a stop after this finds the task finished.
+            drop(running);
+            for &id in &finished.held {
+                sched.release(id);
+            }
+        });
     }
 
     pub(crate) async fn instantiate(

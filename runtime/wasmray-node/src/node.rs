@@ -6,7 +6,9 @@
 //! under the lock.
 
 use crate::actors::ActorHost;
+use crate::error_log::ErrorLog;
 use crate::execute::InstancePool;
+use crate::running::RunningTasks;
 use crate::services::GuestServices;
 use crate::value::Value;
 use crate::waiters::Waiters;
@@ -56,6 +58,10 @@ pub(crate) struct NodeInner {
     pub(crate) waiters: Waiters,
     pub(crate) pool: InstancePool,
     pub(crate) actors: Mutex<IdMap<ActorId, Arc<ActorHost>>>,
+    /// Each running job's failed tasks, for `error_info()`.
+    pub(crate) errors: ErrorLog,
+    /// Plain tasks running here, for `cancel` to stop.
+    pub(crate) running: RunningTasks,
     next_job: AtomicU32,
     /// This node's scratch space (spilled objects); removed at shutdown.
     temp_dir: std::path::PathBuf,
@@ -94,6 +100,8 @@ impl Node {
             sched: Mutex::new(Scheduler::new(total)),
             waiters: Waiters::default(),
             actors: Mutex::default(),
+            errors: ErrorLog::default(),
+            running: RunningTasks::default(),
             next_job: AtomicU32::new(1),
             temp_dir,
             shutting_down: AtomicBool::new(false),
@@ -223,7 +231,15 @@ impl NodeInner {
         let (result, actions) = {
             let mut sched = self.lock_sched();
             let result = change(&mut sched);
-            (result, sched.drain_actions())
+            let actions = sched.drain_actions();
+            // Stops are carried out under the scheduler's lock, which is what keeps them from
+            // racing the task's start and end (see running.rs).
+            for action in &actions {
+                if let Action::StopTask(task) = action {
+                    self.running.stop(*task);
+                }
+            }
+            (result, actions)
         };
         self.apply(actions);
         result
@@ -243,7 +259,10 @@ impl NodeInner {
                     let reason = error.message.lines().last().unwrap_or_default().to_owned();
                     tracing::warn!(%task, %function, attempt, %reason, "task failed; retrying");
                 }
-                Action::Failed { task, error } => tracing::debug!(%task, %error, "task failed"),
+                Action::Failed { task, job, error } => {
+                    tracing::debug!(%task, %error, "task failed");
+                    self.errors.record(job, task, &error);
+                }
                 Action::StopActor(actor) => self.stop_actor(actor),
                 Action::ActorDied { actor, cause } => {
                     tracing::debug!(%actor, %cause, "actor died");
@@ -257,6 +276,7 @@ impl NodeInner {
                     let reason = cause.message.lines().last().unwrap_or_default().to_owned();
                     tracing::warn!(%actor, attempt, %reason, "actor lost its instance; restarting");
                 }
+                Action::StopTask(_) => {}
                 Action::UnhandledError(error) => {
                     let text = format!("unhandled error (the result was never retrieved): {error}");
                     for line in text.lines() {
@@ -305,11 +325,14 @@ impl NodeInner {
             job,
             module: module.id(),
             lineage: Lineage::root("main"),
+            actor: None,
+            gpu_ids: Vec::new(),
         };
         let finished = instance.run_main(caller, self.config.max_task_memory).await;
         self.release(&finished.held);
         // The job's actors go with its driver, unless detached (as in Ray).
         self.with_sched(|sched| sched.job_finished(job));
+        self.errors.forget(job);
         Ok(match finished.outcome {
             MainOutcome::Exited(code) => DriverExit::Exited(code),
             MainOutcome::Failed(error) => DriverExit::Failed(error),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use wasmray_abi::{CallOptions, ClusterQuery, NodeInfo};
+use wasmray_abi::{CallOptions, ClusterQuery, NodeInfo, RuntimeContext};
 use wasmray_core::{
     ArgSpec, CPU, DEFAULT_MAX_RETRIES, ErrorKind, GPU, ObjectId, ResourceError, ResourceSet,
     TaskError, TaskId, TaskKind, TaskSpec,
@@ -169,6 +169,7 @@ impl NodeInner {
             job: caller.job,
             module: caller.module,
             lineage: caller.lineage.child(&submission.function),
+            submitter: caller.task,
             function: submission.function,
             args: submission
                 .args
@@ -222,7 +223,11 @@ impl NodeInner {
 pub(crate) fn resources_of(options: &CallOptions) -> Result<ResourceSet, ResourceError> {
     let mut set = ResourceSet::new();
     set.insert(CPU, options.num_cpus.unwrap_or(1.0))?;
-    set.insert(GPU, options.num_gpus.unwrap_or(0.0))?;
+    let gpus = options.num_gpus.unwrap_or(0.0);
+    if gpus > 1.0 && gpus.fract() != 0.0 {
+        return Err(ResourceError::FractionalGpus(gpus));
+    }
+    set.insert(GPU, gpus)?;
     for (name, quantity) in &options.resources {
         set.insert(name, *quantity)?;
     }
@@ -382,7 +387,35 @@ impl NodeServices for GuestServices {
         self.node.release(ids);
     }
 
-    fn cluster_info(&self, query: ClusterQuery) -> Vec<u8> {
+    fn cancel(&self, object: ObjectId, recursive: bool) -> bool {
+        self.node
+            .with_sched(|sched| sched.cancel(object, recursive))
+    }
+
+    fn cluster_info(&self, caller: &Caller, query: ClusterQuery) -> Vec<u8> {
+        match query {
+            ClusterQuery::RuntimeContext => {
+                let mut resource_ids = Vec::new();
+                if !caller.gpu_ids.is_empty() {
+                    resource_ids.push((GPU.to_owned(), caller.gpu_ids.clone()));
+                }
+                let context = RuntimeContext {
+                    job_id: format!("{:08x}", caller.job.0),
+                    task_id: caller.task.to_string(),
+                    actor_id: caller.actor.map(|actor| actor.to_string()),
+                    node_id: self.node.id.to_string(),
+                    resource_ids,
+                };
+                return wasmray_abi::encode(&context).unwrap_or_default();
+            }
+            ClusterQuery::ErrorInfo => {
+                let (errors, _dropped) = self.node.errors.of(caller.job);
+                return wasmray_abi::encode(&errors).unwrap_or_default();
+            }
+            ClusterQuery::Nodes
+            | ClusterQuery::ClusterResources
+            | ClusterQuery::AvailableResources => {}
+        }
         let (mut total, mut available) = {
             let sched = self.node.lock_sched();
             (sched.total().to_pairs(), sched.available().to_pairs())
@@ -405,6 +438,7 @@ impl NodeServices for GuestServices {
             }]),
             ClusterQuery::ClusterResources => wasmray_abi::encode(&total),
             ClusterQuery::AvailableResources => wasmray_abi::encode(&available),
+            ClusterQuery::RuntimeContext | ClusterQuery::ErrorInfo => Ok(Vec::new()),
         };
         // Encoding plain vectors of strings and numbers into memory cannot fail.
         encoded.unwrap_or_default()

@@ -15,8 +15,8 @@ use crate::{ObjectValue, Scheduler};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use wasmray_core::{
-    ActorId, ActorName, ActorSpec, ArgSpec, IdMap, JobId, ResourceSet, TaskError, TaskId, TaskKind,
-    TaskSpec,
+    ActorId, ActorName, ActorSpec, ArgSpec, GPU, IdMap, JobId, ResourceSet, TaskError, TaskId,
+    TaskKind, TaskSpec,
 };
 
 #[derive(Debug)]
@@ -45,6 +45,8 @@ pub(crate) struct ActorEntry<V> {
     /// Whether the creation task's arguments are still referenced (until death).
     pub(crate) holds_args: bool,
     pub(crate) handle_dropped: bool,
+    /// The GPUs the actor holds while it holds its resources.
+    pub(crate) gpu_ids: Vec<u32>,
 }
 
 /// Why a named creation was refused.
@@ -120,6 +122,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 running: 0,
                 restarts: 0,
                 holding: false,
+                gpu_ids: Vec::new(),
                 holds_args: true,
                 handle_dropped: false,
             },
@@ -188,6 +191,7 @@ impl<V: ObjectValue> Scheduler<V> {
         }
         entry.restarts += 1;
         entry.state = ActorState::Creating;
+        let gpu_ids = entry.gpu_ids.clone();
         let spec = Arc::clone(&entry.creation);
         let attempt = entry.restarts;
         self.actions.push(Action::Restart {
@@ -202,12 +206,15 @@ impl<V: ObjectValue> Scheduler<V> {
                 spec: Arc::clone(&spec),
                 state: TaskState::Running { blocked: false },
                 attempt,
+                gpu_ids: Vec::new(),
+                cancelled: false,
             },
         );
         self.actions.push(Action::Run(RunTask {
             spec,
             args,
             attempt,
+            gpu_ids,
         }));
     }
 
@@ -287,11 +294,13 @@ impl<V: ObjectValue> Scheduler<V> {
             entry.running += 1;
             task.state = TaskState::Running { blocked: false };
             let (spec, attempt) = (Arc::clone(&task.spec), task.attempt);
+            let gpu_ids = entry.gpu_ids.clone();
             match self.resolve_args(&spec) {
                 Some(args) => self.actions.push(Action::Run(RunTask {
                     spec,
                     args,
                     attempt,
+                    gpu_ids,
                 })),
                 None => {
                     if let Some(entry) = self.actors.entries.get_mut(&actor) {
@@ -309,11 +318,12 @@ impl<V: ObjectValue> Scheduler<V> {
     }
 
     /// Whether a queued creation task may start (its actor is not dead); if so, the actor
-    /// holds the resources the dispatch takes from here on.
-    pub(crate) fn creation_may_start(&mut self, actor: ActorId) -> bool {
+    /// holds the resources (and the GPUs `gpu_ids`) the dispatch takes from here on.
+    pub(crate) fn creation_may_start(&mut self, actor: ActorId, gpu_ids: &[u32]) -> bool {
         match self.actors.entries.get_mut(&actor) {
             Some(entry) if !matches!(entry.state, ActorState::Dead(_)) => {
                 entry.holding = true;
+                entry.gpu_ids = gpu_ids.to_vec();
                 true
             }
             _ => false,
@@ -423,6 +433,7 @@ impl<V: ObjectValue> Scheduler<V> {
             ResourceSet::new()
         };
         entry.holding = false;
+        let gpu_ids = std::mem::take(&mut entry.gpu_ids);
         let release_args = std::mem::take(&mut entry.holds_args);
         let creation = Arc::clone(&entry.creation);
         let (name, detached, dropped) = (
@@ -431,6 +442,7 @@ impl<V: ObjectValue> Scheduler<V> {
             entry.handle_dropped,
         );
         self.available.add_capped(&resources, &self.total);
+        self.gpus.give_back(&gpu_ids, resources.get(GPU));
         if let Some(name) = name
             && self.actors.names.get(&name) == Some(&actor)
         {

@@ -20,6 +20,10 @@ fn task_error<V>(
     }
 }
 
+pub(crate) fn cancelled<V>(spec: &TaskSpec<V>, message: &str) -> TaskError {
+    task_error(spec, ErrorKind::Cancelled, message.to_owned(), None)
+}
+
 pub(crate) fn invalid<V>(spec: &TaskSpec<V>, message: String) -> TaskError {
     task_error(spec, ErrorKind::InvalidTask, message, None)
 }

@@ -12,6 +12,7 @@
 mod actor_tests;
 mod actors;
 mod errors;
+mod gpus;
 mod objects;
 mod queue;
 mod scheduler;

@@ -25,6 +25,22 @@ impl ReadyQueue {
         self.len += 1;
     }
 
+    /// Takes `task` (queued with `shape`) out of the queue; false if it was not there.
+    pub(crate) fn remove(&mut self, shape: &ResourceSet, task: TaskId) -> bool {
+        let Some(queue) = self.classes.get_mut(shape) else {
+            return false;
+        };
+        let Some(at) = queue.iter().position(|&queued| queued == task) else {
+            return false;
+        };
+        queue.remove(at);
+        if queue.is_empty() {
+            self.classes.remove(shape);
+        }
+        self.len -= 1;
+        true
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -7,12 +7,14 @@
 
 use crate::ObjectValue;
 use crate::actors::ActorTable;
-use crate::errors::{dependency_failed, infeasible, invalid};
+use crate::errors::{cancelled, dependency_failed, infeasible, invalid};
+use crate::gpus::GpuIds;
 use crate::objects::{ObjectEvent, ObjectState, ObjectTable, RefCounts, RefKind};
 use crate::queue::ReadyQueue;
 use std::sync::Arc;
 use wasmray_core::{
-    ActorId, ArgSpec, CPU, IdMap, ObjectId, ResourceSet, TaskError, TaskId, TaskKind, TaskSpec,
+    ActorId, ArgSpec, CPU, GPU, IdMap, JobId, ObjectId, ResourceSet, TaskError, TaskId, TaskKind,
+    TaskSpec,
 };
 
 /// Something the node must do.
@@ -30,9 +32,16 @@ pub enum Action<V> {
         error: Arc<TaskError>,
     },
     /// A task failed for good.
-    Failed { task: TaskId, error: Arc<TaskError> },
+    Failed {
+        task: TaskId,
+        job: JobId,
+        error: Arc<TaskError>,
+    },
     /// An error object was dropped without anyone retrieving it.
     UnhandledError(Arc<TaskError>),
+    /// `cancel` asked for this running task to stop: stop its instance. Its report then fails
+    /// it as cancelled.
+    StopTask(TaskId),
     /// Stop the actor's instance now (calls in flight end as lost).
     StopActor(ActorId),
     /// The actor's instance was lost and it is being re-created (attempt `attempt`).
@@ -55,6 +64,9 @@ pub struct RunTask<V> {
     pub args: Vec<V>,
     /// 0 on the first run.
     pub attempt: u32,
+    /// The logical IDs of the GPUs the task holds (an actor's, for its constructor and
+    /// methods), `0..` the node's GPU count.
+    pub gpu_ids: Vec<u32>,
 }
 
 /// How a run ended.
@@ -80,6 +92,10 @@ pub(crate) struct TaskEntry<V> {
     pub(crate) spec: Arc<TaskSpec<V>>,
     pub(crate) state: TaskState,
     pub(crate) attempt: u32,
+    /// The GPUs a running plain task holds (an actor's are in its actor entry).
+    pub(crate) gpu_ids: Vec<u32>,
+    /// `cancel` asked for this running task to stop: however it ends, it is not retried.
+    pub(crate) cancelled: bool,
 }
 
 /// Counts for status displays and for tests.
@@ -102,6 +118,7 @@ pub struct Scheduler<V> {
     pub(crate) tasks: IdMap<TaskId, TaskEntry<V>>,
     ready: ReadyQueue,
     pub(crate) actors: ActorTable<V>,
+    pub(crate) gpus: GpuIds,
     /// Actors whose queue may be able to move, looked at by the next `dispatch`.
     actors_to_dispatch: Vec<ActorId>,
     pub(crate) actions: Vec<Action<V>>,
@@ -112,6 +129,7 @@ impl<V: ObjectValue> Scheduler<V> {
     pub fn new(total: ResourceSet) -> Self {
         Self {
             available: total.clone(),
+            gpus: GpuIds::new(total.get(GPU)),
             total,
             objects: ObjectTable::new(),
             tasks: IdMap::default(),
@@ -206,6 +224,8 @@ impl<V: ObjectValue> Scheduler<V> {
                 spec: Arc::clone(&spec),
                 state: TaskState::Waiting { missing },
                 attempt: 0,
+                gpu_ids: Vec::new(),
+                cancelled: false,
             },
         );
         if let TaskKind::ActorMethod { actor } = spec.kind
@@ -244,6 +264,8 @@ impl<V: ObjectValue> Scheduler<V> {
                 spec,
                 state: TaskState::Waiting { missing: 0 },
                 attempt: 0,
+                gpu_ids: Vec::new(),
+                cancelled: false,
             },
         );
         self.fail_for_good(task, error);
@@ -353,10 +375,65 @@ impl<V: ObjectValue> Scheduler<V> {
                     held.subtract(&cpu_part(&entry.spec.resources));
                 }
                 self.available.add_capped(&held, &self.total);
+                if let Some(entry) = self.tasks.get_mut(&task) {
+                    let ids = std::mem::take(&mut entry.gpu_ids);
+                    self.gpus.give_back(&ids, entry.spec.resources.get(GPU));
+                }
                 self.finish_plain(task, outcome);
             }
         }
         self.dispatch();
+    }
+
+    /// Ray's `cancel`: stops the task that makes `object`, and with `recursive` the tasks it
+    /// submitted, transitively. A task not yet running fails at once with `Cancelled` (a
+    /// queued actor call too); a running one gets a [`Action::StopTask`] and fails as
+    /// cancelled when it reports, without retries (unless it returned first). A running actor
+    /// method is left alone: stopping it would lose its actor. Returns whether a task was
+    /// cancelled.
+    pub fn cancel(&mut self, object: ObjectId, recursive: bool) -> bool {
+        if object.is_put() || object.actor().is_some() {
+            return false;
+        }
+        let mut found = false;
+        let mut pending = vec![(object.task, "cancelled by the caller")];
+        while let Some((task, why)) = pending.pop() {
+            let Some(entry) = self.tasks.get_mut(&task) else {
+                continue;
+            };
+            let is_creation = matches!(entry.spec.kind, TaskKind::ActorCreation(_));
+            match (&entry.state, &entry.spec.kind) {
+                _ if is_creation => continue,
+                (TaskState::Running { .. }, TaskKind::ActorMethod { .. }) => continue,
+                (TaskState::Running { .. }, _) => {
+                    if !entry.cancelled {
+                        entry.cancelled = true;
+                        self.actions.push(Action::StopTask(task));
+                    }
+                }
+                (TaskState::Ready, TaskKind::Task) => {
+                    let shape = entry.spec.resources.clone();
+                    self.ready.remove(&shape, task);
+                    let error = cancelled(&entry.spec, why);
+                    self.fail_for_good(task, error);
+                }
+                (TaskState::Waiting { .. } | TaskState::Ready, _) => {
+                    let error = cancelled(&entry.spec, why);
+                    self.fail_for_good(task, error);
+                }
+            }
+            found = true;
+            if recursive {
+                pending.extend(
+                    self.tasks
+                        .iter()
+                        .filter(|(_, child)| child.spec.submitter == task)
+                        .map(|(&child, _)| (child, "cancelled with the task that submitted it")),
+                );
+            }
+        }
+        self.dispatch();
+        found
     }
 
     /// Seals a finished run's results, or retries or fails it (resources already settled).
@@ -397,6 +474,10 @@ impl<V: ObjectValue> Scheduler<V> {
                 );
                 self.fail_for_good(task, error);
             }
+            Outcome::Failed { .. } if entry.cancelled => {
+                let error = cancelled(&entry.spec, "cancelled while it ran");
+                self.fail_for_good(task, error);
+            }
             Outcome::Failed { error, system } => {
                 let retry = (system || entry.spec.retry_exceptions)
                     && entry.attempt < entry.spec.max_retries;
@@ -433,23 +514,39 @@ impl<V: ObjectValue> Scheduler<V> {
         if self.ready.len() == 0 {
             return;
         }
+        let mut no_gpu_fits = Vec::new();
         for task in self.ready.take_fitting(&mut self.available) {
+            let Some(resources) = self.tasks.get(&task).map(|e| e.spec.resources.clone()) else {
+                continue;
+            };
+            let Some(gpu_ids) = self.gpus.take(resources.get(GPU)) else {
+                // The ledger has the GPUs, but fractions left no single GPU room for this
+                // share: it waits for the next dispatch.
+                self.available.add_capped(&resources, &self.total);
+                no_gpu_fits.push((resources, task));
+                continue;
+            };
             let is_creation = self
                 .tasks
                 .get(&task)
                 .is_some_and(|e| matches!(e.spec.kind, TaskKind::ActorCreation(_)));
-            if is_creation && !self.creation_may_start(ActorId(task)) {
+            if is_creation && !self.creation_may_start(ActorId(task), &gpu_ids) {
                 // Its actor died while the creation waited: give the resources back.
                 if let Some(entry) = self.tasks.remove(&task) {
                     self.available
                         .add_capped(&entry.spec.resources, &self.total);
+                    self.gpus.give_back(&gpu_ids, resources.get(GPU));
                 }
                 continue;
             }
             let Some(entry) = self.tasks.get_mut(&task) else {
+                self.gpus.give_back(&gpu_ids, resources.get(GPU));
                 continue;
             };
             entry.state = TaskState::Running { blocked: false };
+            if !is_creation {
+                entry.gpu_ids = gpu_ids.clone();
+            }
             let spec = Arc::clone(&entry.spec);
             let attempt = entry.attempt;
             let args = spec
@@ -468,17 +565,24 @@ impl<V: ObjectValue> Scheduler<V> {
                     spec,
                     args,
                     attempt,
+                    gpu_ids,
                 }));
             } else {
                 // Unreachable while the task holds references to its arguments; fail loudly
                 // rather than run with missing inputs.
                 self.available.add_capped(&spec.resources, &self.total);
+                if !is_creation {
+                    self.gpus.give_back(&gpu_ids, spec.resources.get(GPU));
+                }
                 let error = invalid(
                     &spec,
                     "an argument was lost before the task could run".into(),
                 );
                 self.fail_for_good(task, error);
             }
+        }
+        for (resources, task) in no_gpu_fits {
+            self.ready.push(&resources, task);
         }
     }
 
@@ -500,6 +604,7 @@ impl<V: ObjectValue> Scheduler<V> {
             }
             self.actions.push(Action::Failed {
                 task,
+                job: entry.spec.job,
                 error: Arc::clone(&error),
             });
             for id in entry.spec.return_ids() {

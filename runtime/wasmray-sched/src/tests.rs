@@ -79,6 +79,7 @@ impl Sim {
             memory_limit: None,
             cpu_time_limit_ms: None,
             lineage: Lineage::root("main").child(function),
+            submitter: TaskId(0),
         }
     }
 
@@ -366,5 +367,69 @@ fn a_watched_object_reports_its_seal() {
         sim.log
             .iter()
             .any(|action| matches!(action, Action::Sealed(id) if *id == a))
+    );
+}
+
+#[test]
+fn concurrent_gpu_tasks_hold_distinct_gpu_ids_and_free_ones_are_reused() {
+    let mut sim = Sim::new(4.0);
+    sim.sched =
+        Scheduler::new(ResourceSet::from_pairs([(CPU, 4.0), (wasmray_core::GPU, 2.0)]).unwrap());
+    let gpu_task = |sim: &Sim, name: &str, gpus: f64| {
+        let mut spec = sim.spec(name, vec![], 1.0);
+        spec.resources = ResourceSet::from_pairs([(CPU, 1.0), (wasmray_core::GPU, gpus)]).unwrap();
+        spec
+    };
+    for name in ["a", "b", "c"] {
+        let spec = gpu_task(&sim, name, 1.0);
+        sim.submit(spec);
+    }
+    assert_eq!(sim.running_functions(), ["a", "b"], "two GPUs, two tasks");
+    let ids: Vec<Vec<u32>> = sim.running.iter().map(|r| r.gpu_ids.clone()).collect();
+    assert_eq!(ids, [vec![0], vec![1]]);
+    sim.finish("a", vec![]);
+    assert_eq!(sim.running_functions(), ["b", "c"]);
+    assert_eq!(sim.running[1].gpu_ids, [0], "a's GPU went to c");
+    let cpu_only = sim.spec("d", vec![], 1.0);
+    sim.submit(cpu_only);
+    assert_eq!(sim.running[2].gpu_ids, Vec::<u32>::new());
+}
+
+#[test]
+fn cancel_fails_queued_tasks_stops_running_ones_and_reaches_their_children() {
+    let mut sim = Sim::new(1.0);
+    let running = sim.submit(sim.spec("running", vec![], 1.0));
+    let queued = sim.submit(sim.spec("queued", vec![], 1.0));
+    let dependent = sim.submit(sim.spec("dependent", vec![ArgSpec::ByRef(queued)], 1.0));
+    assert!(sim.sched.cancel(queued, false));
+    assert_eq!(sim.error_of(queued).kind, ErrorKind::Cancelled);
+    let wrapped = sim.error_of(dependent);
+    assert_eq!(wrapped.kind, ErrorKind::DependencyFailed);
+    assert_eq!(wrapped.root_cause().kind, ErrorKind::Cancelled);
+    assert!(!sim.sched.cancel(queued, false), "already gone");
+
+    // The running task submitted a child, which is still queued behind it.
+    let parent = sim.running[0].spec.id;
+    let mut child = sim.spec("child", vec![], 1.0);
+    child.submitter = parent;
+    let child = sim.submit(child);
+    assert!(sim.sched.cancel(running, true));
+    sim.pump();
+    assert!(
+        sim.log
+            .iter()
+            .any(|a| matches!(a, Action::StopTask(t) if *t == parent)),
+        "the running task is stopped"
+    );
+    assert_eq!(sim.error_of(child).kind, ErrorKind::Cancelled);
+    // Its instance stops and reports a system failure: cancelled, not retried.
+    sim.fail("running", true);
+    assert_eq!(sim.error_of(running).kind, ErrorKind::Cancelled);
+    assert!(sim.running.is_empty());
+    let next = sim.submit(sim.spec("next", vec![], 1.0));
+    assert_eq!(sim.running_functions(), ["next"], "its CPU came back");
+    assert!(
+        !sim.sched.cancel(next.task.put_object(0), false),
+        "a put: nothing to cancel"
     );
 }

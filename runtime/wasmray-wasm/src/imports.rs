@@ -46,6 +46,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> Result<()> {
     linker.func_wrap(IMPORT_MODULE, imports::TASK_RETURN, task_return)?;
     linker.func_wrap(IMPORT_MODULE, imports::REPORT_PANIC, report_panic)?;
     linker.func_wrap(IMPORT_MODULE, imports::CLUSTER_INFO, cluster_info)?;
+    linker.func_wrap(IMPORT_MODULE, imports::CANCEL, cancel)?;
     crate::actor_imports::add_to_linker(linker)?;
     crate::object_imports::add_to_linker(linker)?;
     Ok(())
@@ -376,13 +377,25 @@ fn report_panic(
     Ok(())
 }
 
+fn cancel(
+    mut caller: Caller<'_, GuestState>,
+    handle: u32,
+    _force: i32,
+    recursive: i32,
+) -> Result<i32> {
+    let state = caller.data_mut();
+    let id = handle_to_id(state, imports::CANCEL, handle)?;
+    Ok(i32::from(state.services.cancel(id, recursive != 0)))
+}
+
 fn cluster_info(mut caller: Caller<'_, GuestState>, query: i32, info_ptr: u32) -> Result<()> {
     const IMPORT: &str = imports::CLUSTER_INFO;
     let memory = memory(&caller, IMPORT)?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
     let query = ClusterQuery::from_i32(query)
         .ok_or_else(|| fault(IMPORT, format!("unknown query {query}")))?;
-    let answer = state.services.cluster_info(query);
+    let caller = call(state, IMPORT)?.caller.clone();
+    let answer = state.services.cluster_info(&caller, query);
     let info = stage(state, IMPORT, StagedBytes::Owned(answer), &[])?;
     write_info(data, IMPORT, info_ptr, info)
 }

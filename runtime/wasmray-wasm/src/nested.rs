@@ -28,8 +28,11 @@ pub(crate) async fn block_on<T>(
             }
         };
         tokio::select! {
-            value = &mut wait => return Ok(value),
+            // A kill wins over a wait that ends at the same moment (a cancelled task whose
+            // child was cancelled with it must not go on with the child's error).
+            biased;
             () = kill.killed() => return Err(wasmtime::Error::msg("the instance was stopped")),
+            value = &mut wait => return Ok(value),
             call = next_call => run_nested(caller, call).await,
         }
     }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmray_abi::{CallOptions, ClusterQuery, TaskError};
-use wasmray_core::{JobId, Lineage, ModuleId, ObjectId, TaskId};
+use wasmray_core::{ActorId, JobId, Lineage, ModuleId, ObjectId, TaskId};
 use wasmray_store::{Reservation, StoredObject};
 
 /// A boxed future, as the trait's async methods return.
@@ -26,6 +26,10 @@ pub struct Caller {
     pub job: JobId,
     pub module: ModuleId,
     pub lineage: Lineage,
+    /// The actor whose constructor or method this is.
+    pub actor: Option<ActorId>,
+    /// The GPUs the task (or its actor) holds, by logical ID.
+    pub gpu_ids: Vec<u32>,
 }
 
 /// One argument of a submission, with handles already translated.
@@ -122,8 +126,12 @@ pub trait NodeServices: ActorServices {
     /// Drops one reference to each object.
     fn release(&self, ids: &[ObjectId]);
 
-    /// Answers a cluster query, postcard-encoded as `wit/wasmray.wit` says.
-    fn cluster_info(&self, query: ClusterQuery) -> Vec<u8>;
+    /// Cancels the task that makes `object` (Ray's `cancel`), and with `recursive` the tasks
+    /// it submitted; whether a task was cancelled.
+    fn cancel(&self, object: ObjectId, recursive: bool) -> bool;
+
+    /// Answers a cluster query from `caller`, postcard-encoded as `wit/wasmray.wit` says.
+    fn cluster_info(&self, caller: &Caller, query: ClusterQuery) -> Vec<u8>;
 }
 
 /// What a guest asks to create an actor, with handles already translated.

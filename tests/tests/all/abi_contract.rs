@@ -151,3 +151,39 @@ fn the_wit_file_names_the_exports_the_host_looks_for() {
         wasmray_abi::ABI_VERSION
     )));
 }
+
+/// The variants of `enum error-kind` in the WIT, in order, without their doc lines.
+fn wit_error_kinds() -> Vec<String> {
+    let wit = std::fs::read_to_string(repo().join("wit/wasmray.wit")).expect("read wit");
+    let start = wit.find("enum error-kind {").expect("enum error-kind");
+    let body = &wit[start..start + wit[start..].find('}').expect("end of enum")];
+    body.lines()
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("//"))
+        .map(|l| l.trim_end_matches(',').to_owned())
+        .collect()
+}
+
+/// postcard writes an enum as its variant's index, so the WIT's order is the wire format: the
+/// i-th `error-kind` must decode as the i-th `ErrorKind`, and no index past them may decode.
+#[test]
+fn error_kinds_have_the_wit_order_on_the_wire() {
+    let kinds = wit_error_kinds();
+    assert!(kinds.len() >= 11, "{kinds:?}");
+    for (index, name) in kinds.iter().enumerate() {
+        let kind: wasmray_abi::ErrorKind =
+            wasmray_abi::decode(&[index as u8]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let debug = format!("{kind:?}");
+        let kebab: String = debug
+            .chars()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                let dash = (i > 0 && c.is_uppercase()).then_some('-');
+                dash.into_iter().chain(c.to_lowercase())
+            })
+            .collect();
+        assert_eq!(&kebab, name, "variant {index}");
+    }
+    assert!(wasmray_abi::decode::<wasmray_abi::ErrorKind>(&[kinds.len() as u8]).is_err());
+}

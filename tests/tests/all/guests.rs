@@ -2,7 +2,7 @@
 //! values and object lifetimes, output labels.
 
 use wasmray_node::{DriverExit, Stream};
-use wasmray_tests::{guests, run_guest};
+use wasmray_tests::{guests, run_guest, run_guest_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_become_errors_and_the_node_keeps_serving() -> anyhow::Result<()> {
@@ -114,11 +114,33 @@ async fn std_collections_derived_types_and_large_puts_cross_by_value() -> anyhow
             r#"wait for more refs than given: Panic "wasmray::wait: num_returns (3) is larger than the number of refs given (2)""#,
         ]
     );
-    let stats = run.node.stats();
+    let stats = run.settled_stats().await;
     assert_eq!(
         (stats.store.objects, stats.store.arena_used),
         (0, 0),
         "every streamed put was freed: {stats:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_context_gpu_ids_get_timeout_error_info_and_cancel() -> anyhow::Result<()> {
+    let run = run_guest_with(guests::API, 2.0, |config| config.num_gpus = 2.0, &[]).await?;
+    assert_eq!(
+        run.stdout_ok(),
+        [
+            "is_initialized: true",
+            "context: driver has no actor, a task shares its job and node and has its own task ID",
+            "actor context: the same actor ID in two calls, another actor's differs",
+            "gpu ids: two 1-GPU tasks at once hold [[0], [1]]; two half-GPU tasks share [[0], [0]]; a 1-GPU actor holds [0]; none asked: []",
+            "get_timeout: GetTimeout after 50ms, then the value 7",
+            r#"error_info: [("fails_first", Panic, "first"), ("fails_second", Panic, "second")]"#,
+            "cancel queued: Cancelled, true",
+            "cancel running (sleeping): Cancelled",
+            "cancel running (computing): Cancelled",
+            "cancel recursive: parent Cancelled, child Cancelled",
+            "cancel finished: false",
+        ]
     );
     Ok(())
 }
