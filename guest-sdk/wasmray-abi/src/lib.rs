@@ -14,7 +14,8 @@ mod records;
 pub use error::{ErrorKind, TaskError};
 pub use records::{
     ActorCall, ActorCreation, ActorLookup, ActorOptions, ArgOut, CallOptions, ClusterQuery,
-    ErrorInfo, GetStatus, Handle, NodeInfo, RuntimeContext, StagedInfo, TaskSubmission, ValueOut,
+    ErrorInfo, GetStatus, Handle, MethodOptions, NodeInfo, RuntimeContext, StagedInfo,
+    TaskSubmission, ValueOut,
 };
 
 /// Version of the ABI; a module exports it as `wasmray_abi_version` and the host refuses a

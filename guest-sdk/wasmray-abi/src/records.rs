@@ -101,6 +101,17 @@ pub struct ActorCall<'a> {
     #[serde(borrow)]
     pub args: Vec<ArgOut<'a>>,
     pub num_returns: u32,
+    pub options: MethodOptions,
+}
+
+/// Options of one actor method call (Ray's `c.m.options(..)`); `None` is the actor's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodOptions {
+    /// How often the call is retried when the actor's instance is lost under it (and after
+    /// guest errors too, with `retry_exceptions`); default: the actor's `max_task_retries`.
+    pub max_task_retries: Option<u32>,
+    /// Whether the call is retried after it panics or traps as well (default: no).
+    pub retry_exceptions: Option<bool>,
 }
 
 /// `get_actor` decodes this: the live actor named `name`, which must be of class `class`.

@@ -14,7 +14,9 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::ops::Deref;
-use wasmray_abi::{ActorCall, ActorCreation, ActorLookup, ErrorKind, GetStatus, TaskError};
+use wasmray_abi::{
+    ActorCall, ActorCreation, ActorLookup, ErrorKind, GetStatus, MethodOptions, TaskError,
+};
 
 use crate::actor_options::ActorOptions;
 use crate::args::Arg;
@@ -141,6 +143,7 @@ pub struct MethodCall<Out> {
     method: &'static str,
     args: Vec<Arg>,
     num_returns: u32,
+    options: MethodOptions,
     wrap: fn(ReturnHandles) -> Out,
 }
 
@@ -160,8 +163,30 @@ impl<Out> MethodCall<Out> {
             method,
             args,
             num_returns,
+            options: MethodOptions::default(),
             wrap,
         }
+    }
+
+    /// Options for this call only (Ray's `c.m.options(..)`), set with the methods that follow;
+    /// it reads as Ray's: `counter.inc().options().max_task_retries(2).remote()`. A method's
+    /// `num_returns` is part of its type: set it with `#[wasmray::method(num_returns = n)]`.
+    pub fn options(self) -> Self {
+        self
+    }
+
+    /// How often this call is retried when the actor's instance is lost under it (Ray's
+    /// `max_task_retries`); default: the actor's own `max_task_retries`.
+    pub fn max_task_retries(mut self, retries: u32) -> Self {
+        self.options.max_task_retries = Some(retries);
+        self
+    }
+
+    /// Whether this call is also retried (up to `max_task_retries`) when the method panics or
+    /// traps (Ray's `retry_exceptions`); the actor keeps its state between attempts.
+    pub fn retry_exceptions(mut self, retry: bool) -> Self {
+        self.options.retry_exceptions = Some(retry);
+        self
     }
 
     /// Submits the call and returns at once with ref(s) to its result(s). Calls from one caller
@@ -173,6 +198,7 @@ impl<Out> MethodCall<Out> {
             method: self.method,
             args: self.args.iter().map(Arg::arg_out).collect(),
             num_returns: self.num_returns,
+            options: self.options.clone(),
         };
         let spec = codec::encode_record(&call);
         let spec_len = codec::abi_len(spec.len(), "an actor call");

@@ -8,7 +8,7 @@ use crate::node::NodeInner;
 use crate::services::{GuestServices, resources_of};
 use crate::value::Value;
 use std::sync::Arc;
-use wasmray_abi::{ActorOptions, CallOptions};
+use wasmray_abi::{ActorOptions, CallOptions, MethodOptions};
 use wasmray_core::{
     ActorId, ActorName, ActorSpec, ArgSpec, ErrorKind, ObjectId, ResourceSet, TaskError, TaskKind,
     TaskSpec,
@@ -144,6 +144,7 @@ impl ActorServices for GuestServices {
         method: &str,
         args: Vec<SubmittedArg>,
         num_returns: u32,
+        options: &MethodOptions,
     ) -> Vec<ObjectId> {
         let node = &self.node;
         let target = actor.actor();
@@ -167,8 +168,12 @@ impl ActorServices for GuestServices {
             num_returns,
             resources: ResourceSet::new(),
             max_calls: 0,
-            max_retries: 0,
-            retry_exceptions: false,
+            // A method's retries: its own option, else its actor's `max_task_retries`.
+            max_retries: options
+                .max_task_retries
+                .or_else(|| info.as_ref().map(|info| info.spec.max_task_retries))
+                .unwrap_or(0),
+            retry_exceptions: options.retry_exceptions.unwrap_or(false),
             memory_limit: None,
             cpu_time_limit_ms: None,
         };

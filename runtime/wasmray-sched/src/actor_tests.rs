@@ -38,7 +38,11 @@ impl Sim {
     fn call(&mut self, actor: ActorId, method: &str, args: Vec<ArgSpec<Value>>) -> ObjectId {
         let mut spec = self.spec(method, args, 0.0);
         spec.resources = ResourceSet::new();
-        spec.max_retries = 0;
+        // The node gives a call its actor's `max_task_retries` unless the call says otherwise.
+        spec.max_retries = self
+            .sched
+            .actor_info(actor)
+            .map_or(0, |info| info.spec.max_task_retries);
         spec.kind = TaskKind::ActorMethod { actor };
         self.submit(spec)
     }

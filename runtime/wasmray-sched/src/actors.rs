@@ -373,7 +373,8 @@ impl<V: ObjectValue> Scheduler<V> {
     }
 
     /// A method call finished. `system` failures mean the instance was lost: the call is
-    /// retried (ahead of the queue) up to `max_task_retries`.
+    /// retried (ahead of the queue) up to its `max_retries` (the node sets it from the call's
+    /// options or its actor's `max_task_retries`); guest failures too with `retry_exceptions`.
     pub(crate) fn method_finished(&mut self, task: TaskId, actor: ActorId, outcome: Outcome<V>) {
         let Some(entry) = self.actors.entries.get_mut(&actor) else {
             self.finish_plain(task, outcome);
@@ -383,13 +384,29 @@ impl<V: ObjectValue> Scheduler<V> {
         match outcome {
             Outcome::Failed {
                 error,
+                system: false,
+            } if self.tasks.get(&task).is_some_and(|call| {
+                call.spec.retry_exceptions && call.attempt < call.spec.max_retries
+            }) =>
+            {
+                // The instance is fine: the call goes back to the head of the queue.
+                let _ = error;
+                if let Some(call) = self.tasks.get_mut(&task) {
+                    call.attempt += 1;
+                    call.state = TaskState::Ready;
+                }
+                if let Some(entry) = self.actors.entries.get_mut(&actor) {
+                    entry.queue.push_front(task);
+                }
+            }
+            Outcome::Failed {
+                error,
                 system: true,
             } => {
                 if matches!(entry.state, ActorState::Alive | ActorState::Draining) {
                     // Nothing more runs on the lost instance until it is re-created.
                     entry.state = ActorState::Lost;
                 }
-                let retries = entry.spec.max_task_retries;
                 let dead = match &entry.state {
                     ActorState::Dead(cause) => Some(Arc::clone(cause)),
                     _ => None,
@@ -400,7 +417,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 if let Some(cause) = dead {
                     let error = actor_died(&call.spec.function, "its actor died", Some(&cause));
                     self.fail_for_good(task, error);
-                } else if call.attempt < retries {
+                } else if call.attempt < call.spec.max_retries {
                     call.attempt += 1;
                     call.state = TaskState::Ready;
                     if let Some(entry) = self.actors.entries.get_mut(&actor) {

@@ -83,7 +83,14 @@ fn call_actor(
     let args = submitted_args(state, IMPORT, &spec.args)?;
     let services = Arc::clone(&state.services);
     let caller_info = call(state, IMPORT)?.caller.clone();
-    let ids = services.call_actor(&caller_info, actor, spec.method, args, spec.num_returns);
+    let ids = services.call_actor(
+        &caller_info,
+        actor,
+        spec.method,
+        args,
+        spec.num_returns,
+        &spec.options,
+    );
     let handles = new_handles(state, IMPORT, &ids)?;
     write_u32s(data, IMPORT, returns_ptr, &handles)?;
     Ok(0)

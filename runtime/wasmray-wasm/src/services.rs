@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use wasmray_abi::{CallOptions, ClusterQuery, TaskError};
+use wasmray_abi::{CallOptions, ClusterQuery, MethodOptions, TaskError};
 use wasmray_core::{ActorId, JobId, Lineage, ModuleId, ObjectId, TaskId};
 use wasmray_store::{Reservation, StoredObject};
 
@@ -156,6 +156,7 @@ pub trait ActorServices: Send + Sync + 'static {
         method: &str,
         args: Vec<SubmittedArg>,
         num_returns: u32,
+        options: &MethodOptions,
     ) -> Vec<ObjectId>;
 
     /// The handle object of the live actor `name` of class `class`, with one reference for

@@ -37,6 +37,19 @@ impl Keeper {
         panic!("Keeper::fail: {message}")
     }
 
+    /// Counts the call, then panics while the count is at most `failures`: a call retried
+    /// after panics succeeds on attempt `failures + 1`.
+    pub fn flaky(&mut self, failures: i64) -> i64 {
+        self.value += 1;
+        if self.value <= failures {
+            panic!(
+                "Keeper::flaky: attempt {} of {failures} failing ones",
+                self.value
+            );
+        }
+        self.value
+    }
+
     /// Allocates 1 MiB chunks until the instance's memory cap stops it.
     pub fn explode(&mut self) -> usize {
         let mut chunks: Vec<Vec<u8>> = Vec::new();

@@ -20,11 +20,12 @@
 //! max_concurrency=2: flag seen
 //! max_concurrency=2 with &mut self: InvalidTask
 //! num_returns=2: 6 and value 6
+//! method options: retried to attempt 3, too few retries Panic, none Panic
 //! ```
 //!
 //! A case that gets a value where it expected an error prints `unexpectedly returned <value>`
 //! in place of the kind. One case alone: `panic`, `constructor`, `kill`, `oom`, `named`,
-//! `handles`, `concurrency`, `returns`.
+//! `handles`, `concurrency`, `returns`, `options`.
 //!
 //! Not part of `all`: `many-panics` makes 10,000 panicking calls on one actor, then a normal
 //! one, and prints `after 10000 panics: 7`, or `panic <i> of 10000: <kind>` when a call fails
@@ -53,6 +54,8 @@
 //!   sets a flag; B can only run while A is blocked. Then the guest-side check that a class
 //!   with `&mut self` methods cannot be created with `max_concurrency(2)`.
 //! - `returns`: a method with `#[wasmray::method(num_returns = 2)]` gives two refs.
+//! - `options`: per-call options, `c.m(x).options().retry_exceptions(true).max_task_retries(n)`,
+//!   on a method that panics on its first two attempts: 2 retries reach attempt 3, 1 is too few.
 
 mod classes;
 
@@ -126,6 +129,29 @@ fn kill() -> Result<(), TaskError> {
         ended.len()
     );
     let _ = wasmray::get(&slow);
+    Ok(())
+}
+
+fn method_options() -> Result<(), TaskError> {
+    let retried = Keeper::remote(0)
+        .flaky(2)
+        .options()
+        .retry_exceptions(true)
+        .max_task_retries(2)
+        .remote();
+    let too_few = Keeper::remote(0)
+        .flaky(2)
+        .options()
+        .retry_exceptions(true)
+        .max_task_retries(1)
+        .remote();
+    let plain = Keeper::remote(0).flaky(2).remote();
+    println!(
+        "method options: retried to attempt {}, too few retries {}, none {}",
+        wasmray::get(&retried)?,
+        kind_of(&too_few),
+        kind_of(&plain)
+    );
     Ok(())
 }
 
@@ -262,6 +288,7 @@ const CASES: &[(&str, Case)] = &[
     ("handles", handles),
     ("concurrency", concurrency),
     ("returns", returns),
+    ("options", method_options),
 ];
 
 #[wasmray::main]
