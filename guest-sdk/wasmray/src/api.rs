@@ -37,7 +37,7 @@ use crate::sys;
 pub fn put<T: Serialize>(value: &T) -> ObjectRef<T> {
     let len = codec::encoded_len(value);
     if len < STREAM_FROM {
-        let encoded = codec::encode(value);
+        let encoded = codec::encode_measured(value, len);
         let record = codec::encode_record(&encoded.value_out());
         let record_len = codec::abi_len(record.len(), "the value passed to put");
         // SAFETY: `record` is a live, initialized buffer of `record_len` bytes that the host

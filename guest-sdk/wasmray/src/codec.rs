@@ -46,7 +46,11 @@ impl Encoded {
 /// When `value`'s `Serialize` impl fails (postcard cannot encode, e.g., sequences of unknown
 /// length), naming the type.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Encoded {
-    let len = encoded_len(value);
+    encode_measured(value, encoded_len(value))
+}
+
+/// [`encode`] of a value already measured at `len` bytes.
+pub(crate) fn encode_measured<T: Serialize + ?Sized>(value: &T, len: usize) -> Encoded {
     let (bytes, refs) =
         Outgoing::collect(|| serializer::serialize(value, Exact(Vec::with_capacity(len))));
     match bytes {
