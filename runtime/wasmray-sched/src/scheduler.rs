@@ -516,14 +516,17 @@ impl<V: ObjectValue> Scheduler<V> {
         }
         let mut no_gpu_fits = Vec::new();
         for task in self.ready.take_fitting(&mut self.available) {
-            let Some(resources) = self.tasks.get(&task).map(|e| e.spec.resources.clone()) else {
+            let Some(gpus) = self.tasks.get(&task).map(|e| e.spec.resources.get(GPU)) else {
                 continue;
             };
-            let Some(gpu_ids) = self.gpus.take(resources.get(GPU)) else {
+            let Some(gpu_ids) = self.gpus.take(gpus) else {
                 // The ledger has the GPUs, but fractions left no single GPU room for this
                 // share: it waits for the next dispatch.
-                self.available.add_capped(&resources, &self.total);
-                no_gpu_fits.push((resources, task));
+                if let Some(entry) = self.tasks.get(&task) {
+                    let resources = entry.spec.resources.clone();
+                    self.available.add_capped(&resources, &self.total);
+                    no_gpu_fits.push((resources, task));
+                }
                 continue;
             };
             let is_creation = self
@@ -535,12 +538,12 @@ impl<V: ObjectValue> Scheduler<V> {
                 if let Some(entry) = self.tasks.remove(&task) {
                     self.available
                         .add_capped(&entry.spec.resources, &self.total);
-                    self.gpus.give_back(&gpu_ids, resources.get(GPU));
+                    self.gpus.give_back(&gpu_ids, gpus);
                 }
                 continue;
             }
             let Some(entry) = self.tasks.get_mut(&task) else {
-                self.gpus.give_back(&gpu_ids, resources.get(GPU));
+                self.gpus.give_back(&gpu_ids, gpus);
                 continue;
             };
             entry.state = TaskState::Running { blocked: false };
