@@ -103,6 +103,8 @@ pub mod imports {
     pub const PUT_END: &str = "put_end";
     /// `cancel(handle, force, recursive) -> s32`
     pub const CANCEL: &str = "cancel";
+    /// `task-num-returns() -> u32`
+    pub const TASK_NUM_RETURNS: &str = "task_num_returns";
     /// `unmap-object(dest-ptr, dest-len)`
     pub const UNMAP_OBJECT: &str = "unmap_object";
 
@@ -130,6 +132,7 @@ pub mod imports {
         PUT_WRITE,
         PUT_END,
         CANCEL,
+        TASK_NUM_RETURNS,
     ];
 }
 

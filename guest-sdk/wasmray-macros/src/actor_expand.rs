@@ -233,6 +233,32 @@ fn expand_method(class: &Class, method: &Method) -> syn::Result<(TokenStream, To
     } else {
         (quote! { run_method_ref }, quote! { &#name })
     };
+    // A tuple result returned as one object may be asked for as its elements by a call
+    // (`.options().num_returns::<k>()`): the export looks at what the call asked.
+    let encode = match (n, splittable_arity(sig)) {
+        (1, Some(arity)) => {
+            let parts: Vec<Ident> = (0..arity)
+                .map(|i| format_ident!("__wasmray_part{i}"))
+                .collect();
+            let arity_lit = Literal::usize_unsuffixed(arity);
+            let value = &values[0];
+            quote! {
+                if ::wasmray::__private::call_num_returns() as usize == #arity_lit {
+                    let ( #(#parts),* ) = #value;
+                    ::wasmray::__private::Vec::from([
+                        #(::wasmray::__private::encode_result(&#parts)),*
+                    ])
+                } else {
+                    ::wasmray::__private::Vec::from([::wasmray::__private::encode_result(&#value)])
+                }
+            }
+        }
+        _ => quote! {
+            ::wasmray::__private::Vec::from([
+                #(::wasmray::__private::encode_result(&#values)),*
+            ])
+        },
+    };
     let export = quote! {
         #[doc(hidden)]
         #[unsafe(export_name = #export)]
@@ -240,13 +266,22 @@ fn expand_method(class: &Class, method: &Method) -> syn::Result<(TokenStream, To
             ::wasmray::__private::#run::<#name>(#method_str, |__wasmray_this: #this_ty| {
                 #(#reads)*
                 let #pattern = #name::#ident(__wasmray_this, #(#names),*);
-                ::wasmray::__private::Vec::from([
-                    #(::wasmray::__private::encode_result(&#values)),*
-                ])
+                #encode
             })
         }
     };
     Ok((stub, export))
+}
+
+/// The arity of a method's result when it is written as a tuple of 2 to 8 elements.
+fn splittable_arity(sig: &syn::Signature) -> Option<usize> {
+    let syn::ReturnType::Type(_, ty) = &sig.output else {
+        return None;
+    };
+    match crate::signature::strip_parens(ty) {
+        Type::Tuple(tuple) if (2..=8).contains(&tuple.elems.len()) => Some(tuple.elems.len()),
+        _ => None,
+    }
 }
 
 /// `name: impl IntoArg<T>` for each parameter.

@@ -169,8 +169,7 @@ impl<Out> MethodCall<Out> {
     }
 
     /// Options for this call only (Ray's `c.m.options(..)`), set with the methods that follow;
-    /// it reads as Ray's: `counter.inc().options().max_task_retries(2).remote()`. A method's
-    /// `num_returns` is part of its type: set it with `#[wasmray::method(num_returns = n)]`.
+    /// it reads as Ray's: `counter.inc().options().max_task_retries(2).remote()`.
     pub fn options(self) -> Self {
         self
     }
@@ -244,6 +243,54 @@ impl ReturnHandles {
         }
     }
 }
+
+impl<T> MethodCall<ObjectRef<T>> {
+    /// Returns the elements of the method's tuple result as `N` objects (Ray's
+    /// `c.m.options(num_returns=N)`): `pair.both().options().num_returns::<2>().remote()` gives
+    /// `(ObjectRef<A>, ObjectRef<B>)` for a method returning `(A, B)`. A method declared with
+    /// `#[wasmray::method(num_returns = n)]` always returns `n` objects.
+    pub fn num_returns<const N: usize>(self) -> MethodCall<<T as SplitReturns<N>>::Refs>
+    where
+        T: SplitReturns<N>,
+    {
+        MethodCall {
+            actor: self.actor,
+            method: self.method,
+            args: self.args,
+            num_returns: N as u32,
+            options: self.options,
+            wrap: <T as SplitReturns<N>>::wrap,
+        }
+    }
+}
+
+/// A tuple result a call may ask for as `N` separate objects; implemented for tuples of 2 to
+/// 8 elements.
+pub trait SplitReturns<const N: usize> {
+    /// The refs of the elements: `(ObjectRef<A>, ObjectRef<B>, ..)`.
+    type Refs;
+    #[doc(hidden)]
+    fn wrap(handles: ReturnHandles) -> Self::Refs;
+}
+
+macro_rules! split_returns {
+    ($n:literal: $($t:ident),+) => {
+        impl<$($t),+> SplitReturns<$n> for ($($t,)+) {
+            type Refs = ($(ObjectRef<$t>,)+);
+            fn wrap(mut handles: ReturnHandles) -> Self::Refs {
+                ($(handles.take::<$t>(),)+)
+            }
+        }
+    };
+}
+
+split_returns!(2: A, B);
+split_returns!(3: A, B, C);
+split_returns!(4: A, B, C, D);
+split_returns!(5: A, B, C, D, E);
+split_returns!(6: A, B, C, D, E, F);
+split_returns!(7: A, B, C, D, E, F, G);
+split_returns!(8: A, B, C, D, E, F, G, H);
 
 /// Creates an actor of class `C`: used by the generated `C::remote` and `try_remote`.
 ///

@@ -21,6 +21,11 @@
 //! | `f.options(num_cpus=2).remote(1)`    | `f::options().num_cpus(2.0).remote(1)`              |
 //! | `@ray.remote(num_returns=2)`         | `#[wasmray::remote(num_returns = 2)]`, tuple result |
 //! | `ray.get(r)`, `ray.get([..])`        | [`get`], [`get_all`] → `Result<_, TaskError>`       |
+//! | `ray.get(r, timeout=t)`              | [`get_timeout`] (`ErrorKind::GetTimeout`)           |
+//! | `ray.cancel(r, force, recursive)`    | [`cancel`], [`cancel_with`] (`ErrorKind::Cancelled`) |
+//! | `ray.get_runtime_context()`          | [`get_runtime_context`]                             |
+//! | `ray.get_gpu_ids()`                  | [`get_gpu_ids`], [`get_resource_ids`]               |
+//! | `ray.is_initialized()`, `ray.error_info()` | [`is_initialized`], [`error_info`]            |
 //! | `ray.put(x)`                         | [`put`]                                             |
 //! | numpy arrays shared zero-copy        | [`Buffer<T>`](Buffer), derefs to `&[T]`            |
 //! | `ray.wait(refs, num_returns, timeout)` | [`wait`] → `(ready, pending)`                     |
@@ -28,6 +33,7 @@
 //! | `@ray.remote class C`                | `#[wasmray::actor]` on `struct C` and `impl C`      |
 //! | `C.remote(x)`, `C.options(..)`       | `C::remote(x)` → [`ActorHandle<C>`](ActorHandle), `C::options().name("n").remote(x)` |
 //! | `c.m.remote(x)`                      | `c.m(x).remote()` → `ObjectRef<R>`                  |
+//! | `c.m.options(num_returns=2, ..)`     | `c.m(x).options().num_returns::<2>().remote()`      |
 //! | `@ray.method(num_returns=2)`         | `#[wasmray::method(num_returns = 2)]`               |
 //! | `ray.get_actor(name)`                | [`get_actor::<C>(name)`](get_actor), [`get_actor_in`] |
 //! | `ray.kill(c)`                        | [`kill(&c)`](kill), [`kill_and_restart`]            |
@@ -103,7 +109,8 @@ mod sys;
 mod task;
 
 pub use actor::{
-    ActorClass, ActorHandle, MethodCall, get_actor, get_actor_in, kill, kill_and_restart,
+    ActorClass, ActorHandle, MethodCall, SplitReturns, get_actor, get_actor_in, kill,
+    kill_and_restart,
 };
 pub use actor_options::ActorOptions;
 pub use api::{
@@ -134,7 +141,8 @@ pub mod __private {
     pub use crate::actor_state::{ActorCell, run_constructor, run_method_mut, run_method_ref};
     pub use crate::codec::Encoded;
     pub use crate::task::{
-        encode_result, install_panic_hook, run_driver, run_task, submit, take_ref, task_arg,
+        call_num_returns, encode_result, install_panic_hook, run_driver, run_task, submit,
+        take_ref, task_arg,
     };
     pub use std::vec::Vec;
     pub use wasmray_abi::ABI_VERSION;

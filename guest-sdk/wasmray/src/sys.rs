@@ -108,4 +108,7 @@ unsafe extern "C" {
     /// Cancels the task that makes the object behind `handle` (`force`, `recursive`: 0 or 1);
     /// 1 if a task was cancelled, 0 if there was none to cancel.
     pub fn cancel(handle: u32, force: i32, recursive: i32) -> i32;
+
+    /// How many results the caller of the running task or method asked for.
+    pub fn task_num_returns() -> u32;
 }

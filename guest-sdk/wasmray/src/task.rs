@@ -65,6 +65,12 @@ pub fn task_arg<T: DeserializeOwned>(function: &str, index: u32) -> T {
     codec::decode_or_panic(staged, &what)
 }
 
+/// How many results the caller of the running call asked for.
+pub fn call_num_returns() -> u32 {
+    // SAFETY: no arguments; the host answers for the call in progress (or traps outside one).
+    unsafe { sys::task_num_returns() }
+}
+
 /// Encodes one result of a task.
 pub fn encode_result<T: Serialize>(value: &T) -> Encoded {
     codec::encode(value)

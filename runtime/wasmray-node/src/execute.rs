@@ -132,6 +132,7 @@ impl NodeInner {
         };
         TaskCall {
             export,
+            num_returns: spec.num_returns,
             function: spec.function.clone(),
             args: run.args.iter().map(|value| Arc::clone(&value.0)).collect(),
             caller,

@@ -47,6 +47,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> Result<()> {
     linker.func_wrap(IMPORT_MODULE, imports::REPORT_PANIC, report_panic)?;
     linker.func_wrap(IMPORT_MODULE, imports::CLUSTER_INFO, cluster_info)?;
     linker.func_wrap(IMPORT_MODULE, imports::CANCEL, cancel)?;
+    linker.func_wrap(IMPORT_MODULE, imports::TASK_NUM_RETURNS, task_num_returns)?;
     crate::actor_imports::add_to_linker(linker)?;
     crate::object_imports::add_to_linker(linker)?;
     Ok(())
@@ -375,6 +376,10 @@ fn report_panic(
     let message = String::from_utf8_lossy(slice(data, IMPORT, message_ptr, len)?).into_owned();
     call(state, IMPORT)?.panic_message = Some(message);
     Ok(())
+}
+
+fn task_num_returns(mut caller: Caller<'_, GuestState>) -> Result<u32> {
+    Ok(call(caller.data_mut(), imports::TASK_NUM_RETURNS)?.num_returns)
 }
 
 fn cancel(

@@ -50,6 +50,8 @@ pub struct TaskCall {
     pub limits: CallLimits,
     /// Shown before each line the task prints.
     pub label: String,
+    /// How many results the caller asked for (`task_num_returns` tells the guest).
+    pub num_returns: u32,
 }
 
 /// How a task call ended.
@@ -251,7 +253,11 @@ impl GuestInstance {
     pub async fn run_task(&mut self, call: TaskCall) -> Finished<TaskOutcome> {
         let export = call.export;
         let function = call.function.clone();
-        self.begin(call.caller, call.args, call.limits, Some(call.label));
+        self.begin(
+            CallState::new(call.caller, call.args, call.num_returns),
+            call.limits,
+            Some(call.label),
+        );
         let stack = save_stack_pointer(&mut self.store);
         let result = match self
             .instance
@@ -285,8 +291,7 @@ impl GuestInstance {
     /// Runs the module's `main` as the driver.
     pub async fn run_main(&mut self, caller: Caller, memory_bytes: u64) -> Finished<MainOutcome> {
         self.begin(
-            caller,
-            Vec::new(),
+            CallState::new(caller, Vec::new(), 0),
             CallLimits {
                 memory_bytes,
                 cpu_time: None,
@@ -319,13 +324,7 @@ impl GuestInstance {
         }
     }
 
-    fn begin(
-        &mut self,
-        caller: Caller,
-        args: Vec<Arc<StoredObject>>,
-        limits: CallLimits,
-        label: Option<String>,
-    ) {
+    fn begin(&mut self, call: CallState, limits: CallLimits, label: Option<String>) {
         self.calls += 1;
         let state = self.store.data_mut();
         state.output.set_label(label);
@@ -334,7 +333,7 @@ impl GuestInstance {
         state.ticks = 0;
         state.deadline_hit = false;
         state.tick_limit = limits.cpu_time.map(WasmHost::ticks_for);
-        state.call = Some(CallState::new(caller, args));
+        state.call = Some(call);
         self.store.set_epoch_deadline(1);
     }
 

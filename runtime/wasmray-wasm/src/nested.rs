@@ -42,7 +42,9 @@ pub(crate) async fn block_on<T>(
 async fn run_nested(caller: &mut Caller<'_, GuestState>, nested: NestedCall) {
     let NestedCall { call, reply } = nested;
     let state = caller.data_mut();
-    let outer = state.call.replace(CallState::new(call.caller, call.args));
+    let outer = state
+        .call
+        .replace(CallState::new(call.caller, call.args, call.num_returns));
     let outer_staged = state.staged.take();
     let outer_label = state.output.label();
     state.output.set_label(Some(call.label));

@@ -43,19 +43,22 @@ pub(crate) struct CallState {
     pub(crate) results: Option<Vec<Arc<StoredObject>>>,
     pub(crate) panic_message: Option<String>,
     pub(crate) puts: u32,
+    /// How many results the caller asked for.
+    pub(crate) num_returns: u32,
     /// A streamed put between `put_begin` and `put_end`; its room is given back if the call
     /// ends first.
     pub(crate) streamed_put: Option<wasmray_store::Reservation>,
 }
 
 impl CallState {
-    pub(crate) fn new(caller: Caller, args: Vec<Arc<StoredObject>>) -> Self {
+    pub(crate) fn new(caller: Caller, args: Vec<Arc<StoredObject>>, num_returns: u32) -> Self {
         Self {
             caller,
             args,
             results: None,
             panic_message: None,
             puts: 0,
+            num_returns,
             streamed_put: None,
         }
     }

@@ -67,6 +67,7 @@ async fn actor_semantics_hold_case_by_case() -> anyhow::Result<()> {
             "max_concurrency=2: flag seen",
             "max_concurrency=2 with &mut self: InvalidTask",
             "num_returns=2: 6 and value 6",
+            r#"per-call num_returns::<2>(): 6 and value 6; without: (6, "value 6")"#,
             "method options: retried to attempt 3, too few retries Panic, none Panic",
         ]
     );

@@ -65,6 +65,11 @@ impl Keeper {
         (self.value, format!("value {}", self.value))
     }
 
+    /// The same two values, as one tuple result unless a call asks for two objects.
+    pub fn pair(&self) -> (i64, String) {
+        (self.value, format!("value {}", self.value))
+    }
+
     /// Sleeps `millis` ms, then returns the value.
     pub fn sleep_ms(&self, millis: u64) -> i64 {
         std::thread::sleep(Duration::from_millis(millis));

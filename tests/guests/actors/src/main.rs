@@ -20,6 +20,7 @@
 //! max_concurrency=2: flag seen
 //! max_concurrency=2 with &mut self: InvalidTask
 //! num_returns=2: 6 and value 6
+//! per-call num_returns::<2>(): 6 and value 6; without: (6, "value 6")
 //! method options: retried to attempt 3, too few retries Panic, none Panic
 //! ```
 //!
@@ -53,7 +54,8 @@
 //! - `concurrency`: with `max_concurrency(2)`, method A naps in `wasmray::wait` until method B
 //!   sets a flag; B can only run while A is blocked. Then the guest-side check that a class
 //!   with `&mut self` methods cannot be created with `max_concurrency(2)`.
-//! - `returns`: a method with `#[wasmray::method(num_returns = 2)]` gives two refs.
+//! - `returns`: a method with `#[wasmray::method(num_returns = 2)]` gives two refs; a method
+//!   returning a tuple gives two when the call asks (`.options().num_returns::<2>()`), else one.
 //! - `options`: per-call options, `c.m(x).options().retry_exceptions(true).max_task_retries(n)`,
 //!   on a method that panics on its first two attempts: 2 retries reach attempt 3, 1 is too few.
 
@@ -230,6 +232,14 @@ fn returns() -> Result<(), TaskError> {
         "num_returns=2: {} and {}",
         wasmray::get(&value)?,
         wasmray::get(&description)?
+    );
+    let (value, description) = keeper.pair().options().num_returns::<2>().remote();
+    let whole = keeper.pair().remote();
+    println!(
+        "per-call num_returns::<2>(): {} and {}; without: {:?}",
+        wasmray::get(&value)?,
+        wasmray::get(&description)?,
+        wasmray::get(&whole)?
     );
     Ok(())
 }
