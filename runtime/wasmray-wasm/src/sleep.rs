@@ -64,7 +64,8 @@ async fn poll_oneoff(
     nevents: i32,
 ) -> wasmtime::Result<i32> {
     let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-        return delegate(caller, subs, events, count, nevents).await;
+        // As wasmtime-wasi's glue says it.
+        wasmtime::bail!("missing required memory export");
     };
     let sleep = if count == 1 {
         let data = memory.data(&caller);
@@ -76,7 +77,7 @@ async fn poll_oneoff(
         None
     };
     let Some(sleep) = sleep else {
-        return delegate(caller, subs, events, count, nevents).await;
+        return delegate(caller, memory, [subs, events, count, nevents]).await;
     };
     block_on(&mut caller, sleep_until(sleep.deadline)).await?;
     let mut event = [0u8; EVENT_SIZE];
@@ -129,17 +130,13 @@ async fn sleep_until(deadline: Instant) {
     }
 }
 
-/// wasmtime-wasi's own `poll_oneoff`, called as its linker glue calls it.
+/// wasmtime-wasi's own `poll_oneoff` with the guest's arguments, called as its linker glue
+/// calls it.
 async fn delegate(
     mut caller: Caller<'_, GuestState>,
-    subs: i32,
-    events: i32,
-    count: i32,
-    nevents: i32,
+    memory: wasmtime::Memory,
+    [subs, events, count, nevents]: [i32; 4],
 ) -> wasmtime::Result<i32> {
-    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-        wasmtime::bail!("missing required memory export");
-    };
     let fuel = caller.as_context_mut().hostcall_fuel();
     let (data, state) = memory.data_and_store_mut(&mut caller);
     state.wasi.set_hostcall_fuel(fuel);
