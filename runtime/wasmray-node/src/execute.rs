@@ -201,6 +201,9 @@ impl NodeInner {
         let label = format!("{} task={:x}", spec.function, spec.id.0 as u64);
         let call = self.task_call(run, export, label);
         let finished = pooled.instance.run_task(call).await;
+        // The call is over: a stop from now on must not reach the instance, which may serve
+        // another task next.
+        running.detach();
         // Back to the pool before the result is sealed: a caller woken by the seal that
         // submits again at once must find the instance idle.
         let spent = spec.max_calls > 0 && pooled.instance.calls() >= spec.max_calls;

@@ -65,6 +65,16 @@ impl Running<'_> {
     }
 }
 
+impl Running<'_> {
+    /// The task's call has ended: its instance is no longer its own (it may go back to the
+    /// pool), so a stop must not throw its switch any more.
+    pub(crate) fn detach(&self) {
+        if let Some(entry) = self.tasks.lock().get_mut(&self.task) {
+            entry.kill = None;
+        }
+    }
+}
+
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.tasks.lock().remove(&self.task);
