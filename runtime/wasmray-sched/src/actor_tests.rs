@@ -281,3 +281,50 @@ fn a_failing_constructor_fails_every_call_with_its_cause() {
     assert_eq!(error.kind, ErrorKind::ActorDied);
     assert_eq!(error.root_cause().message, "boom");
 }
+
+#[test]
+fn a_call_retried_after_panics_reruns_on_its_actor_but_not_once_the_actor_is_dead() {
+    let mut sim = Sim::new(1.0);
+    let actor = sim.create(actor_spec(None), 0.0);
+    sim.construct();
+    let panic = |function: &str| TaskError {
+        kind: ErrorKind::Panic,
+        function: function.into(),
+        message: "boom".into(),
+        backtrace: None,
+        task_chain: vec![function.into()],
+        cause: None,
+    };
+    let mut spec = sim.spec("flaky", vec![], 0.0);
+    spec.resources = ResourceSet::new();
+    spec.kind = TaskKind::ActorMethod { actor };
+    spec.max_retries = 2;
+    spec.retry_exceptions = true;
+    let flaky = sim.submit(spec);
+    let run = sim.take_running("flaky");
+    let failed = |sim: &mut Sim, run: crate::RunTask<Value>| {
+        sim.sched.task_finished(
+            run.spec.id,
+            Outcome::Failed {
+                error: panic("flaky"),
+                system: false,
+            },
+        );
+        sim.pump();
+    };
+    failed(&mut sim, run);
+    assert_eq!(
+        sim.running_functions(),
+        ["flaky"],
+        "retried on the same actor"
+    );
+    let run = sim.take_running("flaky");
+    sim.sched.kill_actor(actor, true);
+    sim.pump();
+    failed(&mut sim, run);
+    assert!(sim.running.is_empty(), "not retried on a dead actor");
+    assert!(
+        matches!(sim.sched.object(flaky), Some(ObjectState::Failed(_))),
+        "the call ended"
+    );
+}

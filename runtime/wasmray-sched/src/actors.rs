@@ -385,9 +385,10 @@ impl<V: ObjectValue> Scheduler<V> {
             Outcome::Failed {
                 error,
                 system: false,
-            } if self.tasks.get(&task).is_some_and(|call| {
-                call.spec.retry_exceptions && call.attempt < call.spec.max_retries
-            }) =>
+            } if !matches!(entry.state, ActorState::Dead(_))
+                && self.tasks.get(&task).is_some_and(|call| {
+                    call.spec.retry_exceptions && call.attempt < call.spec.max_retries
+                }) =>
             {
                 // The instance is fine: the call goes back to the head of the queue.
                 let _ = error;

@@ -6,8 +6,9 @@
 //! GPUs stay free for whole requests). Two tasks never hold the same GPU unless both asked for
 //! a fraction. Shares are counted in the ledger's unit, 1/10000 of a GPU.
 //!
-//! Nothing here decides whether a task may run: the ledger does, and [`GpuIds::take`] can
-//! still refuse when fractions have left no single GPU with room enough.
+//! The ledger decides whether a task's resources fit; [`GpuIds::take`] can still refuse when
+//! fractions have left no single GPU with room enough, and then the task waits as if it did
+//! not fit.
 
 /// Units of one whole GPU.
 const WHOLE: u32 = 10_000;
@@ -19,16 +20,19 @@ pub(crate) struct GpuIds {
 }
 
 impl GpuIds {
-    /// `total` GPUs; a fraction left over (2.5 GPUs) has no ID.
+    /// `total` GPUs; a fraction left over (2.5 GPUs) is a last GPU of that share, which only
+    /// fractional requests can use.
     pub(crate) fn new(total: f64) -> Self {
-        let count = if total.is_finite() && total > 0.0 {
-            total.floor() as usize
+        let units = if total.is_finite() && total > 0.0 {
+            Self::units(total)
         } else {
             0
         };
-        Self {
-            free: vec![WHOLE; count],
+        let mut free = vec![WHOLE; (units / WHOLE) as usize];
+        if units % WHOLE != 0 {
+            free.push(units % WHOLE);
         }
+        Self { free }
     }
 
     fn units(amount: f64) -> u32 {
@@ -109,6 +113,14 @@ mod tests {
             None,
             "above one, only whole GPUs"
         );
+        let mut half = GpuIds::new(0.5);
+        assert_eq!(half.take(1.0), None);
+        assert_eq!(
+            half.take(0.5),
+            Some(vec![0]),
+            "a node's fraction of a GPU has an ID"
+        );
+        assert_eq!(half.take(0.25), None);
     }
 
     #[test]

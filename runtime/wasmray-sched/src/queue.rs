@@ -46,14 +46,25 @@ impl ReadyQueue {
     }
 
     /// Takes, in order, every task that fits while `available` shrinks by what each takes.
-    pub(crate) fn take_fitting(&mut self, available: &mut ResourceSet) -> Vec<TaskId> {
+    /// A task that fits must also be admitted: `admit` (given its shape) hands out what else
+    /// it needs — its GPU IDs — or refuses, which stops its class as a misfit does.
+    pub(crate) fn take_fitting<A>(
+        &mut self,
+        available: &mut ResourceSet,
+        mut admit: impl FnMut(&ResourceSet) -> Option<A>,
+    ) -> Vec<(TaskId, A)> {
         let mut taken = Vec::new();
         for (shape, queue) in &mut self.classes {
-            while !queue.is_empty() && shape.fits_in(available) {
-                if let Some(task) = queue.pop_front() {
-                    available.subtract(shape);
-                    taken.push(task);
+            while let Some(&task) = queue.front() {
+                if !shape.fits_in(available) {
+                    break;
                 }
+                let Some(admitted) = admit(shape) else {
+                    break;
+                };
+                queue.pop_front();
+                available.subtract(shape);
+                taken.push((task, admitted));
             }
         }
         self.classes.retain(|_, queue| !queue.is_empty());
@@ -78,10 +89,17 @@ mod tests {
         queue.push(&cpu, c1);
         queue.push(&cpu, c2);
         let mut available = ResourceSet::from_pairs([(CPU, 1.0)]).unwrap();
-        assert_eq!(queue.take_fitting(&mut available), vec![c1]);
+        let ids = |taken: Vec<(TaskId, ())>| taken.into_iter().map(|(t, ())| t).collect::<Vec<_>>();
+        assert_eq!(
+            ids(queue.take_fitting(&mut available, |_| Some(()))),
+            vec![c1]
+        );
         assert_eq!(queue.len(), 2);
         let mut more = ResourceSet::from_pairs([(CPU, 1.0), (GPU, 1.0)]).unwrap();
-        assert_eq!(queue.take_fitting(&mut more), vec![c2, g]);
+        assert_eq!(
+            ids(queue.take_fitting(&mut more, |_| Some(()))),
+            vec![c2, g]
+        );
         assert_eq!(queue.len(), 0);
     }
 }

@@ -479,7 +479,10 @@ impl<V: ObjectValue> Scheduler<V> {
                 self.fail_for_good(task, error);
             }
             Outcome::Failed { error, system } => {
-                let retry = (system || entry.spec.retry_exceptions)
+                // An actor call's retries go back to its actor's queue (`method_finished`);
+                // here only plain tasks retry.
+                let retry = matches!(entry.spec.kind, TaskKind::Task)
+                    && (system || entry.spec.retry_exceptions)
                     && entry.attempt < entry.spec.max_retries;
                 if retry {
                     entry.attempt += 1;
@@ -514,19 +517,14 @@ impl<V: ObjectValue> Scheduler<V> {
         if self.ready.len() == 0 {
             return;
         }
-        let mut no_gpu_fits = Vec::new();
-        for task in self.ready.take_fitting(&mut self.available) {
+        // A task fits when the ledger has its resources and some GPUs have room for its GPU
+        // share (fractions may leave no single GPU with enough); it takes their IDs then.
+        let gpu_ledger = &mut self.gpus;
+        let fitting = self
+            .ready
+            .take_fitting(&mut self.available, |shape| gpu_ledger.take(shape.get(GPU)));
+        for (task, gpu_ids) in fitting {
             let Some(gpus) = self.tasks.get(&task).map(|e| e.spec.resources.get(GPU)) else {
-                continue;
-            };
-            let Some(gpu_ids) = self.gpus.take(gpus) else {
-                // The ledger has the GPUs, but fractions left no single GPU room for this
-                // share: it waits for the next dispatch.
-                if let Some(entry) = self.tasks.get(&task) {
-                    let resources = entry.spec.resources.clone();
-                    self.available.add_capped(&resources, &self.total);
-                    no_gpu_fits.push((resources, task));
-                }
                 continue;
             };
             let is_creation = self
@@ -583,9 +581,6 @@ impl<V: ObjectValue> Scheduler<V> {
                 );
                 self.fail_for_good(task, error);
             }
-        }
-        for (resources, task) in no_gpu_fits {
-            self.ready.push(&resources, task);
         }
     }
 
