@@ -1,8 +1,9 @@
 //! The failed tasks of each running job, for `error_info()` (Ray's `ray.error_info()`).
 //!
 //! A job's log keeps its newest [`KEEP`] failures, oldest first, and counts those it let go,
-//! so a job that fails millions of tasks holds bounded memory. The log goes when its driver
-//! ends. Printing failures is not done here: the driver's output gets unhandled errors as
+//! so a job that fails millions of tasks holds bounded memory. The log exists from its
+//! driver's start to its end; failures reported after that (calls still in flight when the
+//! driver ended) are not kept, since nobody can ask for them. Printing failures is not done here: the driver's output gets unhandled errors as
 //! before.
 
 use std::collections::VecDeque;
@@ -26,6 +27,11 @@ struct JobErrors {
 }
 
 impl ErrorLog {
+    /// `job`'s driver starts: its failures are kept from now on.
+    pub(crate) fn begin(&self, job: JobId) {
+        self.lock().insert(job, JobErrors::default());
+    }
+
     /// Notes that `task` of `job` failed for good with `error`, now.
     pub(crate) fn record(&self, job: JobId, task: TaskId, error: &TaskError) {
         let time_ms = SystemTime::now()
@@ -39,7 +45,9 @@ impl ErrorLog {
             time_ms,
         };
         let mut jobs = self.lock();
-        let errors = jobs.entry(job).or_default();
+        let Some(errors) = jobs.get_mut(&job) else {
+            return;
+        };
         if errors.kept.len() == KEEP {
             errors.kept.pop_front();
             errors.dropped += 1;
@@ -81,6 +89,8 @@ mod tests {
             task_chain: Vec::new(),
             cause: None,
         };
+        log.begin(JobId(1));
+        log.begin(JobId(2));
         for n in 0..KEEP + 2 {
             log.record(JobId(1), mint.next_task(), &error(n));
         }
@@ -91,6 +101,8 @@ mod tests {
         assert_eq!(kept[KEEP - 1].function, format!("f{}", KEEP + 1));
         log.forget(JobId(1));
         assert_eq!(log.of(JobId(1)).0.len(), 0);
+        log.record(JobId(1), mint.next_task(), &error(0));
+        assert_eq!(log.of(JobId(1)).0.len(), 0, "not kept after the job ended");
         assert_eq!(log.of(JobId(2)).0.len(), 1);
     }
 }

@@ -302,6 +302,7 @@ impl NodeInner {
             return Err(NodeError::NoMain(module.name().to_owned()));
         }
         let job = JobId(self.next_job.fetch_add(1, Ordering::Relaxed));
+        self.errors.begin(job);
         let driver = self.mint.next_task();
         let mut argv = vec![module.name().to_owned()];
         argv.extend_from_slice(args);
