@@ -2,8 +2,8 @@
 //! wasm32-wasip1 and runs on wasmray.
 //!
 //! The crate depends on the SDK by path (`--sdk`, else the SDK of the source tree this binary
-//! was built from), and its `.cargo/config.toml` sets the build target and makes `wasmray run`
-//! the runner, so cargo's own commands do the rest. It writes files and nothing else: it does
+//! was built from), and its `.cargo/config.toml` sets the build target and makes `wasmray run
+//! --` the runner (so every argument after the module reaches the driver, flags too), so cargo's own commands do the rest. It writes files and nothing else: it does
 //! not build, and it never overwrites an existing directory.
 
 use anyhow::Context;
@@ -117,7 +117,8 @@ const CONFIG: &str = r#"# Built for wasm32-wasip1 and run on wasmray: `cargo run
 target = "wasm32-wasip1"
 
 [target.wasm32-wasip1]
-runner = "wasmray run"
+# `--`: everything after the module, flags too, is the driver's.
+runner = "wasmray run --"
 "#;
 
 const MAIN: &str = r#"//! A wasmray program: `main` is the driver, `square` runs as remote tasks.

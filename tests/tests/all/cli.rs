@@ -419,7 +419,7 @@ fn wasmray_new_makes_a_crate_that_cargo_run_builds_and_runs() {
     );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut run = Command::new(cargo);
-    run.args(["run", "--release", "--", "extra"])
+    run.args(["run", "--release", "--", "extra", "--flag"])
         .current_dir(&app)
         .env("PATH", path)
         .env("WASMRAY_CACHE_DIR", test_cache_dir())
@@ -438,7 +438,10 @@ fn wasmray_new_makes_a_crate_that_cargo_run_builds_and_runs() {
         stdout.contains("squares of 1..=4: [1, 4, 9, 16]"),
         "{stdout}"
     );
-    assert!(stdout.contains(r#"arguments: ["extra"]"#), "{stdout}");
+    assert!(
+        stdout.contains(r#"arguments: ["extra", "--flag"]"#),
+        "{stdout}"
+    );
 
     assert_refused(&["new", &app_arg, "--sdk", &sdk_arg], 2, "already exists");
     let bad = work.path().join("1 bad").to_string_lossy().into_owned();
