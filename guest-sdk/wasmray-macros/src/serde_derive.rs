@@ -10,7 +10,9 @@
 //! original type, and a trait impl for the original type that calls them. The wire format and
 //! every serde attribute behave exactly as with serde's derive; nothing here encodes anything.
 //!
-//! Not supported (a compile error says so): a type that already asks for `remote` itself.
+//! Not supported: a type that already asks for `remote` itself (a compile error says so);
+//! `#[serde(bound = ..)]`, since the impl here asks `T: Serialize` (or `Deserialize`) of every
+//! type parameter, as serde does by default; field types that name `Self`.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::quote;
@@ -168,10 +170,12 @@ fn copy_fields(fields: &Fields) -> TokenStream {
     }
 }
 
+/// The attributes the copy keeps: `#[serde(..)]`, and `#[cfg(..)]` so that a field or
+/// variant compiled out of the type is out of the copy too.
 fn serde_only(attrs: &[Attribute]) -> Vec<&Attribute> {
     attrs
         .iter()
-        .filter(|attr| attr.path().is_ident("serde"))
+        .filter(|attr| attr.path().is_ident("serde") || attr.path().is_ident("cfg"))
         .collect()
 }
 

@@ -6,8 +6,11 @@
 //! sleeping. This override takes exactly that case — one subscription, on the realtime or
 //! monotonic clock — and sleeps until the deadline: tokio's timer for all but the last
 //! [`SPIN_BELOW`], then yielding to the executor until the deadline passes. The wait goes
-//! through [`block_on`], so a kill ends it at once (and a concurrent actor runs queued calls
-//! meanwhile, as in `get`). Every other poll (file descriptors, several subscriptions, the CPU
+//! through [`block_on`], as `get` and `wait` do: a kill ends it at once, and a concurrent
+//! actor runs its queued calls meanwhile, as Ray's threaded actors do while one sleeps. (The
+//! SDK's `blocking` bookkeeping does not wrap a sleep, so a nested call may drop the sleeping
+//! method's access record; that is harmless because only actors whose methods all take
+//! `&self` run calls concurrently, and shared accesses never conflict.) Every other poll (file descriptors, several subscriptions, the CPU
 //! clocks) goes to wasmtime-wasi's own implementation unchanged.
 //!
 //! A sleeping guest keeps its CPU, as a sleeping Ray worker does; only `get` and `wait` give
