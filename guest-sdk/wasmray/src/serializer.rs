@@ -288,48 +288,30 @@ impl<'a, F: Flavor> ser::Serializer for Fast<'a, F> {
     }
 }
 
-impl<F: Flavor> ser::SerializeSeq for Fast<'_, F> {
-    type Ok = ();
-    type Error = postcard::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        value.serialize(self.again())
-    }
-    fn end(self) -> Result<()> {
-        Ok(())
-    }
+/// The compound parts of a value: each element or field goes through [`Fast`] again; postcard
+/// writes nothing at their end.
+macro_rules! compound {
+    ($($part:ident: $method:ident $(($key:ty))?;)*) => {$(
+        impl<F: Flavor> ser::$part for Fast<'_, F> {
+            type Ok = ();
+            type Error = postcard::Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, $(_: $key,)? value: &T) -> Result<()> {
+                value.serialize(self.again())
+            }
+            fn end(self) -> Result<()> {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl<F: Flavor> ser::SerializeTuple for Fast<'_, F> {
-    type Ok = ();
-    type Error = postcard::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        value.serialize(self.again())
-    }
-    fn end(self) -> Result<()> {
-        Ok(())
-    }
-}
-
-impl<F: Flavor> ser::SerializeTupleStruct for Fast<'_, F> {
-    type Ok = ();
-    type Error = postcard::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        value.serialize(self.again())
-    }
-    fn end(self) -> Result<()> {
-        Ok(())
-    }
-}
-
-impl<F: Flavor> ser::SerializeTupleVariant for Fast<'_, F> {
-    type Ok = ();
-    type Error = postcard::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        value.serialize(self.again())
-    }
-    fn end(self) -> Result<()> {
-        Ok(())
-    }
+compound! {
+    SerializeSeq: serialize_element;
+    SerializeTuple: serialize_element;
+    SerializeTupleStruct: serialize_field;
+    SerializeTupleVariant: serialize_field;
+    SerializeStruct: serialize_field(&'static str);
+    SerializeStructVariant: serialize_field(&'static str);
 }
 
 impl<F: Flavor> ser::SerializeMap for Fast<'_, F> {
@@ -339,28 +321,6 @@ impl<F: Flavor> ser::SerializeMap for Fast<'_, F> {
         key.serialize(self.again())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        value.serialize(self.again())
-    }
-    fn end(self) -> Result<()> {
-        Ok(())
-    }
-}
-
-impl<F: Flavor> ser::SerializeStruct for Fast<'_, F> {
-    type Ok = ();
-    type Error = postcard::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, value: &T) -> Result<()> {
-        value.serialize(self.again())
-    }
-    fn end(self) -> Result<()> {
-        Ok(())
-    }
-}
-
-impl<F: Flavor> ser::SerializeStructVariant for Fast<'_, F> {
-    type Ok = ();
-    type Error = postcard::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, value: &T) -> Result<()> {
         value.serialize(self.again())
     }
     fn end(self) -> Result<()> {
