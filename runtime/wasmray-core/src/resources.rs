@@ -112,6 +112,14 @@ impl ResourceSet {
         }
     }
 
+    /// Adds `other` to `self` (saturating: totals of a cluster, never a ledger).
+    pub fn add(&mut self, other: &ResourceSet) {
+        for (name, &units) in &other.units {
+            let have = self.units.entry(name.clone()).or_default();
+            *have = have.saturating_add(units);
+        }
+    }
+
     /// `(name, quantity)` pairs in name order.
     pub fn to_pairs(&self) -> Vec<(String, f64)> {
         self.units

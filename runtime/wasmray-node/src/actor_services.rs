@@ -7,12 +7,13 @@
 use crate::node::NodeInner;
 use crate::services::{GuestServices, resources_of};
 use crate::value::Value;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use wasmray_abi::{ActorOptions, CallOptions, MethodOptions};
 use wasmray_core::{
     ActorId, ActorName, ActorSpec, ArgSpec, ErrorKind, ObjectId, ResourceSet, TaskError, TaskKind,
     TaskSpec,
 };
+use wasmray_sched::Event;
 use wasmray_wasm::{ActorRequest, ActorServices, Caller, SubmittedArg};
 
 fn error(kind: ErrorKind, function: &str, message: String, caller: &Caller) -> TaskError {
@@ -51,36 +52,42 @@ fn actor_resources(options: &ActorOptions) -> Result<ResourceSet, wasmray_core::
 }
 
 impl NodeInner {
-    fn actor_spec_of(
-        &self,
-        caller: &Caller,
-        request: ActorRequest,
-    ) -> Result<TaskSpec<Value>, TaskError> {
-        let class = request.class;
-        let options = request.options;
-        let invalid = |message: String| error(ErrorKind::InvalidTask, &class, message, caller);
-        let module = self
-            .host
-            .module(&caller.module)
-            .ok_or_else(|| invalid("the module is not loaded".into()))?;
-        if !module.has_actor_class(&class) {
-            return Err(invalid(format!(
+    /// What is wrong with a creation request, if anything.
+    fn actor_problem(&self, caller: &Caller, request: &ActorRequest) -> Option<String> {
+        let class = &request.class;
+        let options = &request.options;
+        let Some(module) = self.host.module(&caller.module) else {
+            return Some("the module is not loaded".into());
+        };
+        if !module.has_actor_class(class) {
+            return Some(format!(
                 "the module has no actor class `{class}` (is it marked #[wasmray::actor]?)"
-            )));
+            ));
         }
-        let resources = actor_resources(&options).map_err(|e| invalid(e.to_string()))?;
+        if let Err(error) = actor_resources(options) {
+            return Some(error.to_string());
+        }
         if options
             .memory_limit
             .is_some_and(|m| m > self.config.max_task_memory)
         {
-            return Err(invalid(format!(
+            return Some(format!(
                 "memory_limit is above this node's maximum of {} bytes",
                 self.config.max_task_memory
-            )));
+            ));
         }
         if options.max_concurrency == Some(0) {
-            return Err(invalid("max_concurrency must be at least 1".into()));
+            return Some("max_concurrency must be at least 1".into());
         }
+        None
+    }
+
+    /// The creation task of a request (its resources are empty if they are invalid: see
+    /// [`NodeInner::actor_problem`]).
+    fn actor_spec_of(&self, caller: &Caller, request: ActorRequest) -> TaskSpec<Value> {
+        let class = request.class;
+        let options = request.options;
+        let resources = actor_resources(&options).unwrap_or_default();
         let name = options.name.clone().map(|name| ActorName {
             namespace: options
                 .namespace
@@ -96,7 +103,7 @@ impl NodeInner {
             detached: options.detached,
             name,
         };
-        Ok(TaskSpec {
+        TaskSpec {
             id: self.mint.next_task(),
             kind: TaskKind::ActorCreation(Arc::new(actor)),
             job: caller.job,
@@ -112,7 +119,19 @@ impl NodeInner {
             retry_exceptions: false,
             memory_limit: options.memory_limit,
             cpu_time_limit_ms: options.cpu_time_limit_ms,
-        })
+        }
+    }
+
+    /// A creation that will not be handed to the scheduler: the references counted inside
+    /// its by-value arguments go.
+    fn drop_creation(self: &Arc<Self>, spec: TaskSpec<Value>) {
+        let mut contained = Vec::new();
+        for arg in &spec.args {
+            if let ArgSpec::Value(value) = arg {
+                contained.extend_from_slice(value.0.contained());
+            }
+        }
+        self.events(contained.into_iter().map(Event::ReleaseContained));
     }
 }
 
@@ -120,21 +139,44 @@ impl ActorServices for GuestServices {
     fn create_actor(&self, caller: &Caller, request: ActorRequest) -> Result<ObjectId, TaskError> {
         let node = &self.node;
         let class = request.class.clone();
-        let spec = node.actor_spec_of(caller, request)?;
-        let handle = node
-            .store
-            .create_from(&[], Vec::new())
-            .map_err(|e| error(ErrorKind::System, &class, e.to_string(), caller))?;
-        let created = node.with_sched(|sched| sched.submit_actor(spec, Value(handle)));
-        match created {
-            Ok(actor) => Ok(actor.handle_object()),
-            Err(taken) => Err(error(
-                ErrorKind::InvalidTask,
-                &class,
-                taken.to_string(),
-                caller,
-            )),
+        let problem = node.actor_problem(caller, &request);
+        let spec = node.actor_spec_of(caller, request);
+        if let Some(message) = problem {
+            node.drop_creation(spec);
+            return Err(error(ErrorKind::InvalidTask, &class, message, caller));
         }
+        let handle = match node.store.create_from(&[], Vec::new()) {
+            Ok(handle) => handle,
+            Err(e) => {
+                node.drop_creation(spec);
+                return Err(error(ErrorKind::System, &class, e.to_string(), caller));
+            }
+        };
+        // A name is claimed at the head before the actor exists; the scheduler gives it back
+        // when the actor dies.
+        if let TaskKind::ActorCreation(actor) = &spec.kind
+            && let Some(name) = &actor.name
+        {
+            let claimed = node
+                .head
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .claim_name(name.clone(), spec.id, class.clone(), caller.job);
+            if !claimed {
+                let message = format!(
+                    "an actor named `{}` already exists in namespace `{}`",
+                    name.name, name.namespace
+                );
+                node.drop_creation(spec);
+                return Err(error(ErrorKind::InvalidTask, &class, message, caller));
+            }
+        }
+        let actor = ActorId(spec.id);
+        node.event(Event::CreateActor {
+            spec,
+            handle: Value(handle),
+        });
+        Ok(actor.handle_object())
     }
 
     fn call_actor(
@@ -199,10 +241,10 @@ impl ActorServices for GuestServices {
             spec.cpu_time_limit_ms = info.cpu_time_limit_ms;
         }
         match problem {
-            None => node.with_sched(|sched| sched.submit(spec)),
+            None => node.event(Event::Submit(spec)),
             Some(message) => {
                 let error = error(ErrorKind::InvalidTask, &spec.function, message, caller);
-                node.with_sched(|sched| sched.reject(spec, error));
+                node.event(Event::Reject { spec, error });
             }
         }
         ids
@@ -221,29 +263,37 @@ impl ActorServices for GuestServices {
             name: name.to_owned(),
         };
         let not_found = |message: String| error(ErrorKind::InvalidTask, class, message, caller);
-        node.with_sched(|sched| {
-            let info = sched.lookup_actor(&key).ok_or_else(|| {
-                not_found(format!(
-                    "no live actor named `{}` in namespace `{}`",
-                    key.name, key.namespace
-                ))
-            })?;
-            if info.spec.class != class {
-                return Err(not_found(format!(
-                    "the actor named `{}` is a `{}`, not a `{class}`",
-                    key.name, info.spec.class
-                )));
-            }
-            let handle = info.id.handle_object();
-            sched.add_ref(handle);
+        let missing = || {
+            not_found(format!(
+                "no live actor named `{}` in namespace `{}`",
+                key.name, key.namespace
+            ))
+        };
+        let (task, found_class) = node
+            .head
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .lookup_name(&key)
+            .ok_or_else(missing)?;
+        if found_class != class {
+            return Err(not_found(format!(
+                "the actor named `{}` is a `{found_class}`, not a `{class}`",
+                key.name
+            )));
+        }
+        let actor = ActorId(task);
+        node.with_sched(|sched, now| {
+            // The name may outlive its actor for a moment (it is given back after death).
+            sched.actor_info(actor).ok_or_else(missing)?;
+            let handle = actor.handle_object();
+            sched.handle(now, Event::AddRef(handle));
             Ok(handle)
         })
     }
 
     fn kill_actor(&self, actor: ObjectId, no_restart: bool) {
         if let Some(actor) = actor.actor() {
-            self.node
-                .with_sched(|sched| sched.kill_actor(actor, no_restart));
+            self.node.event(Event::KillActor { actor, no_restart });
         }
     }
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use tokio::sync::{Notify, oneshot};
 use wasmray_abi::{ACTOR_CALL_EXPORT_PREFIX, ACTOR_NEW_EXPORT_PREFIX};
 use wasmray_core::{ActorId, ErrorKind, TaskError, TaskId, TaskKind};
-use wasmray_sched::RunTask;
+use wasmray_sched::{Event, RunTask};
 use wasmray_wasm::{
     BoxFuture, Finished, KillSwitch, NestedCall, NestedCalls, TaskCall, TaskOutcome,
 };
@@ -262,7 +262,10 @@ impl NodeInner {
             &finished.held,
         );
         if let (Some(error), true) = (error_if_lost, owned) {
-            self.with_sched(|sched| sched.actor_lost(actor, error));
+            self.event(Event::ActorLost {
+                actor,
+                cause: error,
+            });
         }
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmray_abi::TASK_EXPORT_PREFIX;
 use wasmray_core::{ErrorKind, JobId, ModuleId, ObjectId, TaskError, TaskId, TaskKind, TaskSpec};
-use wasmray_sched::{Outcome, RunTask};
+use wasmray_sched::{Event, Outcome, RunTask};
 use wasmray_wasm::{
     CallLimits, Caller, GuestInstance, InstanceSetup, NestedCalls, TaskCall, TaskOutcome,
 };
@@ -154,10 +154,10 @@ impl NodeInner {
         outcome: Outcome<Value>,
         held: &[ObjectId],
     ) {
-        self.with_sched(|sched| {
-            sched.task_finished(task, outcome);
+        self.with_sched(|sched, now| {
+            sched.handle(now, Event::Finished { task, outcome });
             for &id in held {
-                sched.release(id);
+                sched.handle(now, Event::Release(id));
             }
         });
     }
@@ -181,12 +181,16 @@ impl NodeInner {
             None => match self.instantiate(&spec, None).await {
                 Ok(pooled) => pooled,
                 Err(error) => {
-                    self.with_sched(|sched| {
-                        sched.task_finished(
-                            spec.id,
-                            Outcome::Failed {
-                                error,
-                                system: true,
+                    self.with_sched(|sched, now| {
+                        let outcome = Outcome::Failed {
+                            error,
+                            system: true,
+                        };
+                        sched.handle(
+                            now,
+                            Event::Finished {
+                                task: spec.id,
+                                outcome,
                             },
                         );
                         drop(running);
@@ -218,12 +222,19 @@ impl NodeInner {
         } else {
             drop(pooled);
         }
-        self.with_sched(|sched| {
-            sched.task_finished(spec.id, sched_outcome(finished.outcome, false));
+        self.with_sched(|sched, now| {
+            let outcome = sched_outcome(finished.outcome, false);
+            sched.handle(
+                now,
+                Event::Finished {
+                    task: spec.id,
+                    outcome,
+                },
+            );
             // Under the scheduler's lock: a stop after this finds the task finished.
             drop(running);
             for &id in &finished.held {
-                sched.release(id);
+                sched.handle(now, Event::Release(id));
             }
         });
     }

@@ -17,6 +17,7 @@ mod error_log;
 mod execute;
 mod node;
 mod running;
+mod sched_cell;
 mod services;
 mod value;
 mod waiters;

@@ -1,25 +1,36 @@
-//! The node: its parts, the loop that carries out the scheduler's actions, and drivers.
+//! The node: its parts, what carrying out each of the scheduler's actions means, the head's
+//! messages, the timer, and drivers.
 //!
-//! Every change to scheduling state goes through [`NodeInner::with_sched`]: it runs the change
-//! under the scheduler's lock, takes the actions produced, releases the lock, and then carries
-//! them out (spawn a task, wake waiters, report an unhandled error). Nothing slow ever runs
-//! under the lock.
+//! Every change to scheduling state goes through [`NodeInner::with_sched`]: the change runs in
+//! the scheduler's cell (`sched_cell.rs`), which queues the actions produced in order, and
+//! they are then carried out one by one (spawn a task, wake waiters, report an unhandled
+//! error, hand a message to the head or the network). Nothing slow ever runs under the lock.
+//!
+//! This embedded node is its own cluster's head: the scheduler's messages to the head go to
+//! the node's [`Head`] state machine, and the head's answers come back as events. Messages to
+//! other nodes have no transport yet (the cluster's network plugs in here); a node alone in
+//! its view never sends one.
 
 use crate::actors::ActorHost;
 use crate::error_log::ErrorLog;
 use crate::execute::InstancePool;
 use crate::running::RunningTasks;
+use crate::sched_cell::SchedCell;
 use crate::services::GuestServices;
 use crate::value::Value;
 use crate::waiters::Waiters;
 use crate::{NodeConfig, NodeError};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
 use wasmray_core::{
-    ActorId, CPU, GPU, IdMap, IdMint, JobId, Lineage, NodeId, ObjectId, ResourceSet, TaskError,
+    ActorId, CPU, GPU, IdMap, IdMint, Lineage, NodeId, ObjectId, ResourceSet, TaskError,
 };
-use wasmray_sched::{Action, SchedStats, Scheduler};
+use wasmray_sched::{
+    Action, Event, Head, HeadAction, HeadConfig, HeadEvent, Peer, SchedConfig, SchedStats,
+    Scheduler, Time,
+};
 use wasmray_store::{ObjectStore, StoreStats};
 use wasmray_wasm::{
     Caller, GuestInstance, GuestModule, InstanceSetup, MainOutcome, Stream, WasmHost,
@@ -54,7 +65,9 @@ pub(crate) struct NodeInner {
     pub(crate) config: NodeConfig,
     pub(crate) host: WasmHost,
     pub(crate) store: ObjectStore,
-    pub(crate) sched: Mutex<Scheduler<Value>>,
+    sched: SchedCell,
+    /// The cluster's control state (this node is its own head).
+    pub(crate) head: Mutex<Head<Value>>,
     pub(crate) waiters: Waiters,
     pub(crate) pool: InstancePool,
     pub(crate) actors: Mutex<IdMap<ActorId, Arc<ActorHost>>>,
@@ -62,7 +75,6 @@ pub(crate) struct NodeInner {
     pub(crate) errors: ErrorLog,
     /// Plain tasks running here, for `cancel` to stop.
     pub(crate) running: RunningTasks,
-    next_job: AtomicU32,
     /// This node's scratch space (spilled objects); removed at shutdown.
     temp_dir: std::path::PathBuf,
     pub(crate) shutting_down: AtomicBool,
@@ -90,6 +102,12 @@ impl Node {
             .join(format!("node-{id}"));
         let store = ObjectStore::new(config.object_store_memory, temp_dir.join("spill"))?;
         tracing::info!(node = %id, resources = %total, "node started");
+        let sched = Scheduler::new(SchedConfig::new(id, total), Time::ZERO);
+        let head = Head::new(HeadConfig {
+            // Alone in its cluster, the head has nobody to declare dead.
+            dead_after: Duration::MAX,
+            ..HeadConfig::default()
+        });
         let inner = Arc::new(NodeInner {
             id,
             mint: IdMint::new(id),
@@ -97,15 +115,18 @@ impl Node {
             config,
             host,
             store,
-            sched: Mutex::new(Scheduler::new(total)),
+            sched: SchedCell::new(sched, Instant::now()),
+            head: Mutex::new(head),
             waiters: Waiters::default(),
             actors: Mutex::default(),
             errors: ErrorLog::default(),
             running: RunningTasks::default(),
-            next_job: AtomicU32::new(1),
             temp_dir,
             shutting_down: AtomicBool::new(false),
         });
+        // The join message the scheduler starts with goes to the head now.
+        inner.with_sched(|_, _| ());
+        tokio::spawn(timers(Arc::downgrade(&inner)));
         Ok(Node { inner })
     }
 
@@ -217,36 +238,104 @@ impl Drop for Node {
 }
 
 impl NodeInner {
+    /// The scheduler, for queries (changes go through [`NodeInner::with_sched`]).
     pub(crate) fn lock_sched(&self) -> std::sync::MutexGuard<'_, Scheduler<Value>> {
-        // The scheduler's methods leave it consistent even if one panics midway (a bug), and a
-        // node must keep serving other jobs.
-        self.sched.lock().unwrap_or_else(PoisonError::into_inner)
+        self.sched.lock()
     }
 
-    /// Runs `change` on the scheduler, then carries out the actions it produced.
+    /// Runs `change` on the scheduler (given the time), then carries out the actions it
+    /// produced, in order.
     pub(crate) fn with_sched<R>(
         self: &Arc<Self>,
-        change: impl FnOnce(&mut Scheduler<Value>) -> R,
+        change: impl FnOnce(&mut Scheduler<Value>, Time) -> R,
     ) -> R {
-        let (result, actions) = {
-            let mut sched = self.lock_sched();
-            let result = change(&mut sched);
-            let actions = sched.drain_actions();
-            // Stops are carried out under the scheduler's lock, which is what keeps them from
-            // racing the task's start and end (see running.rs).
-            for action in &actions {
-                if let Action::StopTask(task) = action {
-                    self.running.stop(*task);
-                }
+        // Stops are carried out under the scheduler's lock, which is what keeps them from
+        // racing the task's start and end (see running.rs).
+        let result = self.sched.change(change, |action| {
+            if let Action::StopTask(task) = action {
+                self.running.stop(*task);
             }
-            (result, actions)
-        };
-        self.apply(actions);
+        });
+        self.sched.drain(|action| self.apply(action));
         result
     }
 
-    fn apply(self: &Arc<Self>, actions: Vec<Action<Value>>) {
+    /// Feeds the scheduler one event.
+    pub(crate) fn event(self: &Arc<Self>, event: Event<Value>) {
+        self.with_sched(|sched, now| sched.handle(now, event));
+    }
+
+    /// Feeds the scheduler a batch of events under one lock.
+    pub(crate) fn events(self: &Arc<Self>, events: impl IntoIterator<Item = Event<Value>>) {
+        self.with_sched(|sched, now| {
+            for event in events {
+                sched.handle(now, event);
+            }
+        });
+    }
+
+    /// Hands an envelope from the scheduler to the head and routes what the head answers.
+    fn to_head(self: &Arc<Self>, envelope: wasmray_sched::Envelope<wasmray_sched::Message<Value>>) {
+        let now = self.sched.now();
+        let actions = {
+            let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
+            head.handle(
+                now,
+                HeadEvent::Received {
+                    from: self.id,
+                    envelope,
+                },
+            );
+            head.drain_actions()
+        };
+        self.head_actions(actions);
+    }
+
+    fn head_actions(self: &Arc<Self>, actions: Vec<HeadAction<Value>>) {
         for action in actions {
+            match action {
+                HeadAction::Send { to, envelope } if to == self.id => self.event(Event::Received {
+                    from: Peer::Head,
+                    envelope,
+                }),
+                HeadAction::Send { to, .. } => {
+                    tracing::warn!(%to, "no link to node: message dropped");
+                }
+                HeadAction::Declared(node) => tracing::warn!(%node, "node declared dead"),
+            }
+        }
+    }
+
+    /// The scheduler's and the head's timers: when each is next due.
+    fn next_timeout(&self) -> Option<Time> {
+        let head = self
+            .head
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .poll_timeout();
+        let sched = self.lock_sched().poll_timeout();
+        [head, sched].into_iter().flatten().min()
+    }
+
+    /// Fires whichever timers are due.
+    fn fire_timers(self: &Arc<Self>) {
+        let now = self.sched.now();
+        let head_actions = {
+            let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
+            if head.poll_timeout().is_some_and(|t| t <= now) {
+                head.handle(now, HeadEvent::Timeout);
+            }
+            head.drain_actions()
+        };
+        self.head_actions(head_actions);
+        let due = self.lock_sched().poll_timeout().is_some_and(|t| t <= now);
+        if due {
+            self.event(Event::Timeout);
+        }
+    }
+
+    fn apply(self: &Arc<Self>, action: Action<Value>) {
+        {
             match action {
                 Action::Run(run) => self.start(run),
                 Action::Sealed(id) => self.waiters.wake(id),
@@ -277,6 +366,16 @@ impl NodeInner {
                     tracing::warn!(%actor, attempt, %reason, "actor lost its instance; restarting");
                 }
                 Action::StopTask(_) => {}
+                Action::Send {
+                    to: Peer::Head,
+                    envelope,
+                } => self.to_head(envelope),
+                Action::Send {
+                    to: Peer::Node(to), ..
+                } => tracing::warn!(%to, "no link to node: message dropped"),
+                // This node asks its head directly (it is the head).
+                Action::Answered { .. } => {}
+                Action::Fenced => tracing::error!("the head declared this node dead"),
                 Action::UnhandledError(error) => {
                     let text = format!("unhandled error (the result was never retrieved): {error}");
                     for line in text.lines() {
@@ -301,7 +400,11 @@ impl NodeInner {
         if !module.has_main() {
             return Err(NodeError::NoMain(module.name().to_owned()));
         }
-        let job = JobId(self.next_job.fetch_add(1, Ordering::Relaxed));
+        let job = self
+            .head
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .new_job();
         self.errors.begin(job);
         let driver = self.mint.next_task();
         let mut argv = vec![module.name().to_owned()];
@@ -332,7 +435,7 @@ impl NodeInner {
         let finished = instance.run_main(caller, self.config.max_task_memory).await;
         self.release(&finished.held);
         // The job's actors go with its driver, unless detached (as in Ray).
-        self.with_sched(|sched| sched.job_finished(job));
+        self.event(Event::JobFinished(job));
         self.errors.forget(job);
         Ok(match finished.outcome {
             MainOutcome::Exited(code) => DriverExit::Exited(code),
@@ -345,11 +448,28 @@ impl NodeInner {
         if ids.is_empty() {
             return;
         }
-        self.with_sched(|sched| {
-            for &id in ids {
-                sched.release(id);
+        self.events(ids.iter().map(|&id| Event::Release(id)));
+    }
+}
+
+/// Fires the scheduler's and the head's timers when they are due, for as long as the node
+/// lives. Wakes at least once a second, so a deadline that moved earlier is seen in time for
+/// the timers that exist (heartbeats, resends).
+async fn timers(node: Weak<NodeInner>) {
+    loop {
+        let wake = {
+            let Some(node) = node.upgrade() else {
+                return;
+            };
+            if node.shutting_down.load(Ordering::Relaxed) {
+                return;
             }
-        });
+            node.fire_timers();
+            let soon = Instant::now() + Duration::from_secs(1);
+            node.next_timeout()
+                .map_or(soon, |t| node.sched.instant(t).min(soon))
+        };
+        tokio::time::sleep_until(wake.into()).await;
     }
 }
 

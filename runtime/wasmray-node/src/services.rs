@@ -16,7 +16,7 @@ use wasmray_core::{
     ArgSpec, CPU, DEFAULT_MAX_RETRIES, ErrorKind, GPU, ObjectId, ResourceError, ResourceSet,
     TaskError, TaskId, TaskKind, TaskSpec,
 };
-use wasmray_sched::ObjectState;
+use wasmray_sched::{Event, ObjectState, Time};
 use wasmray_store::{Reservation, StoredObject};
 use wasmray_wasm::{BoxFuture, Caller, GetOutcome, NodeServices, Submission, SubmittedArg};
 
@@ -40,11 +40,12 @@ impl GuestServices {
         object: Arc<StoredObject>,
     ) -> Result<ObjectId, String> {
         let id = caller.run.put_object(n);
-        if self.node.with_sched(|sched| sched.put(id, Value(object))) {
-            Ok(id)
-        } else {
-            Err(format!("object {id:?} already exists"))
-        }
+        // A run's put IDs are minted from its own counter: never taken before.
+        self.node.event(Event::Put {
+            id,
+            value: Value(object),
+        });
+        Ok(id)
     }
 }
 
@@ -57,25 +58,27 @@ enum Lookup {
 impl NodeInner {
     /// Looks `id` up; a ready value's contained objects gain a reference for the caller. If the
     /// object is pending, `waiter` (if given) is registered under the same lock.
-    fn lookup(&self, id: ObjectId, waiter: Option<&Arc<Notify>>) -> Lookup {
-        let mut sched = self.lock_sched();
-        match sched.object(id) {
+    fn lookup(self: &Arc<Self>, id: ObjectId, waiter: Option<&Arc<Notify>>) -> Lookup {
+        self.with_sched(|sched, now| match sched.object(id) {
             None => Lookup::Done(GetOutcome::Missing),
             Some(ObjectState::Ready(Value(object))) => {
                 for &inner in object.contained() {
-                    sched.add_ref(inner);
+                    sched.handle(now, Event::AddRef(inner));
                 }
                 Lookup::Done(GetOutcome::Value(object))
             }
-            Some(ObjectState::Failed(error)) => Lookup::Done(GetOutcome::Error(error)),
+            Some(ObjectState::Failed(error)) => {
+                sched.handle(now, Event::ErrorSeen(id));
+                Lookup::Done(GetOutcome::Error(error))
+            }
             Some(ObjectState::Pending) => {
                 if let Some(waiter) = waiter {
-                    sched.watch(id);
+                    sched.handle(now, Event::Watch(id));
                     self.waiters.register(id, waiter);
                 }
                 Lookup::Pending
             }
-        }
+        })
     }
 
     /// Stores a value a guest handed over. Its inner refs are counted now, while the guest
@@ -97,19 +100,11 @@ impl NodeInner {
         contained: Vec<ObjectId>,
     ) -> Result<Arc<StoredObject>, String> {
         if !contained.is_empty() {
-            self.with_sched(|sched| {
-                for &id in &contained {
-                    sched.add_contained_ref(id);
-                }
-            });
+            self.events(contained.iter().map(|&id| Event::AddContained(id)));
         }
         let counted = contained.clone();
         room.seal(contained).map_err(|error| {
-            self.with_sched(|sched| {
-                for &id in &counted {
-                    sched.release_contained(id);
-                }
-            });
+            self.events(counted.iter().map(|&id| Event::ReleaseContained(id)));
             error.to_string()
         })
     }
@@ -120,39 +115,44 @@ impl NodeInner {
     /// waiting on a long list costs what its head costs). With a `waiter`, every id is looked
     /// at and the waiter is registered on each one still pending.
     fn sealed_flags(
-        &self,
+        self: &Arc<Self>,
         ids: &[ObjectId],
         waiter: Option<&Arc<Notify>>,
         enough: usize,
     ) -> (Vec<bool>, usize) {
-        let mut sched = self.lock_sched();
-        let mut flags = vec![false; ids.len()];
-        let mut sealed = 0;
-        for (flag, &id) in flags.iter_mut().zip(ids) {
-            if waiter.is_none() && sealed >= enough {
-                break;
+        let look = |sched: &mut wasmray_sched::Scheduler<Value>, now| {
+            let mut flags = vec![false; ids.len()];
+            let mut sealed = 0;
+            for (flag, &id) in flags.iter_mut().zip(ids) {
+                if waiter.is_none() && sealed >= enough {
+                    break;
+                }
+                let pending = matches!(sched.object(id), Some(ObjectState::Pending));
+                if let (true, Some(waiter)) = (pending, waiter) {
+                    sched.handle(now, Event::Watch(id));
+                    self.waiters.register(id, waiter);
+                }
+                *flag = !pending;
+                sealed += usize::from(!pending);
             }
-            let pending = matches!(sched.object(id), Some(ObjectState::Pending));
-            if let (true, Some(waiter)) = (pending, waiter) {
-                sched.watch(id);
-                self.waiters.register(id, waiter);
-            }
-            *flag = !pending;
-            sealed += usize::from(!pending);
+            (flags, sealed)
+        };
+        match waiter {
+            // A look that registers nothing changes nothing: no actions to carry out.
+            None => look(&mut self.lock_sched(), Time::ZERO),
+            Some(_) => self.with_sched(look),
         }
-        (flags, sealed)
     }
 
-    fn is_sealed(&self, id: ObjectId, waiter: &Arc<Notify>) -> bool {
-        let mut sched = self.lock_sched();
-        match sched.object(id) {
+    fn is_sealed(self: &Arc<Self>, id: ObjectId, waiter: &Arc<Notify>) -> bool {
+        self.with_sched(|sched, now| match sched.object(id) {
             Some(ObjectState::Pending) => {
-                sched.watch(id);
+                sched.handle(now, Event::Watch(id));
                 self.waiters.register(id, waiter);
                 false
             }
             _ => true,
-        }
+        })
     }
 
     /// The spec of a submission, and what is wrong with it if it must not run.
@@ -240,7 +240,7 @@ impl NodeServices for GuestServices {
         match node.spec_of(caller, submission) {
             (spec, None) => {
                 let ids = spec.return_ids().collect();
-                node.with_sched(|sched| sched.submit(spec));
+                node.event(Event::Submit(spec));
                 ids
             }
             (spec, Some(message)) => {
@@ -253,7 +253,7 @@ impl NodeServices for GuestServices {
                     task_chain: spec.lineage.error_chain(),
                     cause: None,
                 };
-                node.with_sched(|sched| sched.reject(spec, error));
+                node.event(Event::Reject { spec, error });
                 ids
             }
         }
@@ -376,11 +376,7 @@ impl NodeServices for GuestServices {
         if ids.is_empty() {
             return;
         }
-        self.node.with_sched(|sched| {
-            for &id in ids {
-                sched.add_ref(id);
-            }
-        });
+        self.node.events(ids.iter().map(|&id| Event::AddRef(id)));
     }
 
     fn release(&self, ids: &[ObjectId]) {
@@ -388,8 +384,11 @@ impl NodeServices for GuestServices {
     }
 
     fn cancel(&self, object: ObjectId, recursive: bool) -> bool {
-        self.node
-            .with_sched(|sched| sched.cancel(object, recursive))
+        self.node.with_sched(|sched, now| {
+            let found = sched.cancellable(object);
+            sched.handle(now, Event::Cancel { object, recursive });
+            found
+        })
     }
 
     fn cluster_info(&self, caller: &Caller, query: ClusterQuery) -> Vec<u8> {
@@ -454,9 +453,9 @@ async fn blocked<T>(
     task: TaskId,
     wait: impl std::future::Future<Output = T>,
 ) -> T {
-    node.with_sched(|sched| sched.task_blocked(task));
+    node.event(Event::Blocked(task));
     let result = wait.await;
-    node.with_sched(|sched| sched.task_unblocked(task));
+    node.event(Event::Unblocked(task));
     result
 }
 

@@ -14,4 +14,8 @@ impl ObjectValue for Value {
     fn contained(&self) -> &[ObjectId] {
         self.0.contained()
     }
+
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
 }

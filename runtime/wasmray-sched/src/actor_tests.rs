@@ -2,7 +2,7 @@
 //! names, detached actors and handle lifetimes, on a simulated node.
 
 use crate::tests::{Sim, Value};
-use crate::{Action, ObjectState, Outcome};
+use crate::{Action, HeadRequest, Message, ObjectState, Outcome, Peer};
 use std::sync::Arc;
 use wasmray_core::{
     ActorId, ActorName, ActorSpec, ArgSpec, CPU, ErrorKind, JobId, ObjectId, ResourceSet,
@@ -30,7 +30,8 @@ impl Sim {
         spec.resources = ResourceSet::from_pairs([(CPU, cpus)]).unwrap();
         spec.kind = TaskKind::ActorCreation(Arc::new(actor));
         let handle = self.value(vec![]);
-        let id = self.sched.submit_actor(spec, handle).expect("name is free");
+        let id = ActorId(spec.id);
+        self.sched.submit_actor(spec, handle);
         self.pump();
         id
     }
@@ -233,21 +234,18 @@ fn an_actor_whose_handles_are_gone_finishes_its_calls_then_dies() {
 }
 
 #[test]
-fn names_are_unique_found_and_freed_on_death() {
+fn a_dead_actor_gives_its_name_back_to_the_head() {
     let mut sim = Sim::new(1.0);
     let actor = sim.create(actor_spec(Some("keeper")), 0.0);
-    let name = ActorName {
-        namespace: "ns".into(),
-        name: "keeper".into(),
-    };
-    assert_eq!(sim.sched.lookup_actor(&name).map(|i| i.id), Some(actor));
-    let mut dup = sim.spec("Counter", vec![], 0.0);
-    dup.num_returns = 0;
-    dup.kind = TaskKind::ActorCreation(Arc::new(actor_spec(Some("keeper"))));
-    let handle = sim.value(vec![]);
-    assert!(sim.sched.submit_actor(dup, handle).is_err());
     sim.sched.kill_actor(actor, true);
-    assert!(sim.sched.lookup_actor(&name).is_none());
+    sim.pump();
+    let released = sim.log.iter().any(|a| {
+        matches!(a, Action::Send { to: Peer::Head, envelope }
+            if matches!(&envelope.message, Some(Message::Ask {
+                ask: HeadRequest::ReleaseName { name, actor: a }, ..
+            }) if name.name == "keeper" && *a == actor.0))
+    });
+    assert!(released, "{:?}", sim.log);
 }
 
 #[test]

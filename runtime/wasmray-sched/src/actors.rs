@@ -1,5 +1,6 @@
 //! Actors in the scheduler: each actor's lifecycle, its queue of method calls, restarts and
-//! death, and the registry of names.
+//! death. Names live at the head ([`crate::Head`]): the node claims one before it creates a
+//! named actor, and the scheduler gives it back when the actor dies.
 //!
 //! An actor is created by a creation task (which holds the actor's resources from dispatch
 //! until the actor dies) and then serves method calls one at a time, or up to
@@ -10,13 +11,15 @@
 //! whose handles are all gone drains its queue and then dies quietly (unless detached).
 
 use crate::errors::actor_died;
+use crate::link::Peer;
+use crate::message::{HeadRequest, Message};
 use crate::scheduler::{Action, Outcome, RunTask, TaskEntry, TaskState};
 use crate::{ObjectValue, Scheduler};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use wasmray_core::{
-    ActorId, ActorName, ActorSpec, ArgSpec, GPU, IdMap, JobId, ResourceSet, TaskError, TaskId,
-    TaskKind, TaskSpec,
+    ActorId, ActorSpec, ArgSpec, GPU, IdMap, JobId, ResourceSet, TaskError, TaskId, TaskKind,
+    TaskSpec,
 };
 
 #[derive(Debug)]
@@ -49,23 +52,7 @@ pub(crate) struct ActorEntry<V> {
     pub(crate) gpu_ids: Vec<u32>,
 }
 
-/// Why a named creation was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NameTaken(pub ActorName);
-
-impl std::fmt::Display for NameTaken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "an actor named `{}` already exists in namespace `{}`",
-            self.0.name, self.0.namespace
-        )
-    }
-}
-
-impl std::error::Error for NameTaken {}
-
-/// What `lookup_actor` finds.
+/// What the scheduler knows of a live actor it owns.
 #[derive(Debug, Clone)]
 pub struct ActorInfo {
     pub id: ActorId,
@@ -79,34 +66,27 @@ pub struct ActorInfo {
 #[derive(Debug)]
 pub(crate) struct ActorTable<V> {
     pub(crate) entries: IdMap<ActorId, ActorEntry<V>>,
-    pub(crate) names: HashMap<ActorName, ActorId>,
 }
 
 impl<V> Default for ActorTable<V> {
     fn default() -> Self {
         Self {
             entries: IdMap::default(),
-            names: HashMap::new(),
         }
     }
 }
 
 impl<V: ObjectValue> Scheduler<V> {
-    /// Creates an actor from its creation task (`kind` must be `ActorCreation`). Its handle
-    /// object ([`ActorId::handle_object`]) holds `handle` with one reference for the creator;
-    /// a detached actor holds one more itself, until it dies.
-    pub fn submit_actor(&mut self, spec: TaskSpec<V>, handle: V) -> Result<ActorId, NameTaken> {
+    /// Creates an actor from its creation task (see [`crate::Event::CreateActor`]). A spec
+    /// of another kind is rejected as invalid.
+    pub(crate) fn submit_actor(&mut self, spec: TaskSpec<V>, handle: V) {
         let TaskKind::ActorCreation(actor_spec) = &spec.kind else {
-            unreachable!("submit_actor takes actor creations only");
+            let error = crate::errors::invalid(&spec, "not an actor creation".into());
+            self.reject(spec, error);
+            return;
         };
         let actor_spec = Arc::clone(actor_spec);
         let id = ActorId(spec.id);
-        if let Some(name) = &actor_spec.name {
-            if self.actors.names.contains_key(name) {
-                return Err(NameTaken(name.clone()));
-            }
-            self.actors.names.insert(name.clone(), id);
-        }
         self.put(id.handle_object(), handle);
         if actor_spec.detached {
             self.add_ref(id.handle_object());
@@ -128,10 +108,9 @@ impl<V: ObjectValue> Scheduler<V> {
             },
         );
         self.submit_arc(spec);
-        Ok(id)
     }
 
-    /// What the scheduler knows of a live actor.
+    /// What the scheduler knows of a live actor it owns.
     pub fn actor_info(&self, id: ActorId) -> Option<ActorInfo> {
         let entry = self.actors.entries.get(&id)?;
         if matches!(entry.state, ActorState::Dead(_)) {
@@ -146,14 +125,8 @@ impl<V: ObjectValue> Scheduler<V> {
         })
     }
 
-    /// The live actor registered as `name`.
-    pub fn lookup_actor(&self, name: &ActorName) -> Option<ActorInfo> {
-        self.actor_info(*self.actors.names.get(name)?)
-    }
-
-    /// Kills an actor: with `no_restart`, or when it has no restarts left, it dies at once
-    /// and its calls fail; otherwise its instance is stopped and it is re-created.
-    pub fn kill_actor(&mut self, actor: ActorId, no_restart: bool) {
+    /// Kills an actor (see [`crate::Event::KillActor`]).
+    pub(crate) fn kill_actor(&mut self, actor: ActorId, no_restart: bool) {
         let Some(entry) = self.actors.entries.get(&actor) else {
             return;
         };
@@ -171,9 +144,8 @@ impl<V: ObjectValue> Scheduler<V> {
         }
     }
 
-    /// The node lost the actor's instance (memory cap, CPU limit, kill) after reporting every
-    /// call that was in flight: re-create it if restarts remain, or let it die with `cause`.
-    pub fn actor_lost(&mut self, actor: ActorId, cause: TaskError) {
+    /// The node lost the actor's instance (see [`crate::Event::ActorLost`]).
+    pub(crate) fn actor_lost(&mut self, actor: ActorId, cause: TaskError) {
         let Some(entry) = self.actors.entries.get_mut(&actor) else {
             return;
         };
@@ -208,6 +180,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 attempt,
                 gpu_ids: Vec::new(),
                 cancelled: false,
+                owner: None,
             },
         );
         self.actions.push(Action::Run(RunTask {
@@ -219,7 +192,7 @@ impl<V: ObjectValue> Scheduler<V> {
     }
 
     /// Kills every actor of `job` that is not detached (its driver has exited).
-    pub fn job_finished(&mut self, job: JobId) {
+    pub(crate) fn job_finished(&mut self, job: JobId) {
         let doomed: Vec<(ActorId, String)> = self
             .actors
             .entries
@@ -461,10 +434,12 @@ impl<V: ObjectValue> Scheduler<V> {
         );
         self.available.add_capped(&resources, &self.total);
         self.gpus.give_back(&gpu_ids, resources.get(GPU));
-        if let Some(name) = name
-            && self.actors.names.get(&name) == Some(&actor)
-        {
-            self.actors.names.remove(&name);
+        if let Some(name) = name {
+            let ask = HeadRequest::ReleaseName {
+                name,
+                actor: actor.0,
+            };
+            self.send(Peer::Head, Message::Ask { request: 0, ask });
         }
         // A creation still waiting for its arguments will never run: forget it. (A queued one
         // is dropped by `dispatch`, which gives back what it took; a running one reports.)

@@ -74,3 +74,15 @@ pub(crate) fn actor_died(
         cause: cause.map(|c| Box::new((**c).clone())),
     }
 }
+
+/// The error of an object that can no longer be had: its owner or every copy is gone.
+pub(crate) fn lost(object: wasmray_core::ObjectId, reason: &str) -> TaskError {
+    TaskError {
+        kind: ErrorKind::System,
+        function: String::new(),
+        message: format!("object {object} was lost: {reason}"),
+        backtrace: None,
+        task_chain: Vec::new(),
+        cause: None,
+    }
+}

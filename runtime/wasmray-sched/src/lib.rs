@@ -1,27 +1,43 @@
-//! wasmray's scheduling and ownership core, as a state machine.
+//! wasmray's scheduling and ownership core, and the head's control state, as state machines.
 //!
-//! The node feeds it events (a task was submitted, finished, blocked in `get`; a reference was
-//! added or dropped) and it answers with [`Action`]s to carry out (run this task now, an object
-//! was sealed, an unhandled error went out of scope). It owns the object table with reference
-//! counts, argument dependencies, the resource ledger, retries and error propagation.
+//! A node feeds its [`Scheduler`] [`Event`]s with the time (a task was submitted, finished,
+//! blocked in `get`; a reference was added or dropped; a message arrived from another node)
+//! and it answers with [`Action`]s to carry out in order (run this task now, an object sealed,
+//! send this envelope). It owns the object table with ownership, borrowers and locations,
+//! argument dependencies, the resource ledger, placement on the cluster (one hop), retries
+//! and error propagation. The [`Head`] keeps membership, job IDs and actor names.
 //!
-//! It does no I/O: no sockets, no threads, no clock, no tokio. That is what lets tests drive it
-//! through whole simulated runs deterministically (see `tests.rs`).
+//! Neither does I/O: no sockets, no threads, no clock, no tokio. That is what lets tests drive
+//! them through whole simulated runs, and a simulated cluster, deterministically.
 
 #[cfg(test)]
 mod actor_tests;
 mod actors;
+mod cluster;
 mod errors;
 mod gpus;
+mod head;
+mod link;
+mod message;
 mod objects;
 mod queue;
+mod rng;
 mod scheduler;
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;
+mod time;
+mod view;
 
-pub use actors::{ActorInfo, NameTaken};
+pub use actors::ActorInfo;
+pub use head::{Head, HeadAction, HeadConfig, HeadEvent, Member, MemberState};
+pub use link::{Envelope, Peer};
+pub use message::{HeadAnswer, HeadRequest, Message, RemoteOutcome, RemoteStatus, Returned};
 pub use objects::{ObjectState, RefCounts, RefKind};
-pub use scheduler::{Action, Outcome, RunTask, SchedStats, Scheduler};
+pub use scheduler::{Action, Event, Outcome, RunTask, SchedConfig, SchedStats, Scheduler};
+pub use time::Time;
+pub use view::{ClusterView, NodeView, Snapshot};
 
 use wasmray_core::ObjectId;
 
@@ -29,10 +45,12 @@ use wasmray_core::ObjectId;
 /// the last clone frees the bytes.
 ///
 /// A value holds one reference to each object it contains. The node counts them when it
-/// creates the value (with [`Scheduler::add_contained_ref`]), at the moment a guest hands the value over
+/// creates the value (with [`Event::AddContained`]), at the moment a guest hands the value over
 /// and still holds its own handles; from then on the scheduler owns those references and
 /// releases them when the value is freed or discarded.
 pub trait ObjectValue: Clone {
     /// The objects referenced from inside this value, one entry per occurrence.
     fn contained(&self) -> &[ObjectId];
+    /// Its size in bytes (small values travel inside messages; large ones are pulled).
+    fn size(&self) -> u64;
 }

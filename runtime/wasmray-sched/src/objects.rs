@@ -1,22 +1,34 @@
-//! The object table: each object's state (pending, ready, failed), its reference count and the
-//! tasks waiting for it.
+//! The object table: each object's state here, its references here, and — separately — what
+//! ownership means for it (who must be told when references go, where copies are).
 //!
-//! A reference is anything that keeps an object alive: a handle in a guest or driver, a pending
-//! task's argument, a containing object. When the count reaches zero and the object is not
-//! pending, the entry goes and the references its value held are released in turn (with a
-//! worklist, never recursion, so a long chain of nested refs cannot overflow the stack).
-//! Values are held as `V`, the node's handle to stored bytes; dropping it frees them. The
-//! references a value holds to the objects inside it were counted when the value was created
-//! (see [`crate::ObjectValue`]); this table releases them when the value goes.
+//! Every object has an **owner**, the node that minted its ID (the ID's task carries it). On
+//! the owner the entry counts local references (guest handles, pending task arguments,
+//! containing values) and **holders**: for each other node, how many references it was
+//! granted and has not released. The owner also knows which other nodes keep a copy of the
+//! value (`copies`) and which want to hear when it seals (`subscribers`). It frees the object
+//! when no reference is left anywhere: no local one, no holder, and it is no longer pending.
+//!
+//! On any other node the entry is a **borrow**: local references as above, the number of
+//! grants it received, and perhaps a copy of the value. When its local references reach zero
+//! it releases the grants to the owner in one message and forgets the object, unless it
+//! keeps the copy for the owner (an executor keeps a large result it made until the owner
+//! frees it).
+//!
+//! Freeing releases the references a value held to the objects inside it, with a worklist
+//! (never recursion, so a long chain of nested refs cannot overflow the stack). What must
+//! happen outside the table (a message to the owner, an unhandled error reported) comes back
+//! as [`ObjectEvent`]s. The references a value holds were counted when it was created (see
+//! [`crate::ObjectValue`]).
 
 use crate::ObjectValue;
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use wasmray_core::{ActorId, IdMap, ObjectId, TaskError, TaskId};
+use wasmray_core::{ActorId, IdMap, NodeId, ObjectId, TaskError, TaskId};
 
-/// The state of one object.
+/// The state of one object, as this node can use it.
 #[derive(Debug, Clone)]
 pub enum ObjectState<V> {
-    /// Its task has not finished.
+    /// Not usable here yet: its task has not finished, or its value is on another node.
     Pending,
     Ready(V),
     Failed(Arc<TaskError>),
@@ -33,7 +45,7 @@ pub enum RefKind {
     Contained,
 }
 
-/// References to one object, by kind.
+/// References to one object held on this node, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RefCounts {
     pub local: u32,
@@ -55,35 +67,121 @@ impl RefCounts {
     }
 }
 
+/// The owner's side of an object.
+#[derive(Debug, Default)]
+pub(crate) struct Owned {
+    /// References granted to other nodes and not released, per node. A count may dip below
+    /// zero for a moment when a holder's release overtakes the lend that granted it; the
+    /// lender's own grant keeps the object alive meanwhile (see ARCHITECTURE.md).
+    pub(crate) holders: BTreeMap<NodeId, i64>,
+    /// Other nodes keeping a copy of the value for this owner.
+    pub(crate) copies: Vec<NodeId>,
+    /// Nodes to tell when it seals.
+    pub(crate) subscribers: Vec<NodeId>,
+    /// Its task finished on another node, which kept the value: it is ready there.
+    pub(crate) made_elsewhere: bool,
+    /// A pull of a copy is in flight to this node.
+    pub(crate) pulling: Option<NodeId>,
+}
+
+/// A borrower's side of an object owned by another node.
+#[derive(Debug)]
+pub(crate) struct Borrowed {
+    pub(crate) owner: NodeId,
+    /// References granted to this node (by the owner or by a lender) not yet released.
+    pub(crate) grants: u32,
+    /// The owner was asked to say when it seals.
+    pub(crate) subscribed: bool,
+    /// Nodes known to hold a copy, not yet tried.
+    pub(crate) sources: Vec<NodeId>,
+    /// A pull is in flight to this node.
+    pub(crate) pulling: Option<NodeId>,
+    /// This node keeps the value for the owner until the owner frees it.
+    pub(crate) keeps_copy: bool,
+}
+
+#[derive(Debug)]
+pub(crate) enum Role {
+    Owned(Owned),
+    Borrowed(Borrowed),
+}
+
 #[derive(Debug)]
 pub(crate) struct ObjectEntry<V> {
     pub(crate) state: ObjectState<V>,
     pub(crate) refs: RefCounts,
-    /// Tasks whose arguments include this object, waiting for it to seal.
+    /// Tasks whose arguments include this object, waiting for it to be usable here.
     pub(crate) dependents: Vec<TaskId>,
     /// A `get` or `wait` is waiting: report the seal.
     pub(crate) watched: bool,
     /// The error was seen by a `get` or passed on to a dependent task.
     pub(crate) error_handled: bool,
+    pub(crate) role: Role,
 }
 
-/// What happened to an object that the node must hear about.
+impl<V> ObjectEntry<V> {
+    pub(crate) fn owned(&self) -> Option<&Owned> {
+        match &self.role {
+            Role::Owned(owned) => Some(owned),
+            Role::Borrowed(_) => None,
+        }
+    }
+
+    pub(crate) fn owned_mut(&mut self) -> Option<&mut Owned> {
+        match &mut self.role {
+            Role::Owned(owned) => Some(owned),
+            Role::Borrowed(_) => None,
+        }
+    }
+
+    pub(crate) fn borrowed_mut(&mut self) -> Option<&mut Borrowed> {
+        match &mut self.role {
+            Role::Borrowed(borrowed) => Some(borrowed),
+            Role::Owned(_) => None,
+        }
+    }
+
+    /// Whether a value or an error is here to use.
+    pub(crate) fn is_sealed(&self) -> bool {
+        !matches!(self.state, ObjectState::Pending)
+    }
+
+    /// Whether anything on this node still waits for it.
+    pub(crate) fn is_needed(&self) -> bool {
+        self.watched || !self.dependents.is_empty()
+    }
+}
+
+/// What happened to an object that the scheduler must act on.
 #[derive(Debug)]
 pub(crate) enum ObjectEvent {
     /// An unretrieved error went out of scope: Ray prints these as "unhandled errors".
     UnhandledError(Arc<TaskError>),
     /// The last reference to an actor's handle object went.
     ActorHandleFreed(ActorId),
+    /// A borrow ended: give `grants` back to `owner`.
+    Released {
+        object: ObjectId,
+        owner: NodeId,
+        grants: u32,
+    },
+    /// An owned object was freed: these nodes keep copies to drop.
+    Freed {
+        object: ObjectId,
+        copies: Vec<NodeId>,
+    },
 }
 
 #[derive(Debug)]
 pub(crate) struct ObjectTable<V> {
+    local: NodeId,
     entries: IdMap<ObjectId, ObjectEntry<V>>,
 }
 
 impl<V: ObjectValue> ObjectTable<V> {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(local: NodeId) -> Self {
         Self {
+            local,
             entries: IdMap::default(),
         }
     }
@@ -100,29 +198,46 @@ impl<V: ObjectValue> ObjectTable<V> {
         self.entries.get_mut(&id)
     }
 
-    /// Registers an object with one reference, in `state`. Returns false (and changes
-    /// nothing) if the ID is taken.
+    fn new_entry(&self, id: ObjectId, state: ObjectState<V>, refs: RefCounts) -> ObjectEntry<V> {
+        let owner = id.task.node();
+        let role = if owner == self.local {
+            Role::Owned(Owned::default())
+        } else {
+            Role::Borrowed(Borrowed {
+                owner,
+                grants: 0,
+                subscribed: false,
+                sources: Vec::new(),
+                pulling: None,
+                keeps_copy: false,
+            })
+        };
+        ObjectEntry {
+            state,
+            refs,
+            dependents: Vec::new(),
+            watched: false,
+            error_handled: false,
+            role,
+        }
+    }
+
+    /// Registers an object this node owns with one local reference, in `state`. Returns false
+    /// (and changes nothing) if the ID is taken.
     pub(crate) fn create(&mut self, id: ObjectId, state: ObjectState<V>) -> bool {
         if self.entries.contains_key(&id) {
             return false;
         }
-        self.entries.insert(
-            id,
-            ObjectEntry {
-                state,
-                refs: RefCounts {
-                    local: 1,
-                    ..RefCounts::default()
-                },
-                dependents: Vec::new(),
-                watched: false,
-                error_handled: false,
-            },
-        );
+        let refs = RefCounts {
+            local: 1,
+            ..RefCounts::default()
+        };
+        let entry = self.new_entry(id, state, refs);
+        self.entries.insert(id, entry);
         true
     }
 
-    /// Adds a reference; false if the object is unknown (already freed or never existed).
+    /// Adds a reference; false if the object is unknown here (freed, or never seen).
     pub(crate) fn add_ref(&mut self, id: ObjectId, kind: RefKind) -> bool {
         match self.entries.get_mut(&id) {
             Some(entry) => {
@@ -130,6 +245,86 @@ impl<V: ObjectValue> ObjectTable<V> {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Takes in a reference another node granted this one, as `kind`. On the owner it is a
+    /// plain reference (false if the object is gone, which the protocol rules out); elsewhere
+    /// it is a borrow, created if new.
+    pub(crate) fn receive_ref(&mut self, id: ObjectId, kind: RefKind) -> bool {
+        if id.task.node() == self.local {
+            return self.add_ref(id, kind);
+        }
+        let mut refs = RefCounts::default();
+        *refs.slot(kind) += 1;
+        match self.entries.get_mut(&id) {
+            Some(entry) => {
+                *entry.refs.slot(kind) += 1;
+                if let Some(borrowed) = entry.borrowed_mut() {
+                    borrowed.grants += 1;
+                }
+            }
+            None => {
+                let mut entry = self.new_entry(id, ObjectState::Pending, refs);
+                if let Some(borrowed) = entry.borrowed_mut() {
+                    borrowed.grants = 1;
+                }
+                self.entries.insert(id, entry);
+            }
+        }
+        true
+    }
+
+    /// Makes sure a borrow entry for `id` (owned elsewhere) exists, with no reference yet.
+    pub(crate) fn ensure_borrowed(&mut self, id: ObjectId) {
+        if id.task.node() != self.local && !self.entries.contains_key(&id) {
+            let entry = self.new_entry(id, ObjectState::Pending, RefCounts::default());
+            self.entries.insert(id, entry);
+        }
+    }
+
+    /// The owner granted `node` one more reference (it is about to send it one).
+    pub(crate) fn grant(&mut self, id: ObjectId, node: NodeId) {
+        if let Some(owned) = self.entries.get_mut(&id).and_then(ObjectEntry::owned_mut) {
+            *owned.holders.entry(node).or_default() += 1;
+        }
+    }
+
+    /// Changes what the owner knows `node` holds by `delta`, freeing the object if nothing
+    /// references it any more.
+    pub(crate) fn adjust_holder(
+        &mut self,
+        id: ObjectId,
+        node: NodeId,
+        delta: i64,
+        events: &mut Vec<ObjectEvent>,
+    ) {
+        let Some(owned) = self.entries.get_mut(&id).and_then(ObjectEntry::owned_mut) else {
+            return;
+        };
+        let count = owned.holders.entry(node).or_default();
+        *count += delta;
+        if *count == 0 {
+            owned.holders.remove(&node);
+        }
+        self.free_if_unreferenced(id, events);
+    }
+
+    /// Forgets everything `node` held or kept (it died); frees what that leaves unreferenced.
+    pub(crate) fn forget_node(&mut self, node: NodeId, events: &mut Vec<ObjectEvent>) {
+        let ids: Vec<ObjectId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.owned().is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(owned) = self.entries.get_mut(&id).and_then(ObjectEntry::owned_mut) {
+                owned.holders.remove(&node);
+                owned.copies.retain(|n| *n != node);
+                owned.subscribers.retain(|n| *n != node);
+            }
+            self.free_if_unreferenced(id, events);
         }
     }
 
@@ -142,11 +337,84 @@ impl<V: ObjectValue> ObjectTable<V> {
             };
             let slot = entry.refs.slot(kind);
             *slot = slot.saturating_sub(1);
-            if entry.refs.total() == 0 && !matches!(entry.state, ObjectState::Pending) {
-                let mut inner = Vec::new();
-                self.free(id, &mut inner, events);
-                work.extend(inner.into_iter().map(|id| (id, RefKind::Contained)));
+            let mut inner = Vec::new();
+            self.collect(id, &mut inner, events);
+            work.extend(inner.into_iter().map(|id| (id, RefKind::Contained)));
+        }
+    }
+
+    /// Frees `id` if nothing references it any more (releasing what its value held).
+    pub(crate) fn free_if_unreferenced(&mut self, id: ObjectId, events: &mut Vec<ObjectEvent>) {
+        let mut work = Vec::new();
+        self.collect(id, &mut work, events);
+        for inner in work {
+            self.release(inner, RefKind::Contained, events);
+        }
+    }
+
+    /// The owner says no reference is left anywhere: drop the copy this node kept.
+    pub(crate) fn drop_kept_copy(&mut self, id: ObjectId, events: &mut Vec<ObjectEvent>) {
+        if let Some(borrowed) = self
+            .entries
+            .get_mut(&id)
+            .and_then(ObjectEntry::borrowed_mut)
+        {
+            borrowed.keeps_copy = false;
+        }
+        self.free_if_unreferenced(id, events);
+    }
+
+    /// Removes `id` if unreferenced; the objects its value held go into `work`.
+    fn collect(&mut self, id: ObjectId, work: &mut Vec<ObjectId>, events: &mut Vec<ObjectEvent>) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if entry.refs.total() > 0 {
+            return;
+        }
+        match &mut entry.role {
+            Role::Owned(owned) => {
+                let produced = entry.state.is_sealed_state() || owned.made_elsewhere;
+                if !owned.holders.is_empty() || !produced {
+                    return;
+                }
             }
+            Role::Borrowed(borrowed) => {
+                if borrowed.grants > 0 {
+                    events.push(ObjectEvent::Released {
+                        object: id,
+                        owner: borrowed.owner,
+                        grants: borrowed.grants,
+                    });
+                    borrowed.grants = 0;
+                }
+                if borrowed.keeps_copy {
+                    return;
+                }
+            }
+        }
+        let Some(entry) = self.entries.remove(&id) else {
+            return;
+        };
+        if let Some(actor) = id.actor()
+            && entry.owned().is_some()
+        {
+            events.push(ObjectEvent::ActorHandleFreed(actor));
+        }
+        if let Role::Owned(owned) = &entry.role
+            && !owned.copies.is_empty()
+        {
+            events.push(ObjectEvent::Freed {
+                object: id,
+                copies: owned.copies.clone(),
+            });
+        }
+        match entry.state {
+            ObjectState::Ready(value) => work.extend_from_slice(value.contained()),
+            ObjectState::Failed(error) if !entry.error_handled && entry.owned().is_some() => {
+                events.push(ObjectEvent::UnhandledError(error));
+            }
+            _ => {}
         }
     }
 
@@ -155,7 +423,7 @@ impl<V: ObjectValue> ObjectTable<V> {
         self.entries.iter()
     }
 
-    /// Moves a pending object to its final state. Returns the tasks that were waiting on it.
+    /// Makes a pending object usable here. Returns the tasks that were waiting on it.
     pub(crate) fn seal(
         &mut self,
         id: ObjectId,
@@ -171,35 +439,28 @@ impl<V: ObjectValue> ObjectTable<V> {
             }
             return Sealed::default();
         };
+        if entry.is_sealed() {
+            // Already usable (a second copy arrived): keep the first.
+            if let ObjectState::Ready(value) = &state {
+                for &inner in value.contained() {
+                    self.release(inner, RefKind::Contained, events);
+                }
+            }
+            return Sealed::default();
+        }
         entry.state = state;
         let sealed = Sealed {
             dependents: std::mem::take(&mut entry.dependents),
             watched: entry.watched,
         };
-        if entry.refs.total() == 0 {
-            let mut work = Vec::new();
-            self.free(id, &mut work, events);
-            for inner in work {
-                self.release(inner, RefKind::Contained, events);
-            }
-        }
+        self.free_if_unreferenced(id, events);
         sealed
     }
+}
 
-    fn free(&mut self, id: ObjectId, work: &mut Vec<ObjectId>, events: &mut Vec<ObjectEvent>) {
-        let Some(entry) = self.entries.remove(&id) else {
-            return;
-        };
-        if let Some(actor) = id.actor() {
-            events.push(ObjectEvent::ActorHandleFreed(actor));
-        }
-        match entry.state {
-            ObjectState::Ready(value) => work.extend_from_slice(value.contained()),
-            ObjectState::Failed(error) if !entry.error_handled => {
-                events.push(ObjectEvent::UnhandledError(error));
-            }
-            _ => {}
-        }
+impl<V> ObjectState<V> {
+    fn is_sealed_state(&self) -> bool {
+        !matches!(self, ObjectState::Pending)
     }
 }
 

@@ -73,6 +73,29 @@ impl ReadyQueue {
     }
 }
 
+impl ReadyQueue {
+    /// Takes, in order, the tasks `place` finds another node for (given each task and its
+    /// shape); a class stops at its first task that finds none.
+    pub(crate) fn take_placed<N>(
+        &mut self,
+        mut place: impl FnMut(TaskId, &ResourceSet) -> Option<N>,
+    ) -> Vec<(TaskId, N)> {
+        let mut taken = Vec::new();
+        for (shape, queue) in &mut self.classes {
+            while let Some(&task) = queue.front() {
+                let Some(node) = place(task, shape) else {
+                    break;
+                };
+                queue.pop_front();
+                taken.push((task, node));
+            }
+        }
+        self.classes.retain(|_, queue| !queue.is_empty());
+        self.len -= taken.len();
+        taken
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,28 +1,130 @@
-//! The scheduler proper: task lifecycle from submission to sealed results.
+//! The scheduler proper: its vocabulary (events in, actions out, time passed in) and the
+//! task lifecycle from submission to sealed results.
 //!
-//! A task is waiting (for arguments), ready (queued for resources), or running. On finishing,
-//! its results are sealed, or it is queued again if its retry policy allows. A task whose
-//! argument failed never runs: its returns fail at once with the argument's error wrapped,
-//! and so do the returns of every task that depends on those, transitively.
+//! A task is waiting (for arguments), ready (queued for resources), running here, or leased
+//! to another node. On finishing, its results are sealed, or it is queued again if its retry
+//! policy allows. A task whose argument failed never runs: its returns fail at once with the
+//! argument's error wrapped, and so do the returns of every task that depends on those,
+//! transitively. Messages with other nodes are handled in `cluster.rs`.
 
 use crate::ObjectValue;
 use crate::actors::ActorTable;
 use crate::errors::{cancelled, dependency_failed, infeasible, invalid};
 use crate::gpus::GpuIds;
+use crate::link::{Envelope, Links, Peer};
+use crate::message::{HeadAnswer, HeadRequest, Message};
 use crate::objects::{ObjectEvent, ObjectState, ObjectTable, RefCounts, RefKind};
 use crate::queue::ReadyQueue;
+use crate::rng::Rng;
+use crate::time::Time;
+use crate::view::ClusterView;
 use std::sync::Arc;
+use std::time::Duration;
 use wasmray_core::{
-    ActorId, ArgSpec, CPU, GPU, IdMap, JobId, ObjectId, ResourceSet, TaskError, TaskId, TaskKind,
-    TaskSpec,
+    ActorId, ArgSpec, CPU, GPU, IdMap, JobId, NodeId, ObjectId, ResourceSet, TaskError, TaskId,
+    TaskKind, TaskSpec,
 };
+
+/// How a scheduler is set up.
+#[derive(Debug, Clone)]
+pub struct SchedConfig {
+    /// This node: objects whose IDs it minted are owned here.
+    pub node: NodeId,
+    /// What this node offers.
+    pub total: ResourceSet,
+    /// Seeds the random choices (placement ties).
+    pub seed: u64,
+    /// First resend of an unacknowledged message (doubling after).
+    pub resend_after: Duration,
+    /// A report to the head at least this often (it is also how the head knows the node
+    /// lives).
+    pub report_every: Duration,
+    /// Reports of changed resources at most this often.
+    pub report_gap: Duration,
+    /// Results of a remote task up to this size travel in its reply; larger ones stay on the
+    /// node that made them until pulled.
+    pub inline_limit: u64,
+}
+
+impl SchedConfig {
+    /// Defaults for a node offering `total`.
+    pub fn new(node: NodeId, total: ResourceSet) -> Self {
+        Self {
+            node,
+            total,
+            seed: node.0,
+            resend_after: Duration::from_millis(500),
+            report_every: Duration::from_secs(1),
+            report_gap: Duration::from_millis(100),
+            inline_limit: 100 * 1024,
+        }
+    }
+}
+
+/// Everything that can happen to a scheduler. Each is taken in by [`Scheduler::handle`].
+#[derive(Debug)]
+pub enum Event<V> {
+    /// A task was submitted. Its return objects exist from now on with one reference each,
+    /// which belongs to the submitter; its `ByRef` arguments gain a reference until it is
+    /// done; the references inside its `Value` arguments were counted when they were made.
+    Submit(TaskSpec<V>),
+    /// A task that must not run (bad options, unknown function) was submitted: its returns
+    /// exist, with one reference each for the submitter, and fail at once with `error`.
+    Reject { spec: TaskSpec<V>, error: TaskError },
+    /// An actor is created by this creation task (kind `ActorCreation`; its name, if any, was
+    /// claimed at the head). Its handle object ([`ActorId::handle_object`]) holds `handle`
+    /// with one reference for the creator; a detached actor holds one more itself.
+    CreateActor { spec: TaskSpec<V>, handle: V },
+    /// An object made by `put`, with one reference (the putter's).
+    Put { id: ObjectId, value: V },
+    /// A guest gained a handle to an object.
+    AddRef(ObjectId),
+    /// A guest dropped a handle.
+    Release(ObjectId),
+    /// A new value holds a reference to an object inside it (see [`ObjectValue`]).
+    AddContained(ObjectId),
+    /// A value counted with `AddContained` was never stored: drop what it counted.
+    ReleaseContained(ObjectId),
+    /// A `get` or `wait` waits for the object: say [`Action::Sealed`] when it is usable here
+    /// (fetching it from another node if that is where it is).
+    Watch(ObjectId),
+    /// A `get` saw the object's error: it is not unhandled.
+    ErrorSeen(ObjectId),
+    /// A running task blocked in `get` or `wait`: its CPU goes back to the pool (as in Ray).
+    Blocked(TaskId),
+    /// A blocked task may run again: it takes its CPU back at once, even if that briefly
+    /// oversubscribes the node (as Ray does), so that unblocking can never deadlock.
+    Unblocked(TaskId),
+    /// A run of the task ended.
+    Finished { task: TaskId, outcome: Outcome<V> },
+    /// Ray's `cancel`: stops the task that makes `object`, and with `recursive` the tasks it
+    /// submitted, transitively (see [`Scheduler::cancellable`]).
+    Cancel { object: ObjectId, recursive: bool },
+    /// `kill`: with `no_restart`, or with no restarts left, the actor dies at once and its
+    /// calls fail; otherwise its instance is stopped and it is re-created.
+    KillActor { actor: ActorId, no_restart: bool },
+    /// The node lost the actor's instance (memory cap, CPU limit, kill) after reporting every
+    /// call that was in flight: re-create it if restarts remain, or let it die with `cause`.
+    ActorLost { actor: ActorId, cause: TaskError },
+    /// A job's driver exited: its actors die unless detached.
+    JobFinished(JobId),
+    /// Ask the head something; the answer comes as [`Action::Answered`] with `request`.
+    Ask { request: u64, ask: HeadRequest },
+    /// An envelope arrived from another node or the head.
+    Received {
+        from: Peer,
+        envelope: Envelope<Message<V>>,
+    },
+    /// The time [`Scheduler::poll_timeout`] named has come.
+    Timeout,
+}
 
 /// Something the node must do.
 #[derive(Debug)]
 pub enum Action<V> {
     /// Run this task now; its resources are already taken.
     Run(RunTask<V>),
-    /// An object someone is waiting on (see [`Scheduler::watch`]) is now ready or failed.
+    /// An object someone is waiting on (see [`Event::Watch`]) is now ready or failed here.
     Sealed(ObjectId),
     /// A failed task will run again.
     Retry {
@@ -55,6 +157,17 @@ pub enum Action<V> {
         actor: ActorId,
         cause: Arc<TaskError>,
     },
+    /// Send `envelope` to `to`. Envelopes to one peer must be sent in the order given; the
+    /// link layer tolerates loss, duplication and reordering below that.
+    Send {
+        to: Peer,
+        envelope: Envelope<Message<V>>,
+    },
+    /// The head answered [`Event::Ask`] `request`.
+    Answered { request: u64, answer: HeadAnswer },
+    /// The head declared this node dead: nothing it sends is accepted any more. The node
+    /// must stop (and may join again as a new node).
+    Fenced,
 }
 
 /// A task to run, with its arguments resolved to values in order.
@@ -82,9 +195,17 @@ pub enum Outcome<V> {
 
 #[derive(Debug)]
 pub(crate) enum TaskState {
-    Waiting { missing: usize },
+    Waiting {
+        missing: usize,
+    },
     Ready,
-    Running { blocked: bool },
+    Running {
+        blocked: bool,
+    },
+    /// Owner side: the attempt was sent to this node, which has not answered yet.
+    Leased {
+        node: NodeId,
+    },
 }
 
 #[derive(Debug)]
@@ -94,8 +215,11 @@ pub(crate) struct TaskEntry<V> {
     pub(crate) attempt: u32,
     /// The GPUs a running plain task holds (an actor's are in its actor entry).
     pub(crate) gpu_ids: Vec<u32>,
-    /// `cancel` asked for this running task to stop: however it ends, it is not retried.
+    /// `cancel` asked for this task to stop: however it ends, it is not retried.
     pub(crate) cancelled: bool,
+    /// Executor side: the node that owns this task and leased it here. Its resources were
+    /// taken when the lease was granted; its results go back to the owner.
+    pub(crate) owner: Option<NodeId>,
 }
 
 /// Counts for status displays and for tests.
@@ -105,39 +229,81 @@ pub struct SchedStats {
     pub ready: usize,
     pub running: usize,
     pub blocked: usize,
+    /// Tasks owned here, running on other nodes.
+    pub leased_out: usize,
     pub objects: usize,
     pub actors: usize,
+    /// Messages sent and not yet acknowledged.
+    pub unacked: usize,
 }
 
 /// The state machine. `V` is the node's handle to a stored value.
 #[derive(Debug)]
 pub struct Scheduler<V> {
+    pub(crate) config: SchedConfig,
+    /// The time of the event being handled.
+    pub(crate) now: Time,
     pub(crate) total: ResourceSet,
     pub(crate) available: ResourceSet,
     pub(crate) objects: ObjectTable<V>,
     pub(crate) tasks: IdMap<TaskId, TaskEntry<V>>,
-    ready: ReadyQueue,
+    pub(crate) ready: ReadyQueue,
     pub(crate) actors: ActorTable<V>,
     pub(crate) gpus: GpuIds,
     /// Actors whose queue may be able to move, looked at by the next `dispatch`.
     actors_to_dispatch: Vec<ActorId>,
     pub(crate) actions: Vec<Action<V>>,
+    pub(crate) view: ClusterView,
+    pub(crate) links: Links<Message<V>>,
+    pub(crate) rng: Rng,
+    /// When the last report went to the head, and what it said was available.
+    pub(crate) last_report: Time,
+    pub(crate) reported: ResourceSet,
+    pub(crate) report_version: u64,
+    /// What the head was last told is available.
+    pub(crate) head_has: ResourceSet,
+    /// The head declared this node dead.
+    pub(crate) fenced: bool,
+    /// How many times each task's results were settled (sealed or failed): the simulator
+    /// checks it never exceeds one.
+    #[cfg(test)]
+    pub(crate) settled: IdMap<TaskId, u32>,
 }
 
 impl<V: ObjectValue> Scheduler<V> {
-    /// A scheduler for a node offering `total`.
-    pub fn new(total: ResourceSet) -> Self {
-        Self {
+    /// A scheduler for a node, starting at `now`; its first action joins the head.
+    pub fn new(config: SchedConfig, now: Time) -> Self {
+        let total = config.total.clone();
+        let mut sched = Self {
+            now,
             available: total.clone(),
             gpus: GpuIds::new(total.get(GPU)),
-            total,
-            objects: ObjectTable::new(),
+            view: ClusterView::new(config.node, total.clone()),
+            objects: ObjectTable::new(config.node),
             tasks: IdMap::default(),
             ready: ReadyQueue::default(),
             actors: ActorTable::default(),
             actors_to_dispatch: Vec::new(),
             actions: Vec::new(),
-        }
+            links: Links::new(config.resend_after),
+            rng: Rng::new(config.seed),
+            last_report: now,
+            reported: total.clone(),
+            head_has: total.clone(),
+            report_version: 1,
+            fenced: false,
+            #[cfg(test)]
+            settled: IdMap::default(),
+            total,
+            config,
+        };
+        let snapshot = sched.snapshot();
+        sched.send(Peer::Head, Message::Join { snapshot });
+        sched
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.config.node
     }
 
     pub fn total(&self) -> &ResourceSet {
@@ -148,7 +314,58 @@ impl<V: ObjectValue> Scheduler<V> {
         &self.available
     }
 
-    /// Takes the actions produced since the last call, in order.
+    /// The cluster as this node sees it.
+    pub fn view(&self) -> &ClusterView {
+        &self.view
+    }
+
+    /// Takes in one event at `now` (which must not go backwards).
+    pub fn handle(&mut self, now: Time, event: Event<V>) {
+        self.now = self.now.max(now);
+        match event {
+            Event::Submit(spec) => self.submit(spec),
+            Event::Reject { spec, error } => self.reject(spec, error),
+            Event::CreateActor { spec, handle } => self.submit_actor(spec, handle),
+            Event::Put { id, value } => {
+                self.put(id, value);
+            }
+            Event::AddRef(id) => {
+                self.add_ref(id);
+            }
+            Event::Release(id) => self.release(id),
+            Event::AddContained(id) => {
+                self.add_contained_ref(id);
+            }
+            Event::ReleaseContained(id) => self.release_contained(id),
+            Event::Watch(id) => self.watch(id),
+            Event::ErrorSeen(id) => {
+                if let Some(entry) = self.objects.get_mut(id) {
+                    entry.error_handled = true;
+                }
+            }
+            Event::Blocked(task) => self.task_blocked(task),
+            Event::Unblocked(task) => self.task_unblocked(task),
+            Event::Finished { task, outcome } => self.task_finished(task, outcome),
+            Event::Cancel { object, recursive } => {
+                self.cancel(object, recursive);
+            }
+            Event::KillActor { actor, no_restart } => self.kill_actor(actor, no_restart),
+            Event::ActorLost { actor, cause } => self.actor_lost(actor, cause),
+            Event::JobFinished(job) => self.job_finished(job),
+            Event::Ask { request, ask } => self.send(Peer::Head, Message::Ask { request, ask }),
+            Event::Received { from, envelope } => self.received(from, envelope),
+            Event::Timeout => self.timeout(),
+        }
+        self.after_event();
+    }
+
+    /// When [`Event::Timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        crate::time::earliest(self.links.poll_timeout(), Some(self.next_report()))
+    }
+
+    /// Takes the actions produced since the last call. They must be carried out in this
+    /// order: a message that grants a reference is sent before the one that releases it.
     pub fn drain_actions(&mut self) -> Vec<Action<V>> {
         std::mem::take(&mut self.actions)
     }
@@ -157,6 +374,7 @@ impl<V: ObjectValue> Scheduler<V> {
         let mut stats = SchedStats {
             objects: self.objects.len(),
             actors: self.live_actors(),
+            unacked: self.links.unacked(),
             ..SchedStats::default()
         };
         for entry in self.tasks.values() {
@@ -165,14 +383,31 @@ impl<V: ObjectValue> Scheduler<V> {
                 TaskState::Ready => stats.ready += 1,
                 TaskState::Running { blocked: false } => stats.running += 1,
                 TaskState::Running { blocked: true } => stats.blocked += 1,
+                TaskState::Leased { .. } => stats.leased_out += 1,
             }
         }
         stats
     }
 
-    /// Submits a task. Its return objects exist from now on with one reference each, which
-    /// belongs to the submitter. Arguments gain a reference until the task is done.
-    pub fn submit(&mut self, spec: TaskSpec<V>) {
+    /// Whether [`Event::Cancel`] of `object` would find a task to cancel.
+    pub fn cancellable(&self, object: ObjectId) -> bool {
+        !object.is_put() && object.actor().is_none() && self.tasks.contains_key(&object.task)
+    }
+
+    /// The object's state here, or `None` if this node knows nothing of it.
+    pub fn object(&self, id: ObjectId) -> Option<ObjectState<V>> {
+        Some(self.objects.get(id)?.state.clone())
+    }
+
+    /// Every object with its state and references, for `wasmray memory`.
+    pub fn object_listing(&self) -> Vec<(ObjectId, ObjectState<V>, RefCounts)> {
+        self.objects
+            .iter()
+            .map(|(id, entry)| (*id, entry.state.clone(), entry.refs))
+            .collect()
+    }
+
+    pub(crate) fn submit(&mut self, spec: TaskSpec<V>) {
         self.submit_arc(Arc::new(spec));
     }
 
@@ -180,15 +415,78 @@ impl<V: ObjectValue> Scheduler<V> {
         for id in spec.return_ids() {
             self.objects.create(id, ObjectState::Pending);
         }
+        let (missing, failed_arg) = self.reference_args(&spec, false);
+        let task = spec.id;
+        self.tasks.insert(
+            task,
+            TaskEntry {
+                spec: Arc::clone(&spec),
+                state: TaskState::Waiting { missing },
+                attempt: 0,
+                gpu_ids: Vec::new(),
+                cancelled: false,
+                owner: None,
+            },
+        );
+        let mut failed_arg = failed_arg;
+        if let TaskKind::ActorMethod { actor } = spec.kind
+            && let Err(error) = self.enqueue_call(actor, task, &spec)
+        {
+            failed_arg.get_or_insert(error);
+        }
+        if let Some(error) = failed_arg {
+            self.fail_for_good(task, error);
+        } else if let Some(error) = self.infeasibility(&spec) {
+            self.fail_for_good(task, error);
+        } else if missing == 0 {
+            self.make_ready(task);
+        }
+        self.dispatch();
+    }
+
+    /// Why `spec` can never run, judged against the whole cluster (actors are placed only
+    /// here for now, so their creations are judged against this node).
+    fn infeasibility(&self, spec: &TaskSpec<V>) -> Option<TaskError> {
+        let needs = &spec.resources;
+        if needs.fits_in(&self.total) {
+            return None;
+        }
+        let spills = matches!(spec.kind, TaskKind::Task);
+        if spills && self.view.feasible_somewhere(needs) {
+            return None;
+        }
+        let (shortfall, capacity) = if spills {
+            (self.view.shortfall(needs), self.view.cluster_total())
+        } else {
+            (needs.shortfall(&self.total), self.total.clone())
+        };
+        Some(infeasible(spec, &shortfall, &capacity))
+    }
+
+    /// References `spec`'s arguments for the task: `ByRef` ones gain a task-argument
+    /// reference (taken in as granted if the spec came from another node, `received`);
+    /// pending ones get the task as a dependent. Returns how many are pending, and the error
+    /// to fail with if one failed or is gone.
+    pub(crate) fn reference_args(
+        &mut self,
+        spec: &Arc<TaskSpec<V>>,
+        received: bool,
+    ) -> (usize, Option<TaskError>) {
         let mut missing = 0;
         let mut failed_arg = None;
+        let mut needed = Vec::new();
         for (index, arg) in spec.args.iter().enumerate() {
             match arg {
                 ArgSpec::ByRef(id) => {
-                    if !self.objects.add_ref(*id, RefKind::TaskArg) {
+                    let counted = if received {
+                        self.objects.receive_ref(*id, RefKind::TaskArg)
+                    } else {
+                        self.objects.add_ref(*id, RefKind::TaskArg)
+                    };
+                    if !counted {
                         failed_arg.get_or_insert_with(|| {
                             invalid(
-                                &spec,
+                                spec,
                                 format!(
                                     "argument {index} refers to an object that no longer exists"
                                 ),
@@ -201,52 +499,34 @@ impl<V: ObjectValue> Scheduler<V> {
                             ObjectState::Pending => {
                                 entry.dependents.push(spec.id);
                                 missing += 1;
+                                needed.push(*id);
                             }
                             ObjectState::Failed(error) => {
                                 entry.error_handled = true;
                                 let error = Arc::clone(error);
                                 failed_arg
-                                    .get_or_insert_with(|| dependency_failed(&spec, index, &error));
+                                    .get_or_insert_with(|| dependency_failed(spec, index, &error));
                             }
                             ObjectState::Ready(_) => {}
                         }
                     }
                 }
-                // Its contained refs were counted when the value was created.
-                ArgSpec::Value(_) => {}
+                // Its contained refs were counted when the value was created (or, for a spec
+                // from another node, are taken in now).
+                ArgSpec::Value(value) => {
+                    if received {
+                        self.take_in_value(value);
+                    }
+                }
             }
         }
-        let task = spec.id;
-        let shortfall = spec.resources.shortfall(&self.total);
-        self.tasks.insert(
-            task,
-            TaskEntry {
-                spec: Arc::clone(&spec),
-                state: TaskState::Waiting { missing },
-                attempt: 0,
-                gpu_ids: Vec::new(),
-                cancelled: false,
-            },
-        );
-        if let TaskKind::ActorMethod { actor } = spec.kind
-            && let Err(error) = self.enqueue_call(actor, task, &spec)
-        {
-            failed_arg.get_or_insert(error);
+        for id in needed {
+            self.need(id);
         }
-        if let Some(error) = failed_arg {
-            self.fail_for_good(task, error);
-        } else if !shortfall.is_empty() {
-            let error = infeasible(&spec, &shortfall, &self.total);
-            self.fail_for_good(task, error);
-        } else if missing == 0 {
-            self.make_ready(task);
-        }
-        self.dispatch();
+        (missing, failed_arg)
     }
 
-    /// Registers a task that must not run (bad options, unknown function): its returns exist,
-    /// with one reference each for the submitter, and fail at once with `error`.
-    pub fn reject(&mut self, spec: TaskSpec<V>, error: TaskError) {
+    pub(crate) fn reject(&mut self, spec: TaskSpec<V>, error: TaskError) {
         let spec = Arc::new(spec);
         for id in spec.return_ids() {
             self.objects.create(id, ObjectState::Pending);
@@ -266,6 +546,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 attempt: 0,
                 gpu_ids: Vec::new(),
                 cancelled: false,
+                owner: None,
             },
         );
         self.fail_for_good(task, error);
@@ -273,61 +554,45 @@ impl<V: ObjectValue> Scheduler<V> {
 
     /// Stores an object created by `put`, with one reference (the putter's).
     /// Returns false if the ID is already taken.
-    pub fn put(&mut self, id: ObjectId, value: V) -> bool {
+    pub(crate) fn put(&mut self, id: ObjectId, value: V) -> bool {
         self.objects.create(id, ObjectState::Ready(value))
     }
 
     /// Adds a reference to an object; false if it no longer exists.
-    pub fn add_ref(&mut self, id: ObjectId) -> bool {
+    pub(crate) fn add_ref(&mut self, id: ObjectId) -> bool {
         self.objects.add_ref(id, RefKind::Local)
     }
 
     /// Adds the reference a new value holds to an object inside it (see [`ObjectValue`]).
-    pub fn add_contained_ref(&mut self, id: ObjectId) -> bool {
+    pub(crate) fn add_contained_ref(&mut self, id: ObjectId) -> bool {
         self.objects.add_ref(id, RefKind::Contained)
     }
 
     /// Drops a reference [`Scheduler::add_contained_ref`] added, for a value never stored.
-    pub fn release_contained(&mut self, id: ObjectId) {
+    pub(crate) fn release_contained(&mut self, id: ObjectId) {
         let mut events = Vec::new();
         self.objects.release(id, RefKind::Contained, &mut events);
         self.push_events(events);
     }
 
-    /// Every object with its state and references, for `wasmray memory`.
-    pub fn object_listing(&self) -> Vec<(ObjectId, ObjectState<V>, RefCounts)> {
-        self.objects
-            .iter()
-            .map(|(id, entry)| (*id, entry.state.clone(), entry.refs))
-            .collect()
-    }
-
     /// Drops a reference to an object.
-    pub fn release(&mut self, id: ObjectId) {
+    pub(crate) fn release(&mut self, id: ObjectId) {
         let mut events = Vec::new();
         self.objects.release(id, RefKind::Local, &mut events);
         self.push_events(events);
     }
 
-    /// The object's state, or `None` if it no longer exists. Reading a failure counts as
-    /// handling it.
-    pub fn object(&mut self, id: ObjectId) -> Option<ObjectState<V>> {
-        let entry = self.objects.get_mut(id)?;
-        if matches!(entry.state, ObjectState::Failed(_)) {
-            entry.error_handled = true;
-        }
-        Some(entry.state.clone())
-    }
-
-    /// Asks for an [`Action::Sealed`] when the object seals.
-    pub fn watch(&mut self, id: ObjectId) {
+    /// Asks for an [`Action::Sealed`] when the object is usable here.
+    pub(crate) fn watch(&mut self, id: ObjectId) {
         if let Some(entry) = self.objects.get_mut(id) {
             entry.watched = true;
+            if !entry.is_sealed() {
+                self.need(id);
+            }
         }
     }
 
-    /// A running task blocked in `get` or `wait`: its CPU goes back to the pool (as in Ray).
-    pub fn task_blocked(&mut self, task: TaskId) {
+    pub(crate) fn task_blocked(&mut self, task: TaskId) {
         let Some(entry) = self.tasks.get_mut(&task) else {
             return;
         };
@@ -342,9 +607,7 @@ impl<V: ObjectValue> Scheduler<V> {
         }
     }
 
-    /// A blocked task may run again: it takes its CPU back at once, even if that briefly
-    /// oversubscribes the node (as Ray does), so that unblocking can never deadlock.
-    pub fn task_unblocked(&mut self, task: TaskId) {
+    pub(crate) fn task_unblocked(&mut self, task: TaskId) {
         let Some(entry) = self.tasks.get_mut(&task) else {
             return;
         };
@@ -359,44 +622,56 @@ impl<V: ObjectValue> Scheduler<V> {
     }
 
     /// A run of `task` ended.
-    pub fn task_finished(&mut self, task: TaskId, outcome: Outcome<V>) {
+    pub(crate) fn task_finished(&mut self, task: TaskId, outcome: Outcome<V>) {
         let Some(entry) = self.tasks.get(&task) else {
             return;
         };
         let TaskState::Running { blocked } = entry.state else {
             return;
         };
+        let owner = entry.owner;
         match entry.spec.kind.clone() {
             TaskKind::ActorCreation(_) => self.creation_finished(task, outcome),
             TaskKind::ActorMethod { actor } => self.method_finished(task, actor, outcome),
             TaskKind::Task => {
-                let mut held = entry.spec.resources.clone();
-                if blocked {
-                    held.subtract(&cpu_part(&entry.spec.resources));
+                self.give_back_task_resources(task, blocked);
+                if let Some(owner) = owner {
+                    self.finish_leased_in(task, owner, outcome);
+                } else {
+                    self.finish_plain(task, outcome);
                 }
-                self.available.add_capped(&held, &self.total);
-                if let Some(entry) = self.tasks.get_mut(&task) {
-                    let ids = std::mem::take(&mut entry.gpu_ids);
-                    self.gpus.give_back(&ids, entry.spec.resources.get(GPU));
-                }
-                self.finish_plain(task, outcome);
             }
         }
         self.dispatch();
     }
 
+    /// A plain task's resources and GPUs go back (its CPU already did if it is `blocked`).
+    pub(crate) fn give_back_task_resources(&mut self, task: TaskId, blocked: bool) {
+        let Some(entry) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        let mut held = entry.spec.resources.clone();
+        if blocked {
+            held.subtract(&cpu_part(&entry.spec.resources));
+        }
+        self.available.add_capped(&held, &self.total);
+        let ids = std::mem::take(&mut entry.gpu_ids);
+        self.gpus.give_back(&ids, entry.spec.resources.get(GPU));
+    }
+
     /// Ray's `cancel`: stops the task that makes `object`, and with `recursive` the tasks it
     /// submitted, transitively. A task not yet running fails at once with `Cancelled` (a
-    /// queued actor call too); a running one gets a [`Action::StopTask`] and fails as
-    /// cancelled when it reports, without retries (unless it returned first). A running actor
-    /// method is left alone: stopping it would lose its actor. Returns whether a task was
-    /// cancelled.
-    pub fn cancel(&mut self, object: ObjectId, recursive: bool) -> bool {
+    /// queued actor call too); a running one gets a [`Action::StopTask`] (or, on another
+    /// node, a stop message) and fails as cancelled when it reports, without retries (unless
+    /// it returned first). A running actor method is left alone: stopping it would lose its
+    /// actor. Returns whether a task was cancelled.
+    pub(crate) fn cancel(&mut self, object: ObjectId, recursive: bool) -> bool {
         if object.is_put() || object.actor().is_some() {
             return false;
         }
         let mut found = false;
         let mut pending = vec![(object.task, "cancelled by the caller")];
+        let mut stops = Vec::new();
         while let Some((task, why)) = pending.pop() {
             let Some(entry) = self.tasks.get_mut(&task) else {
                 continue;
@@ -405,6 +680,12 @@ impl<V: ObjectValue> Scheduler<V> {
             match (&entry.state, &entry.spec.kind) {
                 _ if is_creation => continue,
                 (TaskState::Running { .. }, TaskKind::ActorMethod { .. }) => continue,
+                (TaskState::Leased { node }, _) => {
+                    if !entry.cancelled {
+                        entry.cancelled = true;
+                        stops.push((*node, task, entry.attempt));
+                    }
+                }
                 (TaskState::Running { .. }, _) => {
                     if !entry.cancelled {
                         entry.cancelled = true;
@@ -432,6 +713,9 @@ impl<V: ObjectValue> Scheduler<V> {
                 );
             }
         }
+        for (node, task, attempt) in stops {
+            self.send(Peer::Node(node), Message::Stop { task, attempt });
+        }
         self.dispatch();
         found
     }
@@ -445,6 +729,7 @@ impl<V: ObjectValue> Scheduler<V> {
             Outcome::Returned(values) if values.len() == entry.spec.num_returns as usize => {
                 let spec = Arc::clone(&entry.spec);
                 self.tasks.remove(&task);
+                self.note_settled(task);
                 let mut events = Vec::new();
                 for (id, value) in spec.return_ids().zip(values) {
                     self.seal(id, ObjectState::Ready(value), &mut events);
@@ -453,6 +738,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 self.push_events(events);
             }
             Outcome::Returned(values) => {
+                let expected = entry.spec.num_returns;
                 let mut events = Vec::new();
                 for value in &values {
                     for &inner in value.contained() {
@@ -467,9 +753,8 @@ impl<V: ObjectValue> Scheduler<V> {
                 let error = invalid(
                     &entry.spec,
                     format!(
-                        "returned {} values but declares num_returns = {}",
+                        "returned {} values but declares num_returns = {expected}",
                         values.len(),
-                        entry.spec.num_returns
                     ),
                 );
                 self.fail_for_good(task, error);
@@ -500,13 +785,28 @@ impl<V: ObjectValue> Scheduler<V> {
         }
     }
 
-    fn make_ready(&mut self, task: TaskId) {
-        if let Some(entry) = self.tasks.get_mut(&task) {
-            entry.state = TaskState::Ready;
-            match entry.spec.kind {
-                TaskKind::ActorMethod { actor } => self.actors_to_dispatch.push(actor),
-                _ => self.ready.push(&entry.spec.resources, task),
-            }
+    /// Counts a task's results settled (for the simulator's checks; nothing in a build).
+    pub(crate) fn note_settled(&mut self, _task: TaskId) {
+        #[cfg(test)]
+        {
+            *self.settled.entry(_task).or_default() += 1;
+        }
+    }
+
+    pub(crate) fn make_ready(&mut self, task: TaskId) {
+        let Some(entry) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        if entry.owner.is_some() {
+            // Leased here: its resources are already taken.
+            let gpu_ids = std::mem::take(&mut entry.gpu_ids);
+            self.start(task, gpu_ids);
+            return;
+        }
+        entry.state = TaskState::Ready;
+        match entry.spec.kind {
+            TaskKind::ActorMethod { actor } => self.actors_to_dispatch.push(actor),
+            _ => self.ready.push(&entry.spec.resources, task),
         }
     }
 
@@ -524,13 +824,15 @@ impl<V: ObjectValue> Scheduler<V> {
             .ready
             .take_fitting(&mut self.available, |shape| gpu_ledger.take(shape.get(GPU)));
         for (task, gpu_ids) in fitting {
-            let Some(gpus) = self.tasks.get(&task).map(|e| e.spec.resources.get(GPU)) else {
+            let Some((gpus, is_creation)) = self.tasks.get(&task).map(|e| {
+                (
+                    e.spec.resources.get(GPU),
+                    matches!(e.spec.kind, TaskKind::ActorCreation(_)),
+                )
+            }) else {
+                self.gpus.give_back(&gpu_ids, 0.0);
                 continue;
             };
-            let is_creation = self
-                .tasks
-                .get(&task)
-                .is_some_and(|e| matches!(e.spec.kind, TaskKind::ActorCreation(_)));
             if is_creation && !self.creation_may_start(ActorId(task), &gpu_ids) {
                 // Its actor died while the creation waited: give the resources back.
                 if let Some(entry) = self.tasks.remove(&task) {
@@ -540,46 +842,46 @@ impl<V: ObjectValue> Scheduler<V> {
                 }
                 continue;
             }
-            let Some(entry) = self.tasks.get_mut(&task) else {
-                self.gpus.give_back(&gpu_ids, gpus);
-                continue;
-            };
-            entry.state = TaskState::Running { blocked: false };
-            if !is_creation {
-                entry.gpu_ids = gpu_ids.clone();
-            }
-            let spec = Arc::clone(&entry.spec);
-            let attempt = entry.attempt;
-            let args = spec
-                .args
-                .iter()
-                .filter_map(|arg| match arg {
-                    ArgSpec::Value(value) => Some(value.clone()),
-                    ArgSpec::ByRef(id) => match self.objects.get(*id).map(|e| &e.state) {
-                        Some(ObjectState::Ready(value)) => Some(value.clone()),
-                        _ => None,
-                    },
-                })
-                .collect::<Vec<_>>();
-            if args.len() == spec.args.len() {
-                self.actions.push(Action::Run(RunTask {
-                    spec,
-                    args,
-                    attempt,
-                    gpu_ids,
-                }));
-            } else {
+            self.start(task, gpu_ids);
+        }
+        if self.ready.len() > 0 && self.view.has_peers() {
+            self.spill();
+        }
+    }
+
+    /// Runs `task` here now: its resources (and GPUs `gpu_ids`) are taken.
+    fn start(&mut self, task: TaskId, gpu_ids: Vec<u32>) {
+        let Some(entry) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        let is_creation = matches!(entry.spec.kind, TaskKind::ActorCreation(_));
+        entry.state = TaskState::Running { blocked: false };
+        if !is_creation {
+            entry.gpu_ids = gpu_ids.clone();
+        }
+        let spec = Arc::clone(&entry.spec);
+        let attempt = entry.attempt;
+        match self.resolve_args(&spec) {
+            Some(args) => self.actions.push(Action::Run(RunTask {
+                spec,
+                args,
+                attempt,
+                gpu_ids,
+            })),
+            None => {
                 // Unreachable while the task holds references to its arguments; fail loudly
                 // rather than run with missing inputs.
-                self.available.add_capped(&spec.resources, &self.total);
-                if !is_creation {
-                    self.gpus.give_back(&gpu_ids, spec.resources.get(GPU));
-                }
                 let error = invalid(
                     &spec,
                     "an argument was lost before the task could run".into(),
                 );
-                self.fail_for_good(task, error);
+                self.task_finished(
+                    task,
+                    Outcome::Failed {
+                        error,
+                        system: false,
+                    },
+                );
             }
         }
     }
@@ -589,9 +891,29 @@ impl<V: ObjectValue> Scheduler<V> {
         let mut failing = vec![(task, Arc::new(error))];
         let mut events = Vec::new();
         while let Some((task, error)) = failing.pop() {
+            let Some(entry) = self.tasks.get(&task) else {
+                continue;
+            };
+            if let Some(owner) = entry.owner {
+                // Leased here: the owner fails it; this node only reports and lets go.
+                let running = matches!(entry.state, TaskState::Running { .. });
+                if !running {
+                    self.give_back_task_resources(task, false);
+                }
+                self.finish_leased_in(
+                    task,
+                    owner,
+                    Outcome::Failed {
+                        error: (*error).clone(),
+                        system: false,
+                    },
+                );
+                continue;
+            }
             let Some(entry) = self.tasks.remove(&task) else {
                 continue;
             };
+            self.note_settled(task);
             match entry.spec.kind {
                 TaskKind::ActorMethod { actor } => {
                     self.forget_call(actor, task);
@@ -630,8 +952,9 @@ impl<V: ObjectValue> Scheduler<V> {
         self.push_events(events);
     }
 
-    /// Seals `id`; returns the waiting tasks whose argument failed (ready ones are queued).
-    fn seal(
+    /// Makes `id` usable here; returns the waiting tasks whose argument failed (ready ones
+    /// are queued). Subscribers on other nodes hear of it.
+    pub(crate) fn seal(
         &mut self,
         id: ObjectId,
         state: ObjectState<V>,
@@ -642,6 +965,7 @@ impl<V: ObjectValue> Scheduler<V> {
         if sealed.watched {
             self.actions.push(Action::Sealed(id));
         }
+        self.notify_subscribers(id);
         if failed {
             return sealed.dependents;
         }
@@ -680,12 +1004,22 @@ impl<V: ObjectValue> Scheduler<V> {
                     self.actions.push(Action::UnhandledError(error))
                 }
                 ObjectEvent::ActorHandleFreed(actor) => self.actor_handle_freed(actor),
+                ObjectEvent::Released {
+                    object,
+                    owner,
+                    grants,
+                } => self.send(Peer::Node(owner), Message::Release { object, grants }),
+                ObjectEvent::Freed { object, copies } => {
+                    for node in copies {
+                        self.send(Peer::Node(node), Message::Free { object });
+                    }
+                }
             }
         }
     }
 }
 
-fn cpu_part(resources: &ResourceSet) -> ResourceSet {
+pub(crate) fn cpu_part(resources: &ResourceSet) -> ResourceSet {
     let mut cpu = ResourceSet::new();
     // The quantity came from a valid set, so it is valid again.
     let _ = cpu.insert(CPU, resources.get(CPU));

@@ -1,7 +1,7 @@
 //! Whole runs of the scheduler driven by hand: a simulated node where the test plays the part
 //! of the instances, deciding when each task blocks, finishes or fails.
 
-use crate::{Action, ObjectState, ObjectValue, Outcome, RunTask, Scheduler};
+use crate::{Action, ObjectState, ObjectValue, Outcome, RunTask, SchedConfig, Scheduler, Time};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use wasmray_core::{
@@ -29,6 +29,15 @@ impl ObjectValue for Value {
     fn contained(&self) -> &[ObjectId] {
         &self.0.contained
     }
+
+    fn size(&self) -> u64 {
+        0
+    }
+}
+
+/// A scheduler for node 7 (the node `Sim`'s IDs are minted for), alone in its cluster.
+fn single(total: ResourceSet) -> Scheduler<Value> {
+    Scheduler::new(SchedConfig::new(NodeId(7), total), Time::ZERO)
 }
 
 pub(crate) struct Sim {
@@ -42,7 +51,7 @@ pub(crate) struct Sim {
 impl Sim {
     pub(crate) fn new(cpus: f64) -> Self {
         Self {
-            sched: Scheduler::new(ResourceSet::from_pairs([(CPU, cpus)]).unwrap()),
+            sched: single(ResourceSet::from_pairs([(CPU, cpus)]).unwrap()),
             mint: IdMint::new(NodeId(7)),
             alive: Arc::new(AtomicUsize::new(0)),
             running: Vec::new(),
@@ -143,7 +152,9 @@ impl Sim {
         self.pump();
     }
 
+    /// The object's error, read as a `get` would (which counts as handling it).
     pub(crate) fn error_of(&mut self, id: ObjectId) -> Arc<TaskError> {
+        self.sched.handle(Time::ZERO, crate::Event::ErrorSeen(id));
         match self.sched.object(id) {
             Some(ObjectState::Failed(error)) => error,
             other => panic!("expected a failed object, got {other:?}"),
@@ -373,8 +384,7 @@ fn a_watched_object_reports_its_seal() {
 #[test]
 fn concurrent_gpu_tasks_hold_distinct_gpu_ids_and_free_ones_are_reused() {
     let mut sim = Sim::new(4.0);
-    sim.sched =
-        Scheduler::new(ResourceSet::from_pairs([(CPU, 4.0), (wasmray_core::GPU, 2.0)]).unwrap());
+    sim.sched = single(ResourceSet::from_pairs([(CPU, 4.0), (wasmray_core::GPU, 2.0)]).unwrap());
     let gpu_task = |sim: &Sim, name: &str, gpus: f64| {
         let mut spec = sim.spec(name, vec![], 1.0);
         spec.resources = ResourceSet::from_pairs([(CPU, 1.0), (wasmray_core::GPU, gpus)]).unwrap();

@@ -62,13 +62,61 @@ fn non_test_code(path: &Path) -> String {
     if path
         .file_name()
         .is_some_and(|n| n.to_string_lossy().ends_with("tests.rs"))
+        || declared_test_only(path)
     {
         return String::new();
     }
-    match text.find("#[cfg(test)]") {
+    // A file's own test module comes last.
+    match text.find("#[cfg(test)]\nmod ") {
         Some(at) => text[..at].to_owned(),
         None => text,
     }
+}
+
+/// Whether the module in `path` exists only in tests: it, or a module it is inside, is
+/// declared `#[cfg(test)] mod name;`.
+fn declared_test_only(path: &Path) -> bool {
+    let Some(parent) = path.parent() else {
+        return false;
+    };
+    let (name, dir) = if path.file_name().is_some_and(|n| n == "mod.rs") {
+        let Some(name) = parent.file_name() else {
+            return false;
+        };
+        let Some(dir) = parent.parent() else {
+            return false;
+        };
+        (name.to_string_lossy().into_owned(), dir.to_path_buf())
+    } else {
+        let Some(stem) = path.file_stem() else {
+            return false;
+        };
+        (stem.to_string_lossy().into_owned(), parent.to_path_buf())
+    };
+    let declaration = format!("mod {name};");
+    for declaring in [
+        dir.join("lib.rs"),
+        dir.join("mod.rs"),
+        dir.with_extension("rs"),
+    ] {
+        if declaring == path {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&declaring) else {
+            continue;
+        };
+        if !text.contains(&declaration) {
+            continue;
+        }
+        if text.contains(&format!("#[cfg(test)]\n{declaration}")) {
+            return true;
+        }
+        let is_root = declaring
+            .file_name()
+            .is_some_and(|n| n == "lib.rs" || n == "main.rs");
+        return !is_root && declared_test_only(&declaring);
+    }
+    false
 }
 
 #[test]

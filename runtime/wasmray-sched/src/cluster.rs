@@ -1,0 +1,796 @@
+//! The scheduler's side of the cluster protocol: sending with reference grants, leases in and
+//! out, subscriptions and pulls, node deaths, and reports to the head.
+//!
+//! Every message that carries references grants them to its receiver (one per occurrence):
+//! the owner counts a grant to the receiver before it sends; a borrower passing a reference on
+//! to a third node first tells the owner with a `Lend` (on the link to the owner, so it comes
+//! before the borrower's own later `Release`); a reference sent to its owner needs nothing.
+//! The receiver takes every granted reference in ([`Scheduler::take_in_value`],
+//! `receive_ref`), whether it keeps the message's content or drops it, so counts stay exact.
+//! See ARCHITECTURE.md, "Objects across nodes".
+
+use crate::errors::{cancelled, invalid, lost};
+use crate::link::{Envelope, Peer};
+use crate::message::{Message, RemoteOutcome, RemoteStatus, Returned};
+use crate::objects::{ObjectState, RefKind, Role};
+use crate::scheduler::{Action, Outcome, TaskEntry, TaskState};
+use crate::time::Time;
+use crate::view::Snapshot;
+use crate::{ObjectValue, Scheduler};
+use std::sync::Arc;
+use wasmray_core::{ErrorKind, GPU, NodeId, ObjectId, TaskError, TaskId, TaskKind, TaskSpec};
+
+impl<V: ObjectValue> Scheduler<V> {
+    /// Sends `message` on its link, granting the references it carries first.
+    pub(crate) fn send(&mut self, to: Peer, message: Message<V>) {
+        if self.links.is_dead(to) || self.fenced {
+            return;
+        }
+        if let Peer::Node(node) = to {
+            for object in message.refs() {
+                self.grant(object, node);
+            }
+        }
+        if let Some(envelope) = self.links.send(self.now, to, message) {
+            self.actions.push(Action::Send { to, envelope });
+        }
+    }
+
+    fn grant(&mut self, object: ObjectId, to: NodeId) {
+        let owner = object.task.node();
+        if owner == self.config.node {
+            self.objects.grant(object, to);
+        } else if owner != to {
+            self.send(Peer::Node(owner), Message::Lend { object, to });
+        }
+    }
+
+    /// Takes in the references a received value holds (they were granted to this node).
+    pub(crate) fn take_in_value(&mut self, value: &V) {
+        for &inner in value.contained() {
+            self.objects.receive_ref(inner, RefKind::Contained);
+        }
+    }
+
+    /// Drops the references a value this node will not keep holds.
+    fn drop_value(&mut self, value: &V) {
+        let mut events = Vec::new();
+        for &inner in value.contained() {
+            self.objects.release(inner, RefKind::Contained, &mut events);
+        }
+        self.push_events(events);
+    }
+
+    /// This node's resources now, as a snapshot newer than any before it if they changed.
+    pub(crate) fn snapshot(&mut self) -> Snapshot {
+        if self.available != self.reported {
+            self.reported = self.available.clone();
+            self.report_version += 1;
+        }
+        let snapshot = Snapshot {
+            version: self.report_version,
+            total: self.total.clone(),
+            available: self.available.clone(),
+        };
+        self.view.set_local(&snapshot);
+        snapshot
+    }
+
+    pub(crate) fn next_report(&self) -> Time {
+        let heartbeat = self.last_report.after(self.config.report_every);
+        if self.view.has_peers() && self.available != self.head_has {
+            heartbeat.min(self.last_report.after(self.config.report_gap))
+        } else {
+            heartbeat
+        }
+    }
+
+    fn report_if_due(&mut self) {
+        if self.now < self.next_report() {
+            return;
+        }
+        let snapshot = self.snapshot();
+        self.head_has = snapshot.available.clone();
+        self.last_report = self.now;
+        self.send(Peer::Head, Message::Report { snapshot });
+    }
+
+    /// After every event: acknowledgements owed, and a report if one is due.
+    pub(crate) fn after_event(&mut self) {
+        if self.view.has_peers() && self.available != self.head_has {
+            self.report_if_due();
+        }
+        for (to, envelope) in self.links.take_acks() {
+            self.actions.push(Action::Send { to, envelope });
+        }
+    }
+
+    pub(crate) fn timeout(&mut self) {
+        for (to, envelope) in self.links.resends(self.now) {
+            self.actions.push(Action::Send { to, envelope });
+        }
+        self.report_if_due();
+    }
+
+    pub(crate) fn received(&mut self, from: Peer, envelope: Envelope<Message<V>>) {
+        if self.fenced {
+            return;
+        }
+        if from == Peer::Head
+            && envelope.seq == 0
+            && matches!(envelope.message, Some(Message::Fenced))
+        {
+            self.fence();
+            return;
+        }
+        for message in self.links.receive(self.now, from, envelope) {
+            self.on_message(from, message);
+            if self.fenced {
+                return;
+            }
+        }
+        // What the messages sealed may have made tasks ready.
+        self.dispatch();
+    }
+
+    fn fence(&mut self) {
+        if !self.fenced {
+            self.fenced = true;
+            self.actions.push(Action::Fenced);
+        }
+    }
+
+    fn on_message(&mut self, from: Peer, message: Message<V>) {
+        let node = match from {
+            Peer::Head => {
+                self.head_message(message);
+                return;
+            }
+            Peer::Node(node) => node,
+        };
+        match message {
+            Message::Lease { spec, attempt } => self.lease_in(node, spec, attempt),
+            Message::Rejected {
+                task,
+                attempt,
+                snapshot,
+            } => self.lease_rejected(node, task, attempt, snapshot),
+            Message::Done {
+                task,
+                attempt,
+                outcome,
+            } => self.lease_done(node, task, attempt, outcome),
+            Message::Stop { task, attempt } => self.stop_leased_in(node, task, attempt),
+            Message::Subscribe { object } => self.subscribe(node, object),
+            Message::Status { object, status } => self.status(node, object, status),
+            Message::Pull { object } => {
+                let value = match self.objects.get(object).map(|e| &e.state) {
+                    Some(ObjectState::Ready(value)) => Some(value.clone()),
+                    _ => None,
+                };
+                self.send(Peer::Node(node), Message::Pulled { object, value });
+            }
+            Message::Pulled { object, value } => self.pulled(node, object, value),
+            Message::Lend { object, to } => {
+                // A node this one has not heard of yet may well be alive; only a dead one's
+                // grants are void.
+                if object.task.node() == self.config.node && !self.links.is_dead(Peer::Node(to)) {
+                    let mut events = Vec::new();
+                    self.objects.adjust_holder(object, to, 1, &mut events);
+                    self.push_events(events);
+                }
+            }
+            Message::Release { object, grants } => {
+                if object.task.node() == self.config.node {
+                    let mut events = Vec::new();
+                    self.objects
+                        .adjust_holder(object, node, -i64::from(grants), &mut events);
+                    self.push_events(events);
+                }
+            }
+            Message::Free { object } => {
+                if object.task.node() == node {
+                    let mut events = Vec::new();
+                    self.objects.drop_kept_copy(object, &mut events);
+                    self.push_events(events);
+                }
+            }
+            // The head's messages come from the head only; anything else is ignored, but the
+            // references it carries were granted and go back.
+            other => {
+                for object in other.refs() {
+                    self.objects.receive_ref(object, RefKind::Contained);
+                    let mut events = Vec::new();
+                    self.objects
+                        .release(object, RefKind::Contained, &mut events);
+                    self.push_events(events);
+                }
+            }
+        }
+    }
+
+    fn head_message(&mut self, message: Message<V>) {
+        match message {
+            Message::View { node, snapshot } => {
+                let changed = node != self.config.node && self.view.update(node, snapshot);
+                if changed {
+                    self.dispatch();
+                }
+            }
+            Message::NodeDied { node } => self.node_died(node),
+            Message::Fenced => self.fence(),
+            // Request 0 is the scheduler's own (name releases): nobody waits for it.
+            Message::Answer { request, answer } if request != 0 => {
+                self.actions.push(Action::Answered { request, answer });
+            }
+            _ => {}
+        }
+    }
+
+    /// Tasks that did not fit here go to other nodes with room, one hop each.
+    pub(crate) fn spill(&mut self) {
+        let tasks = &self.tasks;
+        let view = &mut self.view;
+        let rng = &mut self.rng;
+        let placed = self.ready.take_placed(|task, shape| {
+            let spills = tasks
+                .get(&task)
+                .is_some_and(|e| matches!(e.spec.kind, TaskKind::Task));
+            if spills {
+                view.pick_remote(shape, rng)
+            } else {
+                None
+            }
+        });
+        for (task, node) in placed {
+            let Some(entry) = self.tasks.get_mut(&task) else {
+                continue;
+            };
+            entry.state = TaskState::Leased { node };
+            let spec = Arc::clone(&entry.spec);
+            let attempt = entry.attempt;
+            self.send(Peer::Node(node), Message::Lease { spec, attempt });
+        }
+    }
+
+    /// Executor side: grant the lease from this node's own ledger, or reject it.
+    fn lease_in(&mut self, owner: NodeId, spec: Arc<TaskSpec<V>>, attempt: u32) {
+        let task = spec.id;
+        let gpus = spec.resources.get(GPU);
+        let fits = matches!(spec.kind, TaskKind::Task)
+            && task.node() == owner
+            && !self.tasks.contains_key(&task)
+            && spec.resources.fits_in(&self.available);
+        let gpu_ids = if fits { self.gpus.take(gpus) } else { None };
+        let Some(gpu_ids) = gpu_ids else {
+            // The references the lease granted go back.
+            let message = Message::Lease { spec, attempt };
+            for object in message.refs() {
+                self.objects.receive_ref(object, RefKind::Contained);
+                let mut events = Vec::new();
+                self.objects
+                    .release(object, RefKind::Contained, &mut events);
+                self.push_events(events);
+            }
+            let snapshot = self.snapshot();
+            self.send(
+                Peer::Node(owner),
+                Message::Rejected {
+                    task,
+                    attempt,
+                    snapshot,
+                },
+            );
+            return;
+        };
+        self.available.subtract(&spec.resources);
+        let (missing, failed_arg) = self.reference_args(&spec, true);
+        self.tasks.insert(
+            task,
+            TaskEntry {
+                spec,
+                state: TaskState::Waiting { missing },
+                attempt,
+                gpu_ids,
+                cancelled: false,
+                owner: Some(owner),
+            },
+        );
+        if let Some(error) = failed_arg {
+            self.fail_for_good(task, error);
+        } else if missing == 0 {
+            self.make_ready(task);
+        }
+    }
+
+    /// Executor side: a leased task ended (its resources are back). Its results go to the
+    /// owner: small ones in the reply, large ones kept here until the owner frees them.
+    pub(crate) fn finish_leased_in(&mut self, task: TaskId, owner: NodeId, outcome: Outcome<V>) {
+        let Some(entry) = self.tasks.remove(&task) else {
+            return;
+        };
+        let spec = entry.spec;
+        let mut sent_values = Vec::new();
+        let outcome = match outcome {
+            Outcome::Returned(values) if values.len() == spec.num_returns as usize => {
+                let mut returned = Vec::with_capacity(values.len());
+                for (id, value) in spec.return_ids().zip(values) {
+                    let len = value.size();
+                    if len <= self.config.inline_limit {
+                        returned.push(Returned::Value(value.clone()));
+                        sent_values.push(value);
+                    } else {
+                        self.keep_copy(id, value);
+                        returned.push(Returned::Kept { len });
+                    }
+                }
+                RemoteOutcome::Returned(returned)
+            }
+            Outcome::Returned(values) => {
+                let error = invalid(
+                    &spec,
+                    format!(
+                        "returned {} values but declares num_returns = {}",
+                        values.len(),
+                        spec.num_returns
+                    ),
+                );
+                sent_values = values;
+                RemoteOutcome::Failed {
+                    error,
+                    system: false,
+                }
+            }
+            Outcome::Failed { .. } if entry.cancelled => RemoteOutcome::Failed {
+                error: cancelled(&spec, "cancelled while it ran"),
+                system: false,
+            },
+            Outcome::Failed { error, system } => RemoteOutcome::Failed { error, system },
+        };
+        let attempt = entry.attempt;
+        self.send(
+            Peer::Node(owner),
+            Message::Done {
+                task,
+                attempt,
+                outcome,
+            },
+        );
+        // Sent values were granted to the owner; this node's own counts of what they hold go
+        // now, after the grants (so a release never overtakes a lend).
+        for value in &sent_values {
+            self.drop_value(value);
+        }
+        let mut events = Vec::new();
+        self.release_args(&spec, &mut events);
+        self.push_events(events);
+    }
+
+    /// Keeps a result this node made for its owner, usable here too.
+    fn keep_copy(&mut self, id: ObjectId, value: V) {
+        self.objects.ensure_borrowed(id);
+        if let Some(borrowed) = self.objects.get_mut(id).and_then(|e| e.borrowed_mut()) {
+            borrowed.keeps_copy = true;
+        }
+        let mut events = Vec::new();
+        self.seal(id, ObjectState::Ready(value), &mut events);
+        self.push_events(events);
+    }
+
+    /// Executor side: the owner asks to stop an attempt.
+    fn stop_leased_in(&mut self, owner: NodeId, task: TaskId, attempt: u32) {
+        let Some(entry) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        if entry.owner != Some(owner) || entry.attempt != attempt {
+            return;
+        }
+        match entry.state {
+            TaskState::Running { .. } => {
+                if !entry.cancelled {
+                    entry.cancelled = true;
+                    self.actions.push(Action::StopTask(task));
+                }
+            }
+            _ => {
+                let error = cancelled(&entry.spec, "cancelled by the caller");
+                self.fail_for_good(task, error);
+            }
+        }
+    }
+
+    /// Owner side: the executor rejected the attempt; place it again with its fresh view.
+    fn lease_rejected(&mut self, node: NodeId, task: TaskId, attempt: u32, snapshot: Snapshot) {
+        self.view.update(node, snapshot);
+        let Some(entry) = self.tasks.get(&task) else {
+            return;
+        };
+        if !matches!(entry.state, TaskState::Leased { node: n } if n == node)
+            || entry.attempt != attempt
+        {
+            return;
+        }
+        self.view.unlease(node, &entry.spec.resources);
+        if entry.cancelled {
+            let error = cancelled(&entry.spec, "cancelled by the caller");
+            self.fail_for_good(task, error);
+        } else {
+            self.make_ready(task);
+        }
+        self.dispatch();
+    }
+
+    /// Owner side: how a leased attempt ended. A reply for an attempt that is not the
+    /// current one (a duplicate, or from before a retry) is dropped.
+    fn lease_done(&mut self, node: NodeId, task: TaskId, attempt: u32, outcome: RemoteOutcome<V>) {
+        if let RemoteOutcome::Returned(values) = &outcome {
+            for value in values {
+                if let Returned::Value(value) = value {
+                    self.take_in_value(value);
+                }
+            }
+        }
+        let current = self.tasks.get(&task).is_some_and(|e| {
+            matches!(e.state, TaskState::Leased { node: n } if n == node) && e.attempt == attempt
+        });
+        let spec = self.tasks.get(&task).map(|e| Arc::clone(&e.spec));
+        let (true, Some(spec)) = (current, spec) else {
+            if let RemoteOutcome::Returned(values) = outcome {
+                for value in values {
+                    if let Returned::Value(value) = value {
+                        self.drop_value(&value);
+                    }
+                }
+            }
+            return;
+        };
+        self.view.unlease(node, &spec.resources);
+        match outcome {
+            RemoteOutcome::Returned(values) if values.len() == spec.num_returns as usize => {
+                self.tasks.remove(&task);
+                self.note_settled(task);
+                let mut events = Vec::new();
+                for (id, returned) in spec.return_ids().zip(values) {
+                    match returned {
+                        Returned::Value(value) => {
+                            self.seal(id, ObjectState::Ready(value), &mut events);
+                        }
+                        Returned::Kept { .. } => self.made_elsewhere(id, node),
+                    }
+                }
+                self.release_args(&spec, &mut events);
+                self.push_events(events);
+            }
+            RemoteOutcome::Returned(values) => {
+                for value in values {
+                    if let Returned::Value(value) = value {
+                        self.drop_value(&value);
+                    }
+                }
+                let error = invalid(&spec, "its node sent the wrong number of results".into());
+                self.fail_for_good(task, error);
+            }
+            RemoteOutcome::Failed { error, system } => {
+                self.finish_plain(task, Outcome::Failed { error, system });
+            }
+        }
+        self.dispatch();
+    }
+
+    /// Owner side: `id` was made on `node`, which keeps it.
+    fn made_elsewhere(&mut self, id: ObjectId, node: NodeId) {
+        let Some(owned) = self.objects.get_mut(id).and_then(|e| e.owned_mut()) else {
+            // Nobody references it any more: the copy is not wanted.
+            self.send(Peer::Node(node), Message::Free { object: id });
+            return;
+        };
+        owned.made_elsewhere = true;
+        if !owned.copies.contains(&node) {
+            owned.copies.push(node);
+        }
+        self.notify_subscribers(id);
+        let mut events = Vec::new();
+        self.objects.free_if_unreferenced(id, &mut events);
+        self.push_events(events);
+        if self.objects.get(id).is_some_and(|e| e.is_needed()) {
+            self.need(id);
+        }
+    }
+
+    /// Something here waits for `id`: fetch it (subscribe to its owner, or pull a copy).
+    pub(crate) fn need(&mut self, id: ObjectId) {
+        let local = self.config.node;
+        let Some(entry) = self.objects.get_mut(id) else {
+            return;
+        };
+        if entry.is_sealed() {
+            return;
+        }
+        let mut send = None;
+        match &mut entry.role {
+            Role::Owned(owned) => {
+                if owned.made_elsewhere
+                    && owned.pulling.is_none()
+                    && let Some(&from) = owned.copies.first()
+                {
+                    owned.pulling = Some(from);
+                    send = Some((from, Message::Pull { object: id }));
+                }
+            }
+            Role::Borrowed(borrowed) => {
+                if borrowed.pulling.is_some() {
+                    return;
+                }
+                borrowed.sources.retain(|n| *n != local);
+                if let Some(from) = borrowed.sources.pop() {
+                    borrowed.pulling = Some(from);
+                    send = Some((from, Message::Pull { object: id }));
+                } else if !borrowed.subscribed {
+                    borrowed.subscribed = true;
+                    send = Some((borrowed.owner, Message::Subscribe { object: id }));
+                }
+            }
+        }
+        if let Some((to, message)) = send {
+            self.send(Peer::Node(to), message);
+        }
+    }
+
+    /// What the owner tells a subscriber about `id`, if it has sealed.
+    fn status_of(&self, id: ObjectId) -> Option<RemoteStatus<V>> {
+        let entry = self.objects.get(id)?;
+        let owned = entry.owned()?;
+        match &entry.state {
+            ObjectState::Ready(value) if value.size() <= self.config.inline_limit => {
+                Some(RemoteStatus::Ready {
+                    value: Some(value.clone()),
+                    at: Vec::new(),
+                })
+            }
+            ObjectState::Ready(_) => {
+                let mut at = vec![self.config.node];
+                at.extend_from_slice(&owned.copies);
+                Some(RemoteStatus::Ready { value: None, at })
+            }
+            ObjectState::Failed(error) => Some(RemoteStatus::Failed(Arc::clone(error))),
+            ObjectState::Pending if owned.made_elsewhere => Some(RemoteStatus::Ready {
+                value: None,
+                at: owned.copies.clone(),
+            }),
+            ObjectState::Pending => None,
+        }
+    }
+
+    /// Tells the subscribers of a sealed owned object.
+    pub(crate) fn notify_subscribers(&mut self, id: ObjectId) {
+        let has_subscribers = self
+            .objects
+            .get(id)
+            .and_then(|e| e.owned())
+            .is_some_and(|o| !o.subscribers.is_empty());
+        if !has_subscribers {
+            return;
+        }
+        let Some(status) = self.status_of(id) else {
+            return;
+        };
+        let subscribers = self
+            .objects
+            .get_mut(id)
+            .and_then(|e| e.owned_mut())
+            .map(|o| std::mem::take(&mut o.subscribers))
+            .unwrap_or_default();
+        for node in subscribers {
+            self.send(
+                Peer::Node(node),
+                Message::Status {
+                    object: id,
+                    status: status.clone(),
+                },
+            );
+        }
+    }
+
+    /// Owner side: `node` wants to hear when `object` seals.
+    fn subscribe(&mut self, node: NodeId, object: ObjectId) {
+        if object.task.node() != self.config.node {
+            return;
+        }
+        let Some(entry) = self.objects.get_mut(object) else {
+            let error = lost(object, "it no longer exists on its owner");
+            self.send(
+                Peer::Node(node),
+                Message::Status {
+                    object,
+                    status: RemoteStatus::Failed(Arc::new(error)),
+                },
+            );
+            return;
+        };
+        if let Some(owned) = entry.owned_mut()
+            && !owned.subscribers.contains(&node)
+        {
+            owned.subscribers.push(node);
+        }
+        self.notify_subscribers(object);
+    }
+
+    /// Borrower side: the owner says `object` sealed.
+    fn status(&mut self, node: NodeId, object: ObjectId, status: RemoteStatus<V>) {
+        let mut events = Vec::new();
+        match status {
+            RemoteStatus::Ready {
+                value: Some(value), ..
+            } => {
+                self.take_in_value(&value);
+                if object.task.node() == node {
+                    self.seal(object, ObjectState::Ready(value), &mut events);
+                } else {
+                    self.drop_value(&value);
+                }
+            }
+            _ if object.task.node() != node => {}
+            RemoteStatus::Ready { value: None, at } => {
+                if let Some(borrowed) = self.objects.get_mut(object).and_then(|e| e.borrowed_mut())
+                {
+                    borrowed.sources = at;
+                    borrowed.subscribed = false;
+                }
+                self.need(object);
+            }
+            RemoteStatus::Failed(error) => {
+                self.seal(object, ObjectState::Failed(error), &mut events);
+            }
+        }
+        self.push_events(events);
+    }
+
+    /// A holder answered a pull.
+    fn pulled(&mut self, node: NodeId, object: ObjectId, value: Option<V>) {
+        if let Some(value) = &value {
+            self.take_in_value(value);
+        }
+        let mut was_pulling = false;
+        if let Some(entry) = self.objects.get_mut(object) {
+            let pulling = match &mut entry.role {
+                Role::Owned(owned) => &mut owned.pulling,
+                Role::Borrowed(borrowed) => &mut borrowed.pulling,
+            };
+            if *pulling == Some(node) {
+                *pulling = None;
+                was_pulling = true;
+            }
+        }
+        let mut events = Vec::new();
+        match value {
+            Some(value) if was_pulling => {
+                self.seal(object, ObjectState::Ready(value), &mut events);
+            }
+            Some(value) => self.drop_value(&value),
+            None if was_pulling => self.pull_failed(object, node, &mut events),
+            None => {}
+        }
+        self.push_events(events);
+    }
+
+    /// `node` had no copy of `object` (or died): try another, or fail it as lost.
+    fn pull_failed(
+        &mut self,
+        object: ObjectId,
+        node: NodeId,
+        events: &mut Vec<crate::objects::ObjectEvent>,
+    ) {
+        let Some(entry) = self.objects.get_mut(object) else {
+            return;
+        };
+        let exhausted = match &mut entry.role {
+            Role::Owned(owned) => {
+                owned.copies.retain(|n| *n != node);
+                owned.copies.is_empty()
+            }
+            Role::Borrowed(borrowed) => borrowed.sources.is_empty() && borrowed.subscribed,
+        };
+        if exhausted {
+            let error = lost(object, "no node holds a copy of it any more");
+            self.seal(object, ObjectState::Failed(Arc::new(error)), events);
+        } else {
+            self.need(object);
+        }
+    }
+
+    /// The head declared `node` dead.
+    fn node_died(&mut self, node: NodeId) {
+        if node == self.config.node {
+            self.fence();
+            return;
+        }
+        self.view.mark_dead(node);
+        self.links.forget(Peer::Node(node));
+        let mut events = Vec::new();
+        self.objects.forget_node(node, &mut events);
+        self.push_events(events);
+        // Objects it owned, or that were being pulled from it, or whose only copy it had.
+        let affected: Vec<ObjectId> = self
+            .objects
+            .iter()
+            .filter(|(_, e)| !e.is_sealed())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in affected {
+            let Some(entry) = self.objects.get_mut(id) else {
+                continue;
+            };
+            let fix = match &mut entry.role {
+                Role::Borrowed(borrowed) if borrowed.owner == node => {
+                    Fix::Fail("its owner node died")
+                }
+                Role::Borrowed(borrowed) => {
+                    borrowed.sources.retain(|n| *n != node);
+                    if borrowed.pulling == Some(node) {
+                        borrowed.pulling = None;
+                        Fix::PullFailed
+                    } else {
+                        Fix::Nothing
+                    }
+                }
+                Role::Owned(owned) => {
+                    let was_pulling = owned.pulling == Some(node);
+                    if was_pulling {
+                        owned.pulling = None;
+                    }
+                    if owned.made_elsewhere && owned.copies.is_empty() {
+                        Fix::Fail("the node holding its only copy died")
+                    } else if was_pulling {
+                        Fix::Need
+                    } else {
+                        Fix::Nothing
+                    }
+                }
+            };
+            let mut events = Vec::new();
+            match fix {
+                Fix::Fail(why) => {
+                    let error = lost(id, why);
+                    self.seal(id, ObjectState::Failed(Arc::new(error)), &mut events);
+                }
+                Fix::PullFailed => self.pull_failed(id, node, &mut events),
+                Fix::Need => self.need(id),
+                Fix::Nothing => {}
+            }
+            self.push_events(events);
+        }
+        // Attempts it was running fail as system failures (and are retried elsewhere).
+        let leased: Vec<(TaskId, String)> = self
+            .tasks
+            .iter()
+            .filter(|(_, e)| matches!(e.state, TaskState::Leased { node: n } if n == node))
+            .map(|(id, e)| (*id, e.spec.function.clone()))
+            .collect();
+        for (task, function) in leased {
+            let error = TaskError {
+                kind: ErrorKind::System,
+                function,
+                message: format!("node {node} running it died"),
+                backtrace: None,
+                task_chain: Vec::new(),
+                cause: None,
+            };
+            self.finish_plain(
+                task,
+                Outcome::Failed {
+                    error,
+                    system: true,
+                },
+            );
+        }
+        self.dispatch();
+    }
+}
+
+/// What a node's death means for one object that is not usable here yet.
+enum Fix {
+    Fail(&'static str),
+    PullFailed,
+    Need,
+    Nothing,
+}

@@ -1,0 +1,350 @@
+//! The head's control state, as a state machine: membership, job IDs, actor names, the
+//! module registry.
+//!
+//! One node of a cluster runs the head beside its scheduler. Nodes join with their resources
+//! and report changes; the head relays every node's latest snapshot to the others (latest
+//! wins) and is the only one that declares a node dead — when it has heard nothing from it
+//! for `dead_after` — which it then tells every live node. Death is final: the node's links
+//! are forgotten, and anything it sends later is answered with [`Message::Fenced`]. Each
+//! member gets an incarnation number at join, increasing across the cluster's life. Job IDs
+//! are minted here, so they (and the default namespaces `job-<id>`) are unique in the
+//! cluster; actor names are registered per namespace.
+//!
+//! Like the scheduler, it does no I/O and reads no clock: it takes events with the time and
+//! answers with actions. It is not on the data path: objects and tasks never pass through it.
+
+use crate::link::{Envelope, Links, Peer};
+use crate::message::{HeadAnswer, HeadRequest, Message};
+use crate::time::{Time, earliest};
+use crate::view::Snapshot;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use wasmray_core::{ActorName, JobId, ModuleId, NodeId, TaskId};
+
+/// How the head paces itself.
+#[derive(Debug, Clone)]
+pub struct HeadConfig {
+    /// A node silent for this long is declared dead.
+    pub dead_after: Duration,
+    /// First resend of an unacknowledged message (doubling after).
+    pub resend_after: Duration,
+}
+
+impl Default for HeadConfig {
+    fn default() -> Self {
+        Self {
+            dead_after: Duration::from_secs(6),
+            resend_after: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A member's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    Alive,
+    Dead,
+}
+
+/// One node as the head knows it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub incarnation: u64,
+    pub snapshot: Snapshot,
+    pub state: MemberState,
+    pub last_heard: Time,
+}
+
+/// A registered actor name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NameEntry {
+    actor: TaskId,
+    class: String,
+    job: JobId,
+}
+
+/// What the head takes in.
+#[derive(Debug)]
+pub enum HeadEvent<V> {
+    /// An envelope arrived from a node.
+    Received {
+        from: NodeId,
+        envelope: Envelope<Message<V>>,
+    },
+    /// The time given by [`Head::poll_timeout`] came.
+    Timeout,
+}
+
+/// What the head asks its driver to do.
+#[derive(Debug)]
+pub enum HeadAction<V> {
+    /// Send `envelope` to `to`.
+    Send {
+        to: NodeId,
+        envelope: Envelope<Message<V>>,
+    },
+    /// The head declared `node` dead (after telling every live node).
+    Declared(NodeId),
+}
+
+/// The head's state machine.
+#[derive(Debug)]
+pub struct Head<V> {
+    config: HeadConfig,
+    links: Links<Message<V>>,
+    members: BTreeMap<NodeId, Member>,
+    next_incarnation: u64,
+    next_job: u32,
+    names: BTreeMap<ActorName, NameEntry>,
+    modules: BTreeMap<ModuleId, u64>,
+    actions: Vec<HeadAction<V>>,
+}
+
+impl<V: Clone> Head<V> {
+    pub fn new(config: HeadConfig) -> Self {
+        Self {
+            links: Links::new(config.resend_after),
+            config,
+            members: BTreeMap::new(),
+            next_incarnation: 1,
+            next_job: 1,
+            names: BTreeMap::new(),
+            modules: BTreeMap::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// Takes in one event at `now`.
+    pub fn handle(&mut self, now: Time, event: HeadEvent<V>) {
+        match event {
+            HeadEvent::Received { from, envelope } => self.received(now, from, envelope),
+            HeadEvent::Timeout => {
+                self.check_liveness(now);
+                for (peer, envelope) in self.links.resends(now) {
+                    self.push_send(peer, envelope);
+                }
+            }
+        }
+        for (peer, envelope) in self.links.take_acks() {
+            self.push_send(peer, envelope);
+        }
+    }
+
+    /// When [`HeadEvent::Timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let liveness = self
+            .members
+            .values()
+            .filter(|m| m.state == MemberState::Alive)
+            .map(|m| m.last_heard.after(self.config.dead_after))
+            .min();
+        earliest(liveness, self.links.poll_timeout())
+    }
+
+    /// Takes the actions produced so far, in the order they must be carried out.
+    pub fn drain_actions(&mut self) -> Vec<HeadAction<V>> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// Every node that ever joined, in node order.
+    pub fn members(&self) -> impl Iterator<Item = (NodeId, &Member)> {
+        self.members.iter().map(|(id, m)| (*id, m))
+    }
+
+    /// A new job ID, unique in the cluster.
+    pub fn new_job(&mut self) -> JobId {
+        let job = JobId(self.next_job);
+        self.next_job += 1;
+        job
+    }
+
+    /// Registers `name` for `actor`; false if the name is taken.
+    pub fn claim_name(
+        &mut self,
+        name: ActorName,
+        actor: TaskId,
+        class: String,
+        job: JobId,
+    ) -> bool {
+        if self.names.contains_key(&name) {
+            return false;
+        }
+        self.names.insert(name, NameEntry { actor, class, job });
+        true
+    }
+
+    /// Forgets `name` if it names `actor`.
+    pub fn release_name(&mut self, name: &ActorName, actor: TaskId) {
+        if self.names.get(name).is_some_and(|e| e.actor == actor) {
+            self.names.remove(name);
+        }
+    }
+
+    /// The actor registered as `name`, with its class.
+    pub fn lookup_name(&self, name: &ActorName) -> Option<(TaskId, String)> {
+        self.names.get(name).map(|e| (e.actor, e.class.clone()))
+    }
+
+    /// Records that a module (by content hash) of `len` bytes is part of the cluster.
+    pub fn register_module(&mut self, module: ModuleId, len: u64) {
+        self.modules.insert(module, len);
+    }
+
+    /// The modules registered, with their sizes.
+    pub fn modules(&self) -> impl Iterator<Item = (&ModuleId, &u64)> {
+        self.modules.iter()
+    }
+
+    fn push_send(&mut self, peer: Peer, envelope: Envelope<Message<V>>) {
+        if let Peer::Node(to) = peer {
+            self.actions.push(HeadAction::Send { to, envelope });
+        }
+    }
+
+    fn send(&mut self, now: Time, to: NodeId, message: Message<V>) {
+        if let Some(envelope) = self.links.send(now, Peer::Node(to), message) {
+            self.push_send(Peer::Node(to), envelope);
+        }
+    }
+
+    fn received(&mut self, now: Time, from: NodeId, envelope: Envelope<Message<V>>) {
+        if self
+            .members
+            .get(&from)
+            .is_some_and(|m| m.state == MemberState::Dead)
+        {
+            // Outside the link (which is gone): a one-off, resent whenever it speaks again.
+            self.actions.push(HeadAction::Send {
+                to: from,
+                envelope: Envelope {
+                    seq: 0,
+                    ack: 0,
+                    message: Some(Message::Fenced),
+                },
+            });
+            return;
+        }
+        if let Some(member) = self.members.get_mut(&from) {
+            member.last_heard = now;
+        }
+        for message in self.links.receive(now, Peer::Node(from), envelope) {
+            self.on_message(now, from, message);
+        }
+    }
+
+    fn on_message(&mut self, now: Time, from: NodeId, message: Message<V>) {
+        match message {
+            Message::Join { snapshot } => {
+                if self.members.contains_key(&from) {
+                    return;
+                }
+                let incarnation = self.next_incarnation;
+                self.next_incarnation += 1;
+                let alive: Vec<(NodeId, Snapshot)> = self
+                    .members
+                    .iter()
+                    .filter(|(_, m)| m.state == MemberState::Alive)
+                    .map(|(id, m)| (*id, m.snapshot.clone()))
+                    .collect();
+                self.members.insert(
+                    from,
+                    Member {
+                        incarnation,
+                        snapshot: snapshot.clone(),
+                        state: MemberState::Alive,
+                        last_heard: now,
+                    },
+                );
+                for (node, known) in alive {
+                    self.send(
+                        now,
+                        from,
+                        Message::View {
+                            node,
+                            snapshot: known,
+                        },
+                    );
+                    self.send(
+                        now,
+                        node,
+                        Message::View {
+                            node: from,
+                            snapshot: snapshot.clone(),
+                        },
+                    );
+                }
+            }
+            Message::Report { snapshot } => {
+                let Some(member) = self.members.get_mut(&from) else {
+                    return;
+                };
+                if snapshot.version <= member.snapshot.version {
+                    return;
+                }
+                member.snapshot = snapshot.clone();
+                let others: Vec<NodeId> = self
+                    .members
+                    .iter()
+                    .filter(|(id, m)| **id != from && m.state == MemberState::Alive)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for node in others {
+                    self.send(
+                        now,
+                        node,
+                        Message::View {
+                            node: from,
+                            snapshot: snapshot.clone(),
+                        },
+                    );
+                }
+            }
+            Message::Ask { request, ask } => {
+                let answer = match ask {
+                    HeadRequest::NewJob => HeadAnswer::Job(self.new_job()),
+                    HeadRequest::ClaimName {
+                        name,
+                        actor,
+                        class,
+                        job,
+                    } => HeadAnswer::Claimed(self.claim_name(name, actor, class, job)),
+                    HeadRequest::ReleaseName { name, actor } => {
+                        self.release_name(&name, actor);
+                        HeadAnswer::Released
+                    }
+                    HeadRequest::LookupName { name } => HeadAnswer::Found(self.lookup_name(&name)),
+                };
+                self.send(now, from, Message::Answer { request, answer });
+            }
+            // Nothing else is addressed to the head.
+            _ => {}
+        }
+    }
+
+    fn check_liveness(&mut self, now: Time) {
+        let silent: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                m.state == MemberState::Alive && m.last_heard.after(self.config.dead_after) <= now
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for node in silent {
+            if let Some(member) = self.members.get_mut(&node) {
+                member.state = MemberState::Dead;
+            }
+            self.links.forget(Peer::Node(node));
+            let alive: Vec<NodeId> = self
+                .members
+                .iter()
+                .filter(|(_, m)| m.state == MemberState::Alive)
+                .map(|(id, _)| *id)
+                .collect();
+            for other in alive {
+                self.send(now, other, Message::NodeDied { node });
+            }
+            self.actions.push(HeadAction::Declared(node));
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The messages schedulers and the head exchange: the cluster's protocol, closed and
+//! documented here, with no encoding (the transport encodes; the simulator passes them as they
+//! are).
+//!
+//! Messages travel inside [`crate::Envelope`]s on ordered, exactly-once links
+//! ([`crate::link`]). A message that carries references (a task's arguments, a value with refs
+//! inside) grants the receiver one reference to each (see ARCHITECTURE.md, "Objects across
+//! nodes"); [`Message::refs`] lists them.
+
+use crate::ObjectValue;
+use crate::view::Snapshot;
+use std::sync::Arc;
+use wasmray_core::{ActorName, ArgSpec, JobId, NodeId, ObjectId, TaskError, TaskId, TaskSpec};
+
+/// One message of the protocol. `V` is a stored value (the transport carries its bytes).
+#[derive(Debug, Clone)]
+pub enum Message<V> {
+    // Placement: owner and executor.
+    /// Owner → executor: run this attempt if it fits your ledger now, or reject it. A granted
+    /// task is never sent on (no re-spill).
+    Lease {
+        spec: Arc<TaskSpec<V>>,
+        attempt: u32,
+    },
+    /// Executor → owner: the attempt did not fit; the executor's snapshot as of now.
+    Rejected {
+        task: TaskId,
+        attempt: u32,
+        snapshot: Snapshot,
+    },
+    /// Executor → owner: how the attempt ended.
+    Done {
+        task: TaskId,
+        attempt: u32,
+        outcome: RemoteOutcome<V>,
+    },
+    /// Owner → executor: stop this attempt if it runs (`cancel`).
+    Stop { task: TaskId, attempt: u32 },
+
+    // Objects: owner, borrowers, holders.
+    /// To an object's owner: say when it seals (at once if it has).
+    Subscribe { object: ObjectId },
+    /// Owner → subscriber: the object sealed.
+    Status {
+        object: ObjectId,
+        status: RemoteStatus<V>,
+    },
+    /// To a node holding a copy: send it.
+    Pull { object: ObjectId },
+    /// Holder → puller: the copy, or `None` if the holder has none (any more).
+    Pulled { object: ObjectId, value: Option<V> },
+    /// Borrower → owner: I passed a reference to `object` on to `to`.
+    Lend { object: ObjectId, to: NodeId },
+    /// Holder → owner: every reference I held is gone; I was granted `grants` of them.
+    Release { object: ObjectId, grants: u32 },
+    /// Owner → a node holding its copy: no reference is left anywhere; drop it.
+    Free { object: ObjectId },
+
+    // Membership: node and head.
+    /// Node → head, first message: here I am, with what I offer.
+    Join { snapshot: Snapshot },
+    /// Node → head: my resources changed (and I am alive).
+    Report { snapshot: Snapshot },
+    /// Head → node: another node's latest snapshot.
+    View { node: NodeId, snapshot: Snapshot },
+    /// Head → node: `node` is dead, for good.
+    NodeDied { node: NodeId },
+    /// Head → node: you were declared dead; nothing you send is accepted any more.
+    Fenced,
+    /// Node → head: a control request; `request` is echoed in the answer.
+    Ask { request: u64, ask: HeadRequest },
+    /// Head → node: the answer to `Ask { request, .. }`.
+    Answer { request: u64, answer: HeadAnswer },
+}
+
+/// What a remote attempt produced.
+#[derive(Debug, Clone)]
+pub enum RemoteOutcome<V> {
+    /// One entry per return, in order.
+    Returned(Vec<Returned<V>>),
+    Failed {
+        error: TaskError,
+        system: bool,
+    },
+}
+
+/// One return of a remote attempt.
+#[derive(Debug, Clone)]
+pub enum Returned<V> {
+    /// Small: the value itself.
+    Value(V),
+    /// Large: the executor keeps it; pull it from there. `len` is its size in bytes.
+    Kept { len: u64 },
+}
+
+/// An object's state, as its owner tells a subscriber.
+#[derive(Debug, Clone)]
+pub enum RemoteStatus<V> {
+    /// Ready: the value itself (small ones), or the nodes holding copies.
+    Ready {
+        value: Option<V>,
+        at: Vec<NodeId>,
+    },
+    Failed(Arc<TaskError>),
+}
+
+/// What a node asks the head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadRequest {
+    /// A new, cluster-unique job ID.
+    NewJob,
+    /// Register `name` for `actor` (a `class`) of `job`.
+    ClaimName {
+        name: ActorName,
+        actor: TaskId,
+        class: String,
+        job: JobId,
+    },
+    /// Forget `name` if it still names `actor`.
+    ReleaseName { name: ActorName, actor: TaskId },
+    /// The actor registered as `name`.
+    LookupName { name: ActorName },
+}
+
+/// The head's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadAnswer {
+    Job(JobId),
+    /// `ClaimName`: true if the name was free.
+    Claimed(bool),
+    Released,
+    /// `LookupName`: the actor and its class.
+    Found(Option<(TaskId, String)>),
+}
+
+impl<V: ObjectValue> Message<V> {
+    /// The references the message grants its receiver, one per occurrence.
+    pub fn refs(&self) -> Vec<ObjectId> {
+        let mut refs = Vec::new();
+        match self {
+            Message::Lease { spec, .. } => {
+                for arg in &spec.args {
+                    match arg {
+                        ArgSpec::ByRef(id) => refs.push(*id),
+                        ArgSpec::Value(value) => refs.extend_from_slice(value.contained()),
+                    }
+                }
+            }
+            Message::Done {
+                outcome: RemoteOutcome::Returned(values),
+                ..
+            } => {
+                for value in values {
+                    if let Returned::Value(value) = value {
+                        refs.extend_from_slice(value.contained());
+                    }
+                }
+            }
+            Message::Status {
+                status:
+                    RemoteStatus::Ready {
+                        value: Some(value), ..
+                    },
+                ..
+            }
+            | Message::Pulled {
+                value: Some(value), ..
+            } => refs.extend_from_slice(value.contained()),
+            _ => {}
+        }
+        refs
+    }
+
+    /// A short name for logs and simulator traces.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Lease { .. } => "lease",
+            Message::Rejected { .. } => "rejected",
+            Message::Done { .. } => "done",
+            Message::Stop { .. } => "stop",
+            Message::Subscribe { .. } => "subscribe",
+            Message::Status { .. } => "status",
+            Message::Pull { .. } => "pull",
+            Message::Pulled { .. } => "pulled",
+            Message::Lend { .. } => "lend",
+            Message::Release { .. } => "release",
+            Message::Free { .. } => "free",
+            Message::Join { .. } => "join",
+            Message::Report { .. } => "report",
+            Message::View { .. } => "view",
+            Message::NodeDied { .. } => "node-died",
+            Message::Fenced => "fenced",
+            Message::Ask { .. } => "ask",
+            Message::Answer { .. } => "answer",
+        }
+    }
+}

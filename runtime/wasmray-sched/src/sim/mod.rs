@@ -1,0 +1,972 @@
+//! A deterministic simulated cluster: N schedulers and the head's state machine joined by a
+//! simulated network with a virtual clock and one seeded random number generator.
+//!
+//! The network delays every envelope by a per-link random latency (so messages reorder),
+//! drops and duplicates some, and can cut links (partition) and heal them; a node can be
+//! killed (it stops taking events and its envelopes vanish). The simulator plays the guests:
+//! a task "runs" for a random time and returns what its function name says (see
+//! [`Guest`]); drivers are scripts of submissions, gets and releases on one node. Time jumps
+//! from one due thing to the next, like quinn-proto's `Pair`, so a run of minutes of virtual
+//! time takes milliseconds, and the same seed replays the same run exactly.
+//!
+//! After a run [`World::check`] asserts the invariants of ARCHITECTURE.md: no reference
+//! leaked (every live node's tables end empty), no object freed while referenced (no pull
+//! finds a copy gone, no object is lost unless a node was killed), no task's results settled
+//! twice, every attempt run at most once, every driver's gets resolved. This module is test
+//! code only; it does no I/O.
+
+mod scenarios;
+
+use crate::link::{Envelope, Peer};
+use crate::message::Message;
+use crate::rng::Rng;
+use crate::time::Time;
+use crate::{
+    Action, Event, Head, HeadAction, HeadConfig, HeadEvent, ObjectState, ObjectValue, Outcome,
+    RunTask, SchedConfig, Scheduler,
+};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmray_core::{
+    ArgSpec, CPU, IdMint, JobId, Lineage, ModuleId, NodeId, ObjectId, ResourceSet, TaskId,
+    TaskKind, TaskSpec,
+};
+
+/// A stored value in the simulation: a number, the refs inside it, and a size.
+#[derive(Debug, Clone)]
+pub(crate) struct SimValue(Arc<ValueInner>);
+
+#[derive(Debug)]
+pub(crate) struct ValueInner {
+    payload: u64,
+    contained: Vec<ObjectId>,
+    len: u64,
+}
+
+impl SimValue {
+    fn new(payload: u64, contained: Vec<ObjectId>, len: u64) -> Self {
+        SimValue(Arc::new(ValueInner {
+            payload,
+            contained,
+            len,
+        }))
+    }
+
+    pub(crate) fn payload(&self) -> u64 {
+        self.0.payload
+    }
+}
+
+impl ObjectValue for SimValue {
+    fn contained(&self) -> &[ObjectId] {
+        &self.0.contained
+    }
+
+    fn size(&self) -> u64 {
+        self.0.len
+    }
+}
+
+/// Size of a "big" result: above the inline limit, so it stays where it was made.
+const BIG: u64 = 1 << 20;
+
+/// What a task does, by its function name.
+///
+/// - `add`: returns 1 + the sum of its arguments' payloads.
+/// - `big`: as `add`, but the result is large (kept by its maker, pulled by readers).
+/// - `nest`: puts a value (payload 42) and returns a value holding a ref to it (payload 0).
+/// - `slow`: as `add`, but runs for seconds rather than milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guest {
+    Add,
+    Big,
+    Nest,
+    Slow,
+}
+
+impl Guest {
+    fn of(function: &str) -> Guest {
+        match function {
+            "big" => Guest::Big,
+            "nest" => Guest::Nest,
+            "slow" => Guest::Slow,
+            _ => Guest::Add,
+        }
+    }
+}
+
+/// An argument in a driver's script.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    /// By reference to a named handle the driver holds.
+    Ref(&'static str),
+    /// By value: a small value with this payload.
+    Value(u64),
+}
+
+/// One step of a driver's script. Names refer to handles the driver holds.
+#[derive(Debug, Clone)]
+pub(crate) enum Step {
+    /// Submit `function(args)`; its result's handle is `name`.
+    Submit {
+        name: &'static str,
+        function: &'static str,
+        args: Vec<Arg>,
+        resources: Vec<(&'static str, f64)>,
+    },
+    /// Wait until `name` is usable here; check its payload. The refs inside the value become
+    /// handles `name.0`, `name.1`, ...
+    Get { name: &'static str, expect: Expect },
+    /// Drop the handle `name`.
+    Release(&'static str),
+    /// Make something happen to the cluster now.
+    Fault(Fault),
+    /// Wait until the driver's node knows `n` live nodes (itself included), like Ray's
+    /// `wait_for_nodes`.
+    WaitNodes(usize),
+}
+
+/// What a `Get` must find.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Expect {
+    Payload(u64),
+    /// An error of this kind.
+    Error(wasmray_core::ErrorKind),
+    /// A value or an error: nodes were killed and the result may be lost.
+    Anything,
+}
+
+/// A driver: a script run on one node, step by step.
+#[derive(Debug)]
+struct Driver {
+    node: NodeId,
+    steps: Vec<Step>,
+    next: usize,
+    handles: BTreeMap<String, ObjectId>,
+    /// The handle a `Get` is waiting for.
+    waiting: Option<ObjectId>,
+    mint: TaskId,
+    submitted: u32,
+}
+
+/// Something the world does at a given time.
+#[derive(Debug, Clone)]
+pub(crate) enum Fault {
+    Partition(NodeId, NodeId),
+    Heal(NodeId, NodeId),
+    /// Cut the node from every other node and the head.
+    Isolate(NodeId),
+    /// Isolate whichever node is running `function` now (nothing if none is).
+    IsolateRunner(&'static str),
+    Rejoin(NodeId),
+    /// Heal the node `IsolateRunner` cut off.
+    RejoinIsolated,
+    Kill(NodeId),
+}
+
+/// The network's character for one run.
+#[derive(Debug, Clone)]
+pub(crate) struct NetConfig {
+    pub(crate) min_latency: Duration,
+    pub(crate) max_latency: Duration,
+    pub(crate) loss: f64,
+    pub(crate) duplication: f64,
+}
+
+impl NetConfig {
+    /// A random network: latencies up to 5 ms, loss up to 5 %, duplication up to 2 %.
+    fn random(rng: &mut Rng) -> Self {
+        let unit = |rng: &mut Rng| rng.below(1_000_001) as f64 / 1_000_000.0;
+        let min = Duration::from_micros(50 + rng.below(500) as u64);
+        Self {
+            min_latency: min,
+            max_latency: min + Duration::from_micros(rng.below(5_000) as u64),
+            loss: unit(rng) * 0.05,
+            duplication: unit(rng) * 0.02,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct InFlight {
+    at: Time,
+    seq: u64,
+    from: Peer,
+    to: Peer,
+    envelope: usize,
+}
+
+impl Ord for InFlight {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // A max-heap: the earliest delivery first.
+        other.at.cmp(&self.at).then(other.seq.cmp(&self.seq))
+    }
+}
+
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A running task the simulator plays the guest of.
+#[derive(Debug)]
+struct Running {
+    node: NodeId,
+    run: RunTask<SimValue>,
+}
+
+struct SimNode {
+    sched: Scheduler<SimValue>,
+    mint: IdMint,
+    alive: bool,
+}
+
+/// The simulated cluster.
+pub(crate) struct World {
+    pub(crate) seed: u64,
+    now: Time,
+    rng: Rng,
+    net: NetConfig,
+    nodes: BTreeMap<NodeId, SimNode>,
+    head: Head<SimValue>,
+    in_flight: BinaryHeap<InFlight>,
+    envelopes: Vec<Option<Envelope<Message<SimValue>>>>,
+    next_seq: u64,
+    cut: BTreeSet<(Peer, Peer)>,
+    running: Vec<(Time, u64, Running)>,
+    drivers: Vec<Driver>,
+    faults: Vec<(Time, Fault)>,
+    /// Runs per (task, attempt), over the whole cluster.
+    runs: BTreeMap<(TaskId, u32), u32>,
+    /// Which node ran each task last.
+    pub(crate) ran_on: BTreeMap<String, Vec<NodeId>>,
+    /// Pulls answered "no copy": only a dead node can make one legitimate.
+    empty_pulls: usize,
+    killed: bool,
+    isolated: Option<NodeId>,
+    /// What the drivers' gets found, in order.
+    pub(crate) got: Vec<(&'static str, Option<u64>)>,
+    trace: Vec<String>,
+}
+
+/// Node IDs in the simulation: small numbers, so traces read easily.
+pub(crate) fn node(n: u64) -> NodeId {
+    NodeId(n)
+}
+
+impl World {
+    /// A cluster of nodes offering `resources` (one entry per node, node IDs 1..), under the
+    /// network drawn from `seed`.
+    pub(crate) fn new(seed: u64, resources: &[Vec<(&str, f64)>]) -> Self {
+        let mut rng = Rng::new(seed);
+        let net = NetConfig::random(&mut rng);
+        let head = Head::new(HeadConfig {
+            dead_after: Duration::from_millis(1000),
+            resend_after: Duration::from_millis(30),
+        });
+        let mut world = World {
+            seed,
+            now: Time::ZERO,
+            rng,
+            net,
+            nodes: BTreeMap::new(),
+            head,
+            in_flight: BinaryHeap::new(),
+            envelopes: Vec::new(),
+            next_seq: 0,
+            cut: BTreeSet::new(),
+            running: Vec::new(),
+            drivers: Vec::new(),
+            faults: Vec::new(),
+            runs: BTreeMap::new(),
+            ran_on: BTreeMap::new(),
+            empty_pulls: 0,
+            killed: false,
+            isolated: None,
+            got: Vec::new(),
+            trace: Vec::new(),
+        };
+        for (i, pairs) in resources.iter().enumerate() {
+            let id = node(i as u64 + 1);
+            let total = ResourceSet::from_pairs(pairs.iter().copied()).expect("valid resources");
+            let mut config = SchedConfig::new(id, total);
+            config.seed = seed ^ id.0;
+            config.resend_after = Duration::from_millis(30);
+            config.report_every = Duration::from_millis(200);
+            config.report_gap = Duration::from_millis(20);
+            let sched = Scheduler::new(config, Time::ZERO);
+            world.nodes.insert(
+                id,
+                SimNode {
+                    sched,
+                    mint: IdMint::new(id),
+                    alive: true,
+                },
+            );
+            world.drain(id);
+        }
+        world
+    }
+
+    /// Runs `steps` as a driver on `node` (from the start of the run).
+    pub(crate) fn driver(&mut self, on: NodeId, steps: Vec<Step>) {
+        let mint = self.nodes[&on].mint.next_task();
+        self.drivers.push(Driver {
+            node: on,
+            steps,
+            next: 0,
+            handles: BTreeMap::new(),
+            waiting: None,
+            mint,
+            submitted: 0,
+        });
+    }
+
+    /// Schedules a fault at `at` (since the start).
+    pub(crate) fn fault(&mut self, at: Duration, fault: Fault) {
+        self.faults.push((Time::ZERO.after(at), fault));
+        self.faults.sort_by_key(|(t, _)| *t);
+    }
+
+    fn log(&mut self, line: String) {
+        if self.trace.len() < 20_000 {
+            self.trace.push(format!("{} {line}", self.now));
+        }
+    }
+
+    /// Carries out what node `id`'s scheduler asked for.
+    fn drain(&mut self, id: NodeId) {
+        loop {
+            let Some(sim) = self.nodes.get_mut(&id) else {
+                return;
+            };
+            let actions = sim.sched.drain_actions();
+            if actions.is_empty() {
+                return;
+            }
+            for action in actions {
+                self.apply(id, action);
+            }
+        }
+    }
+
+    fn apply(&mut self, id: NodeId, action: Action<SimValue>) {
+        match action {
+            Action::Run(run) => {
+                let key = (run.spec.id, run.attempt);
+                *self.runs.entry(key).or_default() += 1;
+                self.ran_on
+                    .entry(run.spec.function.clone())
+                    .or_default()
+                    .push(id);
+                let guest = Guest::of(&run.spec.function);
+                let base = if guest == Guest::Slow { 2_000_000 } else { 500 };
+                let took = base + self.rng.below(3_000) as u64;
+                let at = self.now.after(Duration::from_micros(took));
+                self.log(format!(
+                    "node {id} runs {} attempt {}",
+                    run.spec.function, run.attempt
+                ));
+                let seq = self.bump();
+                self.running.push((at, seq, Running { node: id, run }));
+            }
+            Action::Send { to, envelope } => self.transmit(Peer::Node(id), to, envelope),
+            Action::Fenced => {
+                self.log(format!("node {id} fenced"));
+                self.killed = true;
+                if let Some(sim) = self.nodes.get_mut(&id) {
+                    sim.alive = false;
+                }
+                self.running.retain(|(_, _, r)| r.node != id);
+            }
+            Action::Failed { task, error, .. } => {
+                self.log(format!("task {task:?} failed: {}", error.message));
+            }
+            Action::StopTask(task) => {
+                // The instance stops: it reports a failure at once.
+                if let Some(at) = self
+                    .running
+                    .iter()
+                    .position(|(_, _, r)| r.run.spec.id == task)
+                {
+                    self.running[at].0 = self.now;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn transmit(&mut self, from: Peer, to: Peer, envelope: Envelope<Message<SimValue>>) {
+        if self.cut.contains(&(from, to)) {
+            return;
+        }
+        if let Some(Message::Pulled { value: None, .. }) = &envelope.message {
+            self.empty_pulls += 1;
+        }
+        let unit = |rng: &mut Rng| rng.below(1_000_001) as f64 / 1_000_000.0;
+        if unit(&mut self.rng) < self.net.loss {
+            return;
+        }
+        let copies = if unit(&mut self.rng) < self.net.duplication {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let spread = self.net.max_latency.saturating_sub(self.net.min_latency);
+            let extra = self.rng.below(spread.as_micros() as usize + 1) as u64;
+            let at = self
+                .now
+                .after(self.net.min_latency + Duration::from_micros(extra));
+            let index = self.envelopes.len();
+            self.envelopes.push(Some(envelope.clone()));
+            let seq = self.bump();
+            self.in_flight.push(InFlight {
+                at,
+                seq,
+                from,
+                to,
+                envelope: index,
+            });
+        }
+    }
+
+    fn deliver(&mut self, item: InFlight) {
+        let Some(envelope) = self.envelopes.get_mut(item.envelope).and_then(Option::take) else {
+            return;
+        };
+        if self.cut.contains(&(item.from, item.to)) {
+            return;
+        }
+        if let Some(message) = envelope
+            .message
+            .as_ref()
+            .filter(|m| !matches!(m, Message::Report { .. } | Message::View { .. }))
+        {
+            let line = format!(
+                "{} -> {}: #{} {} {}",
+                item.from,
+                item.to,
+                envelope.seq,
+                message.name(),
+                brief(message)
+            );
+            self.log(line);
+        }
+        match item.to {
+            Peer::Head => {
+                let Peer::Node(from) = item.from else {
+                    return;
+                };
+                self.head
+                    .handle(self.now, HeadEvent::Received { from, envelope });
+                self.drain_head();
+            }
+            Peer::Node(id) => {
+                let alive = self.nodes.get(&id).is_some_and(|n| n.alive);
+                if !alive {
+                    return;
+                }
+                let now = self.now;
+                if let Some(sim) = self.nodes.get_mut(&id) {
+                    sim.sched.handle(
+                        now,
+                        Event::Received {
+                            from: item.from,
+                            envelope,
+                        },
+                    );
+                }
+                self.drain(id);
+            }
+        }
+    }
+
+    fn drain_head(&mut self) {
+        for action in self.head.drain_actions() {
+            match action {
+                HeadAction::Send { to, envelope } => {
+                    self.transmit(Peer::Head, Peer::Node(to), envelope)
+                }
+                HeadAction::Declared(node) => self.log(format!("head declares node {node} dead")),
+            }
+        }
+    }
+
+    fn finish_run(&mut self, running: Running) {
+        let Running { node: id, run } = running;
+        let alive = self.nodes.get(&id).is_some_and(|n| n.alive);
+        if !alive {
+            return;
+        }
+        let guest = Guest::of(&run.spec.function);
+        let sum: u64 = run.args.iter().map(SimValue::payload).sum();
+        let now = self.now;
+        let Some(sim) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let (value, held) = match guest {
+            Guest::Add | Guest::Slow => (SimValue::new(sum + 1, Vec::new(), 8), None),
+            Guest::Big => (SimValue::new(sum + 1, Vec::new(), BIG), None),
+            Guest::Nest => {
+                // The guest puts a value (its handle is the put's reference), then returns a
+                // value holding a ref to it, then its handles go.
+                let inner = sim.mint.next_task().put_object(0);
+                sim.sched.handle(
+                    now,
+                    Event::Put {
+                        id: inner,
+                        value: SimValue::new(42, Vec::new(), 8),
+                    },
+                );
+                sim.sched.handle(now, Event::AddContained(inner));
+                (SimValue::new(0, vec![inner], 8), Some(inner))
+            }
+        };
+        let outcome =
+            Outcome::Returned(std::iter::repeat_n(value, run.spec.num_returns as usize).collect());
+        sim.sched.handle(
+            now,
+            Event::Finished {
+                task: run.spec.id,
+                outcome,
+            },
+        );
+        if let Some(inner) = held {
+            sim.sched.handle(now, Event::Release(inner));
+        }
+        self.drain(id);
+    }
+
+    /// Moves each driver on as far as it can go.
+    fn step_drivers(&mut self) {
+        for index in 0..self.drivers.len() {
+            loop {
+                let progressed = self.step_driver(index);
+                if !progressed {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn step_driver(&mut self, index: usize) -> bool {
+        let now = self.now;
+        let driver = &mut self.drivers[index];
+        let id = driver.node;
+        let Some(sim) = self.nodes.get_mut(&id) else {
+            return false;
+        };
+        if !sim.alive {
+            return false;
+        }
+        if let Some(waiting) = driver.waiting {
+            match sim.sched.object(waiting) {
+                Some(ObjectState::Pending) => return false,
+                None => panic!(
+                    "seed {}: a driver's handle names an object its node forgot",
+                    self.seed
+                ),
+                Some(_) => driver.waiting = None,
+            }
+        }
+        let Some(step) = driver.steps.get(driver.next).cloned() else {
+            return false;
+        };
+        match step {
+            Step::Submit {
+                name,
+                function,
+                args,
+                resources,
+            } => {
+                driver.submitted += 1;
+                let task = sim.mint.next_task();
+                let mut spec_args = Vec::new();
+                for arg in args {
+                    match arg {
+                        Arg::Ref(handle) => {
+                            let id = *driver.handles.get(handle).unwrap_or_else(|| {
+                                panic!("script refers to unknown handle `{handle}`")
+                            });
+                            spec_args.push(ArgSpec::ByRef(id));
+                        }
+                        Arg::Value(payload) => {
+                            spec_args.push(ArgSpec::Value(SimValue::new(payload, Vec::new(), 8)))
+                        }
+                    }
+                }
+                let mut needs = vec![(CPU, 1.0)];
+                needs.extend(resources);
+                let spec = TaskSpec {
+                    id: task,
+                    kind: TaskKind::Task,
+                    job: JobId(1),
+                    module: ModuleId([0; 32]),
+                    function: function.to_owned(),
+                    args: spec_args,
+                    num_returns: 1,
+                    resources: ResourceSet::from_pairs(needs).expect("valid"),
+                    max_calls: 0,
+                    max_retries: 3,
+                    retry_exceptions: false,
+                    memory_limit: None,
+                    cpu_time_limit_ms: None,
+                    lineage: Lineage::root("main").child(function),
+                    submitter: driver.mint,
+                };
+                driver
+                    .handles
+                    .insert(name.to_owned(), task.return_object(1));
+                sim.sched.handle(now, Event::Submit(spec));
+            }
+            Step::Get { name, expect } => {
+                let id = *driver
+                    .handles
+                    .get(name)
+                    .unwrap_or_else(|| panic!("script refers to unknown handle `{name}`"));
+                match sim.sched.object(id) {
+                    Some(ObjectState::Pending) => {
+                        sim.sched.handle(now, Event::Watch(id));
+                        driver.waiting = Some(id);
+                        self.drain(id_of(&self.drivers[index]));
+                        return false;
+                    }
+                    Some(ObjectState::Ready(value)) => {
+                        if let Expect::Error(kind) = expect {
+                            panic!(
+                                "seed {}: `{name}` should have failed with {kind:?}",
+                                self.seed
+                            );
+                        }
+                        if let Expect::Payload(want) = expect {
+                            assert_eq!(
+                                value.payload(),
+                                want,
+                                "seed {}: `{name}` has the wrong value",
+                                self.seed
+                            );
+                        }
+                        for (i, inner) in value.contained().iter().enumerate() {
+                            sim.sched.handle(now, Event::AddRef(*inner));
+                            driver.handles.insert(format!("{name}.{i}"), *inner);
+                        }
+                        self.got.push((name, Some(value.payload())));
+                    }
+                    Some(ObjectState::Failed(error)) => {
+                        sim.sched.handle(now, Event::ErrorSeen(id));
+                        if let Expect::Error(kind) = expect {
+                            assert_eq!(error.kind, kind, "seed {}: `{name}`", self.seed);
+                        }
+                        if let Expect::Payload(_) = expect {
+                            panic!(
+                                "seed {}: `{name}` failed: {}\n{}",
+                                self.seed,
+                                error.message,
+                                self.trace_tail()
+                            );
+                        }
+                        self.got.push((name, None));
+                    }
+                    None => panic!("seed {}: `{name}` was freed while held", self.seed),
+                }
+            }
+            Step::Fault(fault) => {
+                self.inject(fault);
+                let driver = &mut self.drivers[index];
+                driver.next += 1;
+                return true;
+            }
+            Step::WaitNodes(n) => {
+                let live = sim.sched.view().nodes().filter(|(_, v)| v.alive).count();
+                if live < n {
+                    return false;
+                }
+            }
+            Step::Release(name) => {
+                let Some(id) = driver.handles.remove(name) else {
+                    panic!("script releases unknown handle `{name}`");
+                };
+                sim.sched.handle(now, Event::Release(id));
+            }
+        }
+        let driver = &mut self.drivers[index];
+        driver.next += 1;
+        if driver.next == driver.steps.len() {
+            // The driver exits: every handle it still holds goes.
+            let held: Vec<ObjectId> = std::mem::take(&mut driver.handles).into_values().collect();
+            if let Some(sim) = self.nodes.get_mut(&id) {
+                for object in held {
+                    sim.sched.handle(now, Event::Release(object));
+                }
+            }
+        }
+        self.drain(id);
+        true
+    }
+
+    fn drivers_done(&self) -> bool {
+        self.drivers
+            .iter()
+            .all(|d| d.next == d.steps.len() || !self.nodes.get(&d.node).is_some_and(|n| n.alive))
+    }
+
+    /// Whether nothing but heartbeats is left to happen.
+    fn quiet(&self) -> bool {
+        self.drivers_done()
+            && self.running.is_empty()
+            && self.in_flight.iter().all(|f| {
+                self.envelopes[f.envelope]
+                    .as_ref()
+                    .is_none_or(|e| e.message.as_ref().is_none_or(is_heartbeat))
+            })
+            && self.nodes.values().filter(|n| n.alive).all(|n| {
+                let stats = n.sched.stats();
+                stats.objects == 0
+                    && n.sched.links.unacked_messages().all(is_heartbeat)
+                    && stats.waiting + stats.ready + stats.running + stats.leased_out == 0
+            })
+    }
+
+    /// Runs until every driver is done and the cluster is quiet, or `limit` of virtual time.
+    pub(crate) fn run(&mut self, limit: Duration) {
+        let end = Time::ZERO.after(limit);
+        self.step_drivers();
+        loop {
+            if self.quiet() {
+                return;
+            }
+            let next_fault = self.faults.first().map(|(t, _)| *t);
+            let next_net = self.in_flight.peek().map(|f| f.at);
+            let next_run = self.running.iter().map(|(t, _, _)| *t).min();
+            let next_timer = self
+                .nodes
+                .values()
+                .filter(|n| n.alive)
+                .filter_map(|n| n.sched.poll_timeout())
+                .chain(self.head.poll_timeout())
+                .min();
+            let Some(next) = [next_fault, next_net, next_run, next_timer]
+                .into_iter()
+                .flatten()
+                .min()
+            else {
+                return;
+            };
+            if next > end {
+                return;
+            }
+            self.now = self.now.max(next);
+            if next_fault == Some(next) {
+                let (_, fault) = self.faults.remove(0);
+                self.inject(fault);
+            } else if next_net == Some(next) {
+                if let Some(item) = self.in_flight.pop() {
+                    self.deliver(item);
+                }
+            } else if next_run == Some(next) {
+                let at = self
+                    .running
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, (t, seq, _))| (*t, *seq))
+                    .map(|(i, _)| i)
+                    .expect("a run is due");
+                let (_, _, running) = self.running.remove(at);
+                self.finish_run(running);
+            } else {
+                self.timers();
+            }
+            self.step_drivers();
+        }
+    }
+
+    fn timers(&mut self) {
+        let now = self.now;
+        if self.head.poll_timeout().is_some_and(|t| t <= now) {
+            self.head.handle(now, HeadEvent::Timeout);
+            self.drain_head();
+        }
+        let due: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.alive && n.sched.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(sim) = self.nodes.get_mut(&id) {
+                sim.sched.handle(now, Event::Timeout);
+            }
+            self.drain(id);
+        }
+    }
+
+    fn inject(&mut self, fault: Fault) {
+        self.log(format!("fault: {fault:?}"));
+        let peers: Vec<Peer> = self
+            .nodes
+            .keys()
+            .map(|id| Peer::Node(*id))
+            .chain([Peer::Head])
+            .collect();
+        match fault {
+            Fault::Partition(a, b) => {
+                self.cut.insert((Peer::Node(a), Peer::Node(b)));
+                self.cut.insert((Peer::Node(b), Peer::Node(a)));
+            }
+            Fault::Heal(a, b) => {
+                self.cut.remove(&(Peer::Node(a), Peer::Node(b)));
+                self.cut.remove(&(Peer::Node(b), Peer::Node(a)));
+            }
+            Fault::Isolate(a) => {
+                for peer in peers {
+                    if peer != Peer::Node(a) {
+                        self.cut.insert((Peer::Node(a), peer));
+                        self.cut.insert((peer, Peer::Node(a)));
+                    }
+                }
+            }
+            Fault::IsolateRunner(function) => {
+                let runner = self
+                    .running
+                    .iter()
+                    .find(|(_, _, r)| r.run.spec.function == function)
+                    .map(|(_, _, r)| r.node);
+                if let Some(a) = runner {
+                    self.isolated = Some(a);
+                    self.inject(Fault::Isolate(a));
+                }
+            }
+            Fault::RejoinIsolated => {
+                if let Some(a) = self.isolated.take() {
+                    self.inject(Fault::Rejoin(a));
+                }
+            }
+            Fault::Rejoin(a) => self
+                .cut
+                .retain(|(x, y)| *x != Peer::Node(a) && *y != Peer::Node(a)),
+            Fault::Kill(a) => {
+                self.killed = true;
+                if let Some(sim) = self.nodes.get_mut(&a) {
+                    sim.alive = false;
+                }
+                self.running.retain(|(_, _, r)| r.node != a);
+            }
+        }
+    }
+
+    fn trace_tail(&self) -> String {
+        let start = self.trace.len().saturating_sub(60);
+        self.trace[start..].join("\n")
+    }
+
+    /// Asserts the invariants after a run (see the module doc).
+    pub(crate) fn check(&self) {
+        let seed = self.seed;
+        let context = || {
+            format!(
+                "seed {seed} (replay: WASMRAY_SIM_SEED={seed} cargo test -p wasmray-sched sim::)\n{}",
+                self.trace_tail()
+            )
+        };
+        assert!(
+            self.drivers_done(),
+            "a driver never finished (a get neither resolved nor failed)\n{}",
+            context()
+        );
+        for ((task, attempt), runs) in &self.runs {
+            assert!(
+                *runs <= 1,
+                "{task:?} attempt {attempt} ran {runs} times\n{}",
+                context()
+            );
+        }
+        for (id, sim) in &self.nodes {
+            for (task, settled) in &sim.sched.settled {
+                assert!(
+                    *settled <= 1,
+                    "node {id} settled {task:?} {settled} times\n{}",
+                    context()
+                );
+            }
+            if !sim.alive {
+                continue;
+            }
+            let stats = sim.sched.stats();
+            assert_eq!(
+                stats.objects,
+                0,
+                "node {id} leaked objects: {:?}\n{}",
+                sim.sched.object_listing(),
+                context()
+            );
+            assert_eq!(
+                stats.waiting + stats.ready + stats.running + stats.blocked + stats.leased_out,
+                0,
+                "node {id} has tasks left: {stats:?}\n{}",
+                context()
+            );
+            assert!(
+                sim.sched.links.unacked_messages().all(is_heartbeat),
+                "node {id} has messages unacknowledged at {}: {:?}\n{}",
+                self.now,
+                sim.sched.links.unacked_detail(),
+                context()
+            );
+            assert_eq!(
+                sim.sched.available(),
+                sim.sched.total(),
+                "node {id} did not get its resources back\n{}",
+                context()
+            );
+        }
+        if !self.killed {
+            assert_eq!(
+                self.empty_pulls,
+                0,
+                "a pull found a copy freed while referenced\n{}",
+                context()
+            );
+        }
+    }
+}
+
+fn id_of(driver: &Driver) -> NodeId {
+    driver.node
+}
+
+/// Whether a message only says "alive, with these resources" (sent forever, so never
+/// waited for).
+fn is_heartbeat(message: &Message<SimValue>) -> bool {
+    matches!(message, Message::Report { .. } | Message::View { .. })
+}
+
+/// The identifying part of a message, for traces.
+fn brief(message: &Message<SimValue>) -> String {
+    match message {
+        Message::Lease { spec, attempt } => {
+            format!("{} {:?} attempt {attempt}", spec.function, spec.id)
+        }
+        Message::Rejected { task, .. }
+        | Message::Done { task, .. }
+        | Message::Stop { task, .. } => {
+            format!("{task:?}")
+        }
+        Message::Subscribe { object }
+        | Message::Status { object, .. }
+        | Message::Pull { object }
+        | Message::Pulled { object, .. }
+        | Message::Free { object } => format!("{object:?}"),
+        Message::Lend { object, to } => format!("{object:?} to {to}"),
+        Message::Release { object, grants } => format!("{object:?} x{grants}"),
+        Message::View { node, .. } | Message::NodeDied { node } => format!("{node}"),
+        _ => String::new(),
+    }
+}
