@@ -268,23 +268,15 @@ impl<V: ObjectValue> Scheduler<V> {
             task.state = TaskState::Running { blocked: false };
             let (spec, attempt) = (Arc::clone(&task.spec), task.attempt);
             let gpu_ids = entry.gpu_ids.clone();
-            match self.resolve_args(&spec) {
-                Some(args) => self.actions.push(Action::Run(RunTask {
-                    spec,
-                    args,
-                    attempt,
-                    gpu_ids,
-                })),
-                None => {
-                    if let Some(entry) = self.actors.entries.get_mut(&actor) {
-                        entry.running -= 1;
-                    }
-                    let error = crate::errors::invalid(
-                        &spec,
-                        "an argument was lost before the call could run".into(),
-                    );
-                    self.fail_for_good(front, error);
+            if let Err(spec) = self.push_run(spec, attempt, gpu_ids) {
+                if let Some(entry) = self.actors.entries.get_mut(&actor) {
+                    entry.running -= 1;
                 }
+                let error = crate::errors::invalid(
+                    &spec,
+                    "an argument was lost before the call could run".into(),
+                );
+                self.fail_for_good(front, error);
             }
         }
         self.maybe_finish_draining(actor);

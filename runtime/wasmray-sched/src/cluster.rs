@@ -52,6 +52,18 @@ impl<V: ObjectValue> Scheduler<V> {
         }
     }
 
+    /// Takes in, then gives back, the references a message granted whose content this node
+    /// does not keep.
+    fn return_grants(&mut self, message: &Message<V>) {
+        let mut events = Vec::new();
+        for object in message.refs() {
+            self.objects.receive_ref(object, RefKind::Contained);
+            self.objects
+                .release(object, RefKind::Contained, &mut events);
+        }
+        self.push_events(events);
+    }
+
     /// Drops the references a value this node will not keep holds.
     fn drop_value(&mut self, value: &V) {
         let mut events = Vec::new();
@@ -197,15 +209,7 @@ impl<V: ObjectValue> Scheduler<V> {
             }
             // The head's messages come from the head only; anything else is ignored, but the
             // references it carries were granted and go back.
-            other => {
-                for object in other.refs() {
-                    self.objects.receive_ref(object, RefKind::Contained);
-                    let mut events = Vec::new();
-                    self.objects
-                        .release(object, RefKind::Contained, &mut events);
-                    self.push_events(events);
-                }
-            }
+            other => self.return_grants(&other),
         }
     }
 
@@ -264,14 +268,7 @@ impl<V: ObjectValue> Scheduler<V> {
         let gpu_ids = if fits { self.gpus.take(gpus) } else { None };
         let Some(gpu_ids) = gpu_ids else {
             // The references the lease granted go back.
-            let message = Message::Lease { spec, attempt };
-            for object in message.refs() {
-                self.objects.receive_ref(object, RefKind::Contained);
-                let mut events = Vec::new();
-                self.objects
-                    .release(object, RefKind::Contained, &mut events);
-                self.push_events(events);
-            }
+            self.return_grants(&Message::Lease { spec, attempt });
             let snapshot = self.snapshot();
             self.send(
                 Peer::Node(owner),

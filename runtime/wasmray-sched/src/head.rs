@@ -240,12 +240,7 @@ impl<V: Clone> Head<V> {
                 }
                 let incarnation = self.next_incarnation;
                 self.next_incarnation += 1;
-                let alive: Vec<(NodeId, Snapshot)> = self
-                    .members
-                    .iter()
-                    .filter(|(_, m)| m.state == MemberState::Alive)
-                    .map(|(id, m)| (*id, m.snapshot.clone()))
-                    .collect();
+                let others = self.alive_except(from);
                 self.members.insert(
                     from,
                     Member {
@@ -255,23 +250,11 @@ impl<V: Clone> Head<V> {
                         last_heard: now,
                     },
                 );
-                for (node, known) in alive {
-                    self.send(
-                        now,
-                        from,
-                        Message::View {
-                            node,
-                            snapshot: known,
-                        },
-                    );
-                    self.send(
-                        now,
-                        node,
-                        Message::View {
-                            node: from,
-                            snapshot: snapshot.clone(),
-                        },
-                    );
+                for node in others {
+                    if let Some(known) = self.members.get(&node).map(|m| m.snapshot.clone()) {
+                        self.relay(now, node, known, from);
+                    }
+                    self.relay(now, from, snapshot.clone(), node);
                 }
             }
             Message::Report { snapshot } => {
@@ -282,21 +265,8 @@ impl<V: Clone> Head<V> {
                     return;
                 }
                 member.snapshot = snapshot.clone();
-                let others: Vec<NodeId> = self
-                    .members
-                    .iter()
-                    .filter(|(id, m)| **id != from && m.state == MemberState::Alive)
-                    .map(|(id, _)| *id)
-                    .collect();
-                for node in others {
-                    self.send(
-                        now,
-                        node,
-                        Message::View {
-                            node: from,
-                            snapshot: snapshot.clone(),
-                        },
-                    );
+                for node in self.alive_except(from) {
+                    self.relay(now, from, snapshot.clone(), node);
                 }
             }
             Message::Ask { request, ask } => {
@@ -321,6 +291,20 @@ impl<V: Clone> Head<V> {
         }
     }
 
+    /// The live members other than `node`.
+    fn alive_except(&self, node: NodeId) -> Vec<NodeId> {
+        self.members
+            .iter()
+            .filter(|(id, m)| **id != node && m.state == MemberState::Alive)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Tells `to` the latest snapshot of `node`.
+    fn relay(&mut self, now: Time, node: NodeId, snapshot: Snapshot, to: NodeId) {
+        self.send(now, to, Message::View { node, snapshot });
+    }
+
     fn check_liveness(&mut self, now: Time) {
         let silent: Vec<NodeId> = self
             .members
@@ -335,13 +319,7 @@ impl<V: Clone> Head<V> {
                 member.state = MemberState::Dead;
             }
             self.links.forget(Peer::Node(node));
-            let alive: Vec<NodeId> = self
-                .members
-                .iter()
-                .filter(|(_, m)| m.state == MemberState::Alive)
-                .map(|(id, _)| *id)
-                .collect();
-            for other in alive {
+            for other in self.alive_except(node) {
                 self.send(now, other, Message::NodeDied { node });
             }
             self.actions.push(HeadAction::Declared(node));

@@ -861,29 +861,41 @@ impl<V: ObjectValue> Scheduler<V> {
         }
         let spec = Arc::clone(&entry.spec);
         let attempt = entry.attempt;
-        match self.resolve_args(&spec) {
-            Some(args) => self.actions.push(Action::Run(RunTask {
-                spec,
-                args,
-                attempt,
-                gpu_ids,
-            })),
-            None => {
-                // Unreachable while the task holds references to its arguments; fail loudly
-                // rather than run with missing inputs.
-                let error = invalid(
-                    &spec,
-                    "an argument was lost before the task could run".into(),
-                );
-                self.task_finished(
-                    task,
-                    Outcome::Failed {
-                        error,
-                        system: false,
-                    },
-                );
-            }
+        if let Err(spec) = self.push_run(spec, attempt, gpu_ids) {
+            // Unreachable while the task holds references to its arguments; fail loudly
+            // rather than run with missing inputs.
+            let error = invalid(
+                &spec,
+                "an argument was lost before the task could run".into(),
+            );
+            self.task_finished(
+                task,
+                Outcome::Failed {
+                    error,
+                    system: false,
+                },
+            );
         }
+    }
+
+    /// Asks for a run of `spec` with its arguments' values; gives the spec back if one of them
+    /// is not here.
+    pub(crate) fn push_run(
+        &mut self,
+        spec: Arc<TaskSpec<V>>,
+        attempt: u32,
+        gpu_ids: Vec<u32>,
+    ) -> Result<(), Arc<TaskSpec<V>>> {
+        let Some(args) = self.resolve_args(&spec) else {
+            return Err(spec);
+        };
+        self.actions.push(Action::Run(RunTask {
+            spec,
+            args,
+            attempt,
+            gpu_ids,
+        }));
+        Ok(())
     }
 
     /// Fails `task`'s returns with `error`, then every task waiting on them, transitively.
