@@ -12,14 +12,14 @@
 
 use crate::errors::actor_died;
 use crate::link::Peer;
-use crate::message::{HeadRequest, Message};
+use crate::message::{HeadRequest, Message, RemoteOutcome};
 use crate::scheduler::{Action, Outcome, RunTask, TaskEntry, TaskState};
 use crate::{ObjectValue, Scheduler};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use wasmray_core::{
-    ActorId, ActorSpec, ArgSpec, GPU, IdMap, JobId, ResourceSet, TaskError, TaskId, TaskKind,
-    TaskSpec,
+    ActorId, ActorSpec, ArgSpec, GPU, IdMap, JobId, NodeId, ResourceSet, TaskError, TaskId,
+    TaskKind, TaskSpec,
 };
 
 #[derive(Debug)]
@@ -50,6 +50,30 @@ pub(crate) struct ActorEntry<V> {
     pub(crate) handle_dropped: bool,
     /// The GPUs the actor holds while it holds its resources.
     pub(crate) gpu_ids: Vec<u32>,
+    /// On the owner, once the actor runs on another node: that node. The entry is then a
+    /// proxy: its queue holds calls until they are forwarded there.
+    pub(crate) remote_host: Option<NodeId>,
+    /// On a host, for an actor another node created: that node (the actor's owner).
+    pub(crate) owner: Option<NodeId>,
+    /// Nodes that asked where the actor runs before anyone knew.
+    pub(crate) locators: Vec<NodeId>,
+}
+
+/// Where a caller's calls to an actor owned by another node go.
+#[derive(Debug)]
+pub(crate) enum Route {
+    /// The owner was asked; these calls wait for its answer, in order.
+    Locating(Vec<TaskId>),
+    At(NodeId),
+    Dead(Arc<TaskError>),
+}
+
+/// How `enqueue_call` placed a call.
+pub(crate) enum Queued {
+    /// In this node's queue for the actor (hosted here, or not placed yet).
+    Here,
+    /// Sent (or to be sent) to the node hosting the actor.
+    Forwarded,
 }
 
 /// What the scheduler knows of a live actor it owns.
@@ -66,12 +90,35 @@ pub struct ActorInfo {
 #[derive(Debug)]
 pub(crate) struct ActorTable<V> {
     pub(crate) entries: IdMap<ActorId, ActorEntry<V>>,
+    /// Routes to actors other nodes own, for calls made here.
+    pub(crate) routes: IdMap<ActorId, Route>,
 }
 
 impl<V> Default for ActorTable<V> {
     fn default() -> Self {
         Self {
             entries: IdMap::default(),
+            routes: IdMap::default(),
+        }
+    }
+}
+
+impl<V> ActorEntry<V> {
+    fn new(spec: Arc<ActorSpec>, creation: Arc<TaskSpec<V>>, owner: Option<NodeId>) -> Self {
+        Self {
+            spec,
+            creation,
+            state: ActorState::Creating,
+            queue: VecDeque::new(),
+            running: 0,
+            restarts: 0,
+            holding: false,
+            gpu_ids: Vec::new(),
+            holds_args: true,
+            handle_dropped: false,
+            remote_host: None,
+            owner,
+            locators: Vec::new(),
         }
     }
 }
@@ -92,22 +139,170 @@ impl<V: ObjectValue> Scheduler<V> {
             self.add_ref(id.handle_object());
         }
         let spec = Arc::new(spec);
-        self.actors.entries.insert(
-            id,
-            ActorEntry {
-                spec: actor_spec,
-                creation: Arc::clone(&spec),
-                state: ActorState::Creating,
-                queue: VecDeque::new(),
-                running: 0,
-                restarts: 0,
-                holding: false,
+        self.actors
+            .entries
+            .insert(id, ActorEntry::new(actor_spec, Arc::clone(&spec), None));
+        self.submit_arc(spec);
+    }
+
+    /// Host side: the owner leased an actor's creation here and it was granted (its
+    /// resources and `gpu_ids` are taken and held for the actor's life).
+    pub(crate) fn host_actor(&mut self, owner: NodeId, spec: &Arc<TaskSpec<V>>, gpu_ids: Vec<u32>) {
+        let TaskKind::ActorCreation(actor_spec) = &spec.kind else {
+            return;
+        };
+        let mut entry = ActorEntry::new(Arc::clone(actor_spec), Arc::clone(spec), Some(owner));
+        entry.holding = true;
+        entry.gpu_ids = gpu_ids;
+        self.actors.entries.insert(ActorId(spec.id), entry);
+    }
+
+    /// Owner side: the actor's constructor succeeded on `host`, which runs it from now on.
+    pub(crate) fn actor_placed(&mut self, actor: ActorId, host: NodeId) {
+        let Some(entry) = self.actors.entries.get_mut(&actor) else {
+            // Nothing references it any more: it must not live on.
+            self.send(
+                Peer::Node(host),
+                Message::Kill {
+                    actor,
+                    no_restart: true,
+                },
+            );
+            return;
+        };
+        entry.remote_host = Some(host);
+        // The creation's arguments were released with its task here; the host holds its own.
+        entry.holds_args = false;
+        let mut follow_up = None;
+        match entry.state {
+            ActorState::Dead(_) => {
+                follow_up = Some(Message::Kill {
+                    actor,
+                    no_restart: true,
+                })
+            }
+            _ if entry.handle_dropped => {
+                entry.state = ActorState::Draining;
+                follow_up = Some(Message::HandlesGone { actor });
+            }
+            _ => entry.state = ActorState::Alive,
+        }
+        let locators = std::mem::take(&mut entry.locators);
+        if let Some(message) = follow_up {
+            self.send(Peer::Node(host), message);
+        }
+        for node in locators {
+            self.send(
+                Peer::Node(node),
+                Message::Located {
+                    actor,
+                    host: Ok(host),
+                },
+            );
+        }
+        self.dispatch_actor(actor);
+    }
+
+    /// Owner side: `node` asks where `actor` runs.
+    pub(crate) fn locate(&mut self, node: NodeId, actor: ActorId) {
+        let here = self.config.node;
+        let host = match self.actors.entries.get_mut(&actor) {
+            None => Err(Arc::new(actor_died("", "the actor no longer exists", None))),
+            Some(entry) => match (&entry.state, entry.remote_host) {
+                (ActorState::Dead(cause), _) => Err(Arc::clone(cause)),
+                (_, Some(host)) => Ok(host),
+                (ActorState::Alive | ActorState::Draining, None) => Ok(here),
+                _ => {
+                    if !entry.locators.contains(&node) {
+                        entry.locators.push(node);
+                    }
+                    return;
+                }
+            },
+        };
+        self.send(Peer::Node(node), Message::Located { actor, host });
+    }
+
+    /// Caller side: the owner says where `actor` runs; the calls waiting go there, in order.
+    pub(crate) fn located(&mut self, actor: ActorId, host: Result<NodeId, Arc<TaskError>>) {
+        let waiting = match self.actors.routes.get_mut(&actor) {
+            Some(Route::Locating(waiting)) => std::mem::take(waiting),
+            _ => return,
+        };
+        match host {
+            Ok(host) => {
+                self.actors.routes.insert(actor, Route::At(host));
+                for task in waiting {
+                    self.forward_call(task, host);
+                }
+            }
+            Err(cause) => {
+                self.actors
+                    .routes
+                    .insert(actor, Route::Dead(Arc::clone(&cause)));
+                for task in waiting {
+                    if let Some(call) = self.tasks.get(&task) {
+                        let error = actor_died(&call.spec.function, "its actor died", Some(&cause));
+                        self.fail_for_good(task, error);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a call to the node hosting its actor; its results come back as a lease's do.
+    pub(crate) fn forward_call(&mut self, task: TaskId, host: NodeId) {
+        let Some(call) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        call.state = TaskState::Leased { node: host };
+        let spec = Arc::clone(&call.spec);
+        let attempt = call.attempt;
+        self.send(Peer::Node(host), Message::Call { spec, attempt });
+    }
+
+    /// Host side: a caller on `caller` sent a call for an actor running here.
+    pub(crate) fn call_in(&mut self, caller: NodeId, spec: Arc<TaskSpec<V>>, attempt: u32) {
+        let task = spec.id;
+        let TaskKind::ActorMethod { actor } = spec.kind else {
+            self.return_grants(&Message::Call { spec, attempt });
+            return;
+        };
+        if task.node() != caller || self.tasks.contains_key(&task) {
+            self.return_grants(&Message::Call { spec, attempt });
+            return;
+        }
+        let (missing, failed_arg) = self.reference_args(&spec, true, true);
+        self.tasks.insert(
+            task,
+            TaskEntry {
+                spec: Arc::clone(&spec),
+                state: TaskState::Waiting { missing },
+                attempt,
                 gpu_ids: Vec::new(),
-                holds_args: true,
-                handle_dropped: false,
+                cancelled: false,
+                owner: Some(caller),
             },
         );
-        self.submit_arc(spec);
+        let hosted = self
+            .actors
+            .entries
+            .get(&actor)
+            .is_some_and(|e| e.remote_host.is_none());
+        let queued = if hosted {
+            self.enqueue_call(actor, task, &spec).map(|_| ())
+        } else {
+            Err(actor_died(
+                &spec.function,
+                "the actor does not run on this node",
+                None,
+            ))
+        };
+        if let Some(error) = failed_arg.or(queued.err()) {
+            self.fail_for_good(task, error);
+        } else if missing == 0 {
+            self.make_ready(task);
+        }
     }
 
     /// What the scheduler knows of a live actor it owns.
@@ -127,10 +322,19 @@ impl<V: ObjectValue> Scheduler<V> {
 
     /// Kills an actor (see [`crate::Event::KillActor`]).
     pub(crate) fn kill_actor(&mut self, actor: ActorId, no_restart: bool) {
+        let owner = actor.0.node();
         let Some(entry) = self.actors.entries.get(&actor) else {
+            if owner != self.config.node {
+                // Its owner knows where it runs.
+                self.send(Peer::Node(owner), Message::Kill { actor, no_restart });
+            }
             return;
         };
         if matches!(entry.state, ActorState::Dead(_)) {
+            return;
+        }
+        if let Some(host) = entry.remote_host {
+            self.send(Peer::Node(host), Message::Kill { actor, no_restart });
             return;
         }
         let class = entry.spec.class.clone();
@@ -191,7 +395,14 @@ impl<V: ObjectValue> Scheduler<V> {
         }));
     }
 
-    /// Kills every actor of `job` that is not detached (its driver has exited).
+    /// The driver of `job` exited here: its actors die, here and (through the head) on every
+    /// other node.
+    pub(crate) fn driver_exited(&mut self, job: JobId) {
+        self.job_finished(job);
+        self.send(Peer::Head, Message::JobEnded { job });
+    }
+
+    /// Kills every actor of `job` that is not detached and runs (or is owned) here.
     pub(crate) fn job_finished(&mut self, job: JobId) {
         let doomed: Vec<(ActorId, String)> = self
             .actors
@@ -213,37 +424,83 @@ impl<V: ObjectValue> Scheduler<V> {
         self.actors
             .entries
             .values()
-            .filter(|e| !matches!(e.state, ActorState::Dead(_)))
+            .filter(|e| !matches!(e.state, ActorState::Dead(_)) && e.remote_host.is_none())
             .count()
     }
 
-    /// A method call was submitted: queue it behind the actor's other calls, or fail it if
-    /// the actor is gone. Returns false if it failed.
+    /// A method call was submitted: queue it behind the actor's other calls (here, or on the
+    /// node the actor runs on), or fail it if the actor is gone.
     pub(crate) fn enqueue_call(
         &mut self,
         actor: ActorId,
         task: TaskId,
         spec: &TaskSpec<V>,
-    ) -> Result<(), TaskError> {
+    ) -> Result<Queued, TaskError> {
         match self.actors.entries.get_mut(&actor) {
+            Some(ActorEntry {
+                state: ActorState::Dead(cause),
+                ..
+            }) => Err(actor_died(&spec.function, "its actor is dead", Some(cause))),
+            Some(ActorEntry {
+                remote_host: Some(host),
+                ..
+            }) => {
+                let host = *host;
+                self.forward_call(task, host);
+                Ok(Queued::Forwarded)
+            }
+            Some(entry) => {
+                entry.queue.push_back(task);
+                Ok(Queued::Here)
+            }
+            None if actor.0.node() != self.config.node => {
+                match self.actors.routes.get_mut(&actor) {
+                    Some(Route::At(host)) => {
+                        let host = *host;
+                        self.forward_call(task, host);
+                    }
+                    Some(Route::Dead(cause)) => {
+                        return Err(actor_died(&spec.function, "its actor is dead", Some(cause)));
+                    }
+                    Some(Route::Locating(waiting)) => waiting.push(task),
+                    None => {
+                        self.actors
+                            .routes
+                            .insert(actor, Route::Locating(vec![task]));
+                        self.send(Peer::Node(actor.0.node()), Message::Locate { actor });
+                    }
+                }
+                Ok(Queued::Forwarded)
+            }
             None => Err(actor_died(
                 &spec.function,
                 "the actor no longer exists",
                 None,
             )),
-            Some(ActorEntry {
-                state: ActorState::Dead(cause),
-                ..
-            }) => Err(actor_died(&spec.function, "its actor is dead", Some(cause))),
-            Some(entry) => {
-                entry.queue.push_back(task);
-                Ok(())
-            }
+        }
+    }
+
+    /// Whether calls to `actor` made here go to another node.
+    pub(crate) fn calls_go_elsewhere(&self, actor: ActorId) -> bool {
+        match self.actors.entries.get(&actor) {
+            Some(entry) => entry.remote_host.is_some(),
+            None => actor.0.node() != self.config.node,
         }
     }
 
     /// Starts the calls at the head of the actor's queue that are ready, up to its concurrency.
     pub(crate) fn dispatch_actor(&mut self, actor: ActorId) {
+        if let Some(entry) = self.actors.entries.get_mut(&actor)
+            && let Some(host) = entry.remote_host
+        {
+            // A proxy: what waited for the actor to be placed goes to its host, in order.
+            let queued: Vec<TaskId> = entry.queue.drain(..).collect();
+            for task in queued {
+                self.forward_call(task, host);
+            }
+            self.maybe_finish_draining(actor);
+            return;
+        }
         loop {
             let Some(entry) = self.actors.entries.get_mut(&actor) else {
                 return;
@@ -315,6 +572,26 @@ impl<V: ObjectValue> Scheduler<V> {
         let Some(entry) = self.tasks.remove(&task) else {
             return;
         };
+        if let Some(owner) = entry.owner {
+            // Hosted for another node: it hears how the construction went.
+            let remote = match &outcome {
+                Outcome::Returned(_) => RemoteOutcome::Returned(Vec::new()),
+                Outcome::Failed { error, system } => RemoteOutcome::Failed {
+                    error: error.clone(),
+                    system: *system,
+                },
+            };
+            self.send(
+                Peer::Node(owner),
+                Message::Done {
+                    task,
+                    attempt: entry.attempt,
+                    outcome: remote,
+                },
+            );
+            // Like a local creation's, the arguments stay referenced by the actor (for
+            // restarts) until it dies.
+        }
         let Some(actor_entry) = self.actors.entries.get_mut(&actor) else {
             return;
         };
@@ -424,8 +701,28 @@ impl<V: ObjectValue> Scheduler<V> {
             entry.spec.detached,
             entry.handle_dropped,
         );
+        let owner = entry.owner;
+        let locators = std::mem::take(&mut entry.locators);
         self.available.add_capped(&resources, &self.total);
         self.gpus.give_back(&gpu_ids, resources.get(GPU));
+        for node in locators {
+            self.send(
+                Peer::Node(node),
+                Message::Located {
+                    actor,
+                    host: Err(Arc::clone(&cause)),
+                },
+            );
+        }
+        if let Some(owner) = owner {
+            self.send(
+                Peer::Node(owner),
+                Message::ActorGone {
+                    actor,
+                    cause: Arc::clone(&cause),
+                },
+            );
+        }
         if let Some(name) = name {
             let ask = HeadRequest::ReleaseName {
                 name,
@@ -435,12 +732,25 @@ impl<V: ObjectValue> Scheduler<V> {
         }
         // A creation still waiting for its arguments will never run: forget it. (A queued one
         // is dropped by `dispatch`, which gives back what it took; a running one reports.)
-        if self
+        if let Some(waiting) = self
             .tasks
             .get(&creation.id)
-            .is_some_and(|t| matches!(t.state, TaskState::Waiting { .. }))
+            .filter(|t| matches!(t.state, TaskState::Waiting { .. }))
         {
-            self.tasks.remove(&creation.id);
+            match waiting.owner {
+                // Leased here: the owner hears it failed.
+                Some(owner) => self.finish_leased_in(
+                    creation.id,
+                    owner,
+                    Outcome::Failed {
+                        error: (*cause).clone(),
+                        system: false,
+                    },
+                ),
+                None => {
+                    self.tasks.remove(&creation.id);
+                }
+            }
         }
         if release_args {
             let mut events = Vec::new();
@@ -453,7 +763,8 @@ impl<V: ObjectValue> Scheduler<V> {
                 self.fail_for_good(call, error);
             }
         }
-        if detached {
+        // The handle object (and a detached actor's own reference to it) lives on the owner.
+        if detached && owner.is_none() {
             self.release(actor.handle_object());
         }
         if dropped {
@@ -468,6 +779,12 @@ impl<V: ObjectValue> Scheduler<V> {
             return;
         };
         entry.handle_dropped = true;
+        if let Some(host) = entry.remote_host {
+            self.send(Peer::Node(host), Message::HandlesGone { actor });
+        }
+        let Some(entry) = self.actors.entries.get_mut(&actor) else {
+            return;
+        };
         match entry.state {
             ActorState::Dead(_) => {
                 self.actors.entries.remove(&actor);

@@ -18,7 +18,9 @@ use crate::time::Time;
 use crate::view::Snapshot;
 use crate::{ObjectValue, Scheduler};
 use std::sync::Arc;
-use wasmray_core::{ErrorKind, GPU, NodeId, ObjectId, TaskError, TaskId, TaskKind, TaskSpec};
+use wasmray_core::{
+    ActorId, ErrorKind, GPU, NodeId, ObjectId, TaskError, TaskId, TaskKind, TaskSpec,
+};
 
 impl<V: ObjectValue> Scheduler<V> {
     /// Sends `message` on its link, granting the references it carries first.
@@ -54,7 +56,7 @@ impl<V: ObjectValue> Scheduler<V> {
 
     /// Takes in, then gives back, the references a message granted whose content this node
     /// does not keep.
-    fn return_grants(&mut self, message: &Message<V>) {
+    pub(crate) fn return_grants(&mut self, message: &Message<V>) {
         let mut events = Vec::new();
         for object in message.refs() {
             self.objects.receive_ref(object, RefKind::Contained);
@@ -173,6 +175,29 @@ impl<V: ObjectValue> Scheduler<V> {
                 outcome,
             } => self.lease_done(node, task, attempt, outcome),
             Message::Stop { task, attempt } => self.stop_leased_in(node, task, attempt),
+            Message::Call { spec, attempt } => self.call_in(node, spec, attempt),
+            Message::Locate { actor } => self.locate(node, actor),
+            Message::Located { actor, host } => {
+                if actor.0.node() == node {
+                    self.located(actor, host);
+                }
+            }
+            Message::Kill { actor, no_restart } => self.kill_actor(actor, no_restart),
+            Message::HandlesGone { actor } => {
+                if actor.0.node() == node {
+                    self.actor_handle_freed(actor);
+                }
+            }
+            Message::ActorGone { actor, cause } => {
+                let from_host = self
+                    .actors
+                    .entries
+                    .get(&actor)
+                    .is_some_and(|e| e.remote_host == Some(node));
+                if from_host {
+                    self.actor_dies(actor, (*cause).clone());
+                }
+            }
             Message::Subscribe { object } => self.subscribe(node, object),
             Message::Status { object, status } => self.status(node, object, status),
             Message::Pull { object } => {
@@ -222,6 +247,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 }
             }
             Message::NodeDied { node } => self.node_died(node),
+            Message::JobEnded { job } => self.job_finished(job),
             Message::Fenced => self.fence(),
             // Request 0 is the scheduler's own (name releases): nobody waits for it.
             Message::Answer { request, answer } if request != 0 => {
@@ -237,9 +263,9 @@ impl<V: ObjectValue> Scheduler<V> {
         let view = &mut self.view;
         let rng = &mut self.rng;
         let placed = self.ready.take_placed(|task, shape| {
-            let spills = tasks
-                .get(&task)
-                .is_some_and(|e| matches!(e.spec.kind, TaskKind::Task));
+            let spills = tasks.get(&task).is_some_and(|e| {
+                matches!(e.spec.kind, TaskKind::Task | TaskKind::ActorCreation(_))
+            });
             if spills {
                 view.pick_remote(shape, rng)
             } else {
@@ -261,7 +287,7 @@ impl<V: ObjectValue> Scheduler<V> {
     fn lease_in(&mut self, owner: NodeId, spec: Arc<TaskSpec<V>>, attempt: u32) {
         let task = spec.id;
         let gpus = spec.resources.get(GPU);
-        let fits = matches!(spec.kind, TaskKind::Task)
+        let fits = matches!(spec.kind, TaskKind::Task | TaskKind::ActorCreation(_))
             && task.node() == owner
             && !self.tasks.contains_key(&task)
             && spec.resources.fits_in(&self.available);
@@ -281,7 +307,14 @@ impl<V: ObjectValue> Scheduler<V> {
             return;
         };
         self.available.subtract(&spec.resources);
-        let (missing, failed_arg) = self.reference_args(&spec, true);
+        let (missing, failed_arg) = self.reference_args(&spec, true, true);
+        let gpu_ids = if matches!(spec.kind, TaskKind::ActorCreation(_)) {
+            // The actor holds the resources and GPUs for its life.
+            self.host_actor(owner, &spec, gpu_ids.clone());
+            gpu_ids
+        } else {
+            gpu_ids
+        };
         self.tasks.insert(
             task,
             TaskEntry {
@@ -457,6 +490,9 @@ impl<V: ObjectValue> Scheduler<V> {
                 }
                 self.release_args(&spec, &mut events);
                 self.push_events(events);
+                if matches!(spec.kind, TaskKind::ActorCreation(_)) {
+                    self.actor_placed(ActorId(task), node);
+                }
             }
             RemoteOutcome::Returned(values) => {
                 for value in values {
@@ -755,6 +791,28 @@ impl<V: ObjectValue> Scheduler<V> {
                 Fix::Nothing => {}
             }
             self.push_events(events);
+        }
+        // Actors it ran die (restarting them elsewhere is not built yet); so do the actors it
+        // owned that run here, unless detached, as in Ray; calls routed to it fail.
+        let doomed: Vec<(ActorId, String)> = self
+            .actors
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                e.remote_host == Some(node) || (e.owner == Some(node) && !e.spec.detached)
+            })
+            .map(|(id, e)| (*id, e.spec.class.clone()))
+            .collect();
+        for (actor, class) in doomed {
+            self.actions.push(Action::StopActor(actor));
+            let cause = crate::errors::actor_died(&class, "its node died", None);
+            self.actor_dies(actor, cause);
+        }
+        for route in self.actors.routes.values_mut() {
+            if matches!(route, crate::actors::Route::At(host) if *host == node) {
+                let cause = crate::errors::actor_died("", "the node it ran on died", None);
+                *route = crate::actors::Route::Dead(Arc::new(cause));
+            }
         }
         // Attempts it was running fail as system failures (and are retried elsewhere).
         let leased: Vec<(TaskId, String)> = self

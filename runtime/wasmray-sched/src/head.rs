@@ -286,6 +286,11 @@ impl<V: Clone> Head<V> {
                 };
                 self.send(now, from, Message::Answer { request, answer });
             }
+            Message::JobEnded { job } => {
+                for node in self.alive_except(from) {
+                    self.send(now, node, Message::JobEnded { job });
+                }
+            }
             // Nothing else is addressed to the head.
             _ => {}
         }

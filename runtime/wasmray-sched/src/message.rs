@@ -10,7 +10,9 @@
 use crate::ObjectValue;
 use crate::view::Snapshot;
 use std::sync::Arc;
-use wasmray_core::{ActorName, ArgSpec, JobId, NodeId, ObjectId, TaskError, TaskId, TaskSpec};
+use wasmray_core::{
+    ActorId, ActorName, ArgSpec, JobId, NodeId, ObjectId, TaskError, TaskId, TaskSpec,
+};
 
 /// One message of the protocol. `V` is a stored value (the transport carries its bytes).
 #[derive(Debug, Clone)]
@@ -36,6 +38,33 @@ pub enum Message<V> {
     },
     /// Owner → executor: stop this attempt if it runs (`cancel`).
     Stop { task: TaskId, attempt: u32 },
+
+    // Actors: callers, the actor's owner (its creator's node) and its host.
+    /// Caller → host: queue this method call behind the caller's earlier ones (the link keeps
+    /// their order); its results go back in a `Done`.
+    Call {
+        spec: Arc<TaskSpec<V>>,
+        attempt: u32,
+    },
+    /// Caller → owner: where does this actor run?
+    Locate { actor: ActorId },
+    /// Owner → caller: it runs on this node, or it is dead.
+    Located {
+        actor: ActorId,
+        host: Result<NodeId, Arc<TaskError>>,
+    },
+    /// → owner (who forwards it to the host): kill the actor.
+    Kill { actor: ActorId, no_restart: bool },
+    /// Owner → host: no handle to the actor is left anywhere.
+    HandlesGone { actor: ActorId },
+    /// Host → owner: the actor died, for good.
+    ActorGone {
+        actor: ActorId,
+        cause: Arc<TaskError>,
+    },
+    /// Node → head, and head → every other node: a job's driver exited (its actors die,
+    /// wherever they run, unless detached).
+    JobEnded { job: JobId },
 
     // Objects: owner, borrowers, holders.
     /// To an object's owner: say when it seals (at once if it has).
@@ -138,7 +167,13 @@ impl<V: ObjectValue> Message<V> {
     pub fn refs(&self) -> Vec<ObjectId> {
         let mut refs = Vec::new();
         match self {
-            Message::Lease { spec, .. } => {
+            Message::Lease { spec, .. } | Message::Call { spec, .. } => {
+                // A method call holds its actor's handle (see `reference_args`).
+                if let Some(actor) = spec.actor()
+                    && matches!(spec.kind, wasmray_core::TaskKind::ActorMethod { .. })
+                {
+                    refs.push(actor.handle_object());
+                }
                 for arg in &spec.args {
                     match arg {
                         ArgSpec::ByRef(id) => refs.push(*id),
@@ -178,6 +213,13 @@ impl<V: ObjectValue> Message<V> {
             Message::Rejected { .. } => "rejected",
             Message::Done { .. } => "done",
             Message::Stop { .. } => "stop",
+            Message::Call { .. } => "call",
+            Message::Locate { .. } => "locate",
+            Message::Located { .. } => "located",
+            Message::Kill { .. } => "kill",
+            Message::HandlesGone { .. } => "handles-gone",
+            Message::ActorGone { .. } => "actor-gone",
+            Message::JobEnded { .. } => "job-ended",
             Message::Subscribe { .. } => "subscribe",
             Message::Status { .. } => "status",
             Message::Pull { .. } => "pull",

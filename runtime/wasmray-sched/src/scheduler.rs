@@ -8,7 +8,7 @@
 //! transitively. Messages with other nodes are handled in `cluster.rs`.
 
 use crate::ObjectValue;
-use crate::actors::ActorTable;
+use crate::actors::{ActorTable, Queued};
 use crate::errors::{cancelled, dependency_failed, infeasible, invalid};
 use crate::gpus::GpuIds;
 use crate::link::{Envelope, Links, Peer};
@@ -351,7 +351,7 @@ impl<V: ObjectValue> Scheduler<V> {
             }
             Event::KillActor { actor, no_restart } => self.kill_actor(actor, no_restart),
             Event::ActorLost { actor, cause } => self.actor_lost(actor, cause),
-            Event::JobFinished(job) => self.job_finished(job),
+            Event::JobFinished(job) => self.driver_exited(job),
             Event::Ask { request, ask } => self.send(Peer::Head, Message::Ask { request, ask }),
             Event::Received { from, envelope } => self.received(from, envelope),
             Event::Timeout => self.timeout(),
@@ -415,7 +415,11 @@ impl<V: ObjectValue> Scheduler<V> {
         for id in spec.return_ids() {
             self.objects.create(id, ObjectState::Pending);
         }
-        let (missing, failed_arg) = self.reference_args(&spec, false);
+        let forwarded =
+            matches!(spec.kind, TaskKind::ActorMethod { actor } if self.calls_go_elsewhere(actor));
+        // A call that goes to another node waits for its arguments there, behind the
+        // caller's earlier calls.
+        let (missing, failed_arg) = self.reference_args(&spec, false, !forwarded);
         let task = spec.id;
         self.tasks.insert(
             task,
@@ -429,48 +433,45 @@ impl<V: ObjectValue> Scheduler<V> {
             },
         );
         let mut failed_arg = failed_arg;
-        if let TaskKind::ActorMethod { actor } = spec.kind
-            && let Err(error) = self.enqueue_call(actor, task, &spec)
-        {
-            failed_arg.get_or_insert(error);
+        let mut queued_elsewhere = false;
+        if let TaskKind::ActorMethod { actor } = spec.kind {
+            match self.enqueue_call(actor, task, &spec) {
+                Ok(Queued::Forwarded) => queued_elsewhere = true,
+                Ok(Queued::Here) => {}
+                Err(error) => {
+                    failed_arg.get_or_insert(error);
+                }
+            }
         }
         if let Some(error) = failed_arg {
             self.fail_for_good(task, error);
         } else if let Some(error) = self.infeasibility(&spec) {
             self.fail_for_good(task, error);
-        } else if missing == 0 {
+        } else if missing == 0 && !queued_elsewhere {
             self.make_ready(task);
         }
         self.dispatch();
     }
 
-    /// Why `spec` can never run, judged against the whole cluster (actors are placed only
-    /// here for now, so their creations are judged against this node).
+    /// Why `spec` can never run, judged against the whole cluster.
     fn infeasibility(&self, spec: &TaskSpec<V>) -> Option<TaskError> {
         let needs = &spec.resources;
-        if needs.fits_in(&self.total) {
+        if needs.fits_in(&self.total) || self.view.feasible_somewhere(needs) {
             return None;
         }
-        let spills = matches!(spec.kind, TaskKind::Task);
-        if spills && self.view.feasible_somewhere(needs) {
-            return None;
-        }
-        let (shortfall, capacity) = if spills {
-            (self.view.shortfall(needs), self.view.cluster_total())
-        } else {
-            (needs.shortfall(&self.total), self.total.clone())
-        };
-        Some(infeasible(spec, &shortfall, &capacity))
+        let shortfall = self.view.shortfall(needs);
+        Some(infeasible(spec, &shortfall, &self.view.cluster_total()))
     }
 
     /// References `spec`'s arguments for the task: `ByRef` ones gain a task-argument
     /// reference (taken in as granted if the spec came from another node, `received`);
-    /// pending ones get the task as a dependent. Returns how many are pending, and the error
-    /// to fail with if one failed or is gone.
+    /// with `wait`, pending ones get the task as a dependent and are fetched. Returns how
+    /// many it waits for, and the error to fail with if one failed or is gone.
     pub(crate) fn reference_args(
         &mut self,
         spec: &Arc<TaskSpec<V>>,
         received: bool,
+        wait: bool,
     ) -> (usize, Option<TaskError>) {
         let mut missing = 0;
         let mut failed_arg = None;
@@ -496,6 +497,7 @@ impl<V: ObjectValue> Scheduler<V> {
                     }
                     if let Some(entry) = self.objects.get_mut(*id) {
                         match &entry.state {
+                            ObjectState::Pending if !wait => {}
                             ObjectState::Pending => {
                                 entry.dependents.push(spec.id);
                                 missing += 1;
@@ -520,6 +522,16 @@ impl<V: ObjectValue> Scheduler<V> {
                 }
             }
         }
+        // A method call also holds its actor's handle until it is done, so that an actor
+        // whose handles all go while calls are still on their way serves them first.
+        if let TaskKind::ActorMethod { actor } = spec.kind {
+            let handle = actor.handle_object();
+            if received {
+                self.objects.receive_ref(handle, RefKind::TaskArg);
+            } else {
+                self.objects.add_ref(handle, RefKind::TaskArg);
+            }
+        }
         for id in needed {
             self.need(id);
         }
@@ -537,6 +549,10 @@ impl<V: ObjectValue> Scheduler<V> {
             if let ArgSpec::ByRef(id) = arg {
                 self.objects.add_ref(*id, RefKind::TaskArg);
             }
+        }
+        if let TaskKind::ActorMethod { actor } = spec.kind {
+            self.objects
+                .add_ref(actor.handle_object(), RefKind::TaskArg);
         }
         self.tasks.insert(
             task,
@@ -725,6 +741,11 @@ impl<V: ObjectValue> Scheduler<V> {
         let Some(entry) = self.tasks.get_mut(&task) else {
             return;
         };
+        if let Some(owner) = entry.owner {
+            // Run here for another node (an actor call): its results go back there.
+            self.finish_leased_in(task, owner, outcome);
+            return;
+        }
         match outcome {
             Outcome::Returned(values) if values.len() == entry.spec.num_returns as usize => {
                 let spec = Arc::clone(&entry.spec);
@@ -797,7 +818,7 @@ impl<V: ObjectValue> Scheduler<V> {
         let Some(entry) = self.tasks.get_mut(&task) else {
             return;
         };
-        if entry.owner.is_some() {
+        if entry.owner.is_some() && !matches!(entry.spec.kind, TaskKind::ActorMethod { .. }) {
             // Leased here: its resources are already taken.
             let gpu_ids = std::mem::take(&mut entry.gpu_ids);
             self.start(task, gpu_ids);
@@ -909,8 +930,14 @@ impl<V: ObjectValue> Scheduler<V> {
             if let Some(owner) = entry.owner {
                 // Leased here: the owner fails it; this node only reports and lets go.
                 let running = matches!(entry.state, TaskState::Running { .. });
-                if !running {
-                    self.give_back_task_resources(task, false);
+                match entry.spec.kind {
+                    TaskKind::Task if !running => self.give_back_task_resources(task, false),
+                    TaskKind::ActorMethod { actor } => {
+                        self.forget_call(actor, task);
+                        self.actors_to_dispatch.push(actor);
+                    }
+                    // A hosted actor holds the creation's resources; they go when it dies.
+                    _ => {}
                 }
                 self.finish_leased_in(
                     task,
@@ -997,6 +1024,10 @@ impl<V: ObjectValue> Scheduler<V> {
     }
 
     pub(crate) fn release_args(&mut self, spec: &TaskSpec<V>, events: &mut Vec<ObjectEvent>) {
+        if let TaskKind::ActorMethod { actor } = spec.kind {
+            self.objects
+                .release(actor.handle_object(), RefKind::TaskArg, events);
+        }
         for arg in &spec.args {
             match arg {
                 ArgSpec::ByRef(id) => self.objects.release(*id, RefKind::TaskArg, events),

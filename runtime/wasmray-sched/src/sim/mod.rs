@@ -77,12 +77,19 @@ const BIG: u64 = 1 << 20;
 /// - `big`: as `add`, but the result is large (kept by its maker, pulled by readers).
 /// - `nest`: puts a value (payload 42) and returns a value holding a ref to it (payload 0).
 /// - `slow`: as `add`, but runs for seconds rather than milliseconds.
+/// - `Counter` (an actor's constructor) returns nothing; `Counter::push(x)` appends `x` to the
+///   actor's log and returns how long the log is.
+/// - `caller(handle)`: calls `push(2000 + i)` on the actor whose handle is inside its
+///   argument, for i in 0..5, and returns 0 without waiting for the calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Guest {
     Add,
     Big,
     Nest,
     Slow,
+    Construct,
+    Push,
+    Caller,
 }
 
 impl Guest {
@@ -91,6 +98,9 @@ impl Guest {
             "big" => Guest::Big,
             "nest" => Guest::Nest,
             "slow" => Guest::Slow,
+            "Counter" => Guest::Construct,
+            "Counter::push" => Guest::Push,
+            "caller" => Guest::Caller,
             _ => Guest::Add,
         }
     }
@@ -103,6 +113,9 @@ pub(crate) enum Arg {
     Ref(&'static str),
     /// By value: a small value with this payload.
     Value(u64),
+    /// By value: a value holding the reference a named handle is (an actor handle passed
+    /// inside an argument, as the SDK does).
+    Holding(&'static str),
 }
 
 /// One step of a driver's script. Names refer to handles the driver holds.
@@ -118,6 +131,17 @@ pub(crate) enum Step {
     /// Wait until `name` is usable here; check its payload. The refs inside the value become
     /// handles `name.0`, `name.1`, ...
     Get { name: &'static str, expect: Expect },
+    /// Create an actor of class `Counter` asking for `resources`; its handle is `name`.
+    CreateActor {
+        name: &'static str,
+        resources: Vec<(&'static str, f64)>,
+    },
+    /// Call `Counter::push(payload)` on the actor `actor`; the result's handle is `name`.
+    Call {
+        name: &'static str,
+        actor: &'static str,
+        payload: u64,
+    },
     /// Drop the handle `name`.
     Release(&'static str),
     /// Make something happen to the cluster now.
@@ -131,6 +155,8 @@ pub(crate) enum Step {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Expect {
     Payload(u64),
+    /// A value, whatever its payload.
+    Value,
     /// An error of this kind.
     Error(wasmray_core::ErrorKind),
     /// A value or an error: nodes were killed and the result may be lost.
@@ -246,6 +272,8 @@ pub(crate) struct World {
     empty_pulls: usize,
     killed: bool,
     isolated: Option<NodeId>,
+    /// What each actor's `push` calls received, in the order they ran.
+    pub(crate) actor_logs: BTreeMap<wasmray_core::ActorId, Vec<u64>>,
     /// What the drivers' gets found, in order.
     pub(crate) got: Vec<(&'static str, Option<u64>)>,
     trace: Vec<String>,
@@ -285,6 +313,7 @@ impl World {
             empty_pulls: 0,
             killed: false,
             isolated: None,
+            actor_logs: BTreeMap::new(),
             got: Vec::new(),
             trace: Vec::new(),
         };
@@ -512,9 +541,44 @@ impl World {
         let Some(sim) = self.nodes.get_mut(&id) else {
             return;
         };
-        let (value, held) = match guest {
-            Guest::Add | Guest::Slow => (SimValue::new(sum + 1, Vec::new(), 8), None),
-            Guest::Big => (SimValue::new(sum + 1, Vec::new(), BIG), None),
+        let mut held = None;
+        let value = match guest {
+            Guest::Construct => {
+                sim.sched.handle(
+                    now,
+                    Event::Finished {
+                        task: run.spec.id,
+                        outcome: Outcome::Returned(Vec::new()),
+                    },
+                );
+                self.drain(id);
+                return;
+            }
+            Guest::Push => {
+                let actor = run.spec.actor().expect("a method has an actor");
+                let log = self.actor_logs.entry(actor).or_default();
+                log.push(sum);
+                SimValue::new(log.len() as u64, Vec::new(), 8)
+            }
+            Guest::Caller => {
+                // Deserializing the argument gives the guest a handle to the actor.
+                let handle = run.args[0].contained()[0];
+                sim.sched.handle(now, Event::AddRef(handle));
+                let mut results = Vec::new();
+                for i in 0..5 {
+                    let task = sim.mint.next_task();
+                    let spec = method_spec(task, handle, 2000 + i, run.spec.id);
+                    results.push(task.return_object(1));
+                    sim.sched.handle(now, Event::Submit(spec));
+                }
+                sim.sched.handle(now, Event::Release(handle));
+                for result in results {
+                    sim.sched.handle(now, Event::Release(result));
+                }
+                SimValue::new(0, Vec::new(), 8)
+            }
+            Guest::Add | Guest::Slow => SimValue::new(sum + 1, Vec::new(), 8),
+            Guest::Big => SimValue::new(sum + 1, Vec::new(), BIG),
             Guest::Nest => {
                 // The guest puts a value (its handle is the put's reference), then returns a
                 // value holding a ref to it, then its handles go.
@@ -527,7 +591,8 @@ impl World {
                     },
                 );
                 sim.sched.handle(now, Event::AddContained(inner));
-                (SimValue::new(0, vec![inner], 8), Some(inner))
+                held = Some(inner);
+                SimValue::new(0, vec![inner], 8)
             }
         };
         let outcome =
@@ -601,27 +666,19 @@ impl World {
                         Arg::Value(payload) => {
                             spec_args.push(ArgSpec::Value(SimValue::new(payload, Vec::new(), 8)))
                         }
+                        Arg::Holding(handle) => {
+                            let id = *driver.handles.get(handle).unwrap_or_else(|| {
+                                panic!("script refers to unknown handle `{handle}`")
+                            });
+                            // A new value counts the references inside it.
+                            sim.sched.handle(now, Event::AddContained(id));
+                            spec_args.push(ArgSpec::Value(SimValue::new(0, vec![id], 8)));
+                        }
                     }
                 }
                 let mut needs = vec![(CPU, 1.0)];
                 needs.extend(resources);
-                let spec = TaskSpec {
-                    id: task,
-                    kind: TaskKind::Task,
-                    job: JobId(1),
-                    module: ModuleId([0; 32]),
-                    function: function.to_owned(),
-                    args: spec_args,
-                    num_returns: 1,
-                    resources: ResourceSet::from_pairs(needs).expect("valid"),
-                    max_calls: 0,
-                    max_retries: 3,
-                    retry_exceptions: false,
-                    memory_limit: None,
-                    cpu_time_limit_ms: None,
-                    lineage: Lineage::root("main").child(function),
-                    submitter: driver.mint,
-                };
+                let spec = plain_spec(task, function, spec_args, &needs, driver.mint);
                 driver
                     .handles
                     .insert(name.to_owned(), task.return_object(1));
@@ -665,7 +722,7 @@ impl World {
                         if let Expect::Error(kind) = expect {
                             assert_eq!(error.kind, kind, "seed {}: `{name}`", self.seed);
                         }
-                        if let Expect::Payload(_) = expect {
+                        if let Expect::Payload(_) | Expect::Value = expect {
                             panic!(
                                 "seed {}: `{name}` failed: {}\n{}",
                                 self.seed,
@@ -683,6 +740,46 @@ impl World {
                 let driver = &mut self.drivers[index];
                 driver.next += 1;
                 return true;
+            }
+            Step::CreateActor { name, resources } => {
+                let task = sim.mint.next_task();
+                let mut spec = plain_spec(task, "Counter", Vec::new(), &resources, driver.mint);
+                spec.num_returns = 0;
+                spec.kind = TaskKind::ActorCreation(Arc::new(wasmray_core::ActorSpec {
+                    class: "Counter".into(),
+                    max_restarts: 0,
+                    max_task_retries: 0,
+                    max_concurrency: 1,
+                    detached: false,
+                    name: None,
+                }));
+                let actor = wasmray_core::ActorId(task);
+                driver
+                    .handles
+                    .insert(name.to_owned(), actor.handle_object());
+                sim.sched.handle(
+                    now,
+                    Event::CreateActor {
+                        spec,
+                        handle: SimValue::new(0, Vec::new(), 8),
+                    },
+                );
+            }
+            Step::Call {
+                name,
+                actor,
+                payload,
+            } => {
+                let handle = *driver
+                    .handles
+                    .get(actor)
+                    .unwrap_or_else(|| panic!("script refers to unknown handle `{actor}`"));
+                let task = sim.mint.next_task();
+                let spec = method_spec(task, handle, payload, driver.mint);
+                driver
+                    .handles
+                    .insert(name.to_owned(), task.return_object(1));
+                sim.sched.handle(now, Event::Submit(spec));
             }
             Step::WaitNodes(n) => {
                 let live = sim.sched.view().nodes().filter(|(_, v)| v.alive).count();
@@ -940,6 +1037,54 @@ impl World {
 
 fn id_of(driver: &Driver) -> NodeId {
     driver.node
+}
+
+/// A plain task's spec in the simulation.
+fn plain_spec(
+    task: TaskId,
+    function: &str,
+    args: Vec<ArgSpec<SimValue>>,
+    needs: &[(&str, f64)],
+    submitter: TaskId,
+) -> TaskSpec<SimValue> {
+    TaskSpec {
+        id: task,
+        kind: TaskKind::Task,
+        job: JobId(1),
+        module: ModuleId([0; 32]),
+        function: function.to_owned(),
+        args,
+        num_returns: 1,
+        resources: ResourceSet::from_pairs(needs.iter().copied()).expect("valid"),
+        max_calls: 0,
+        max_retries: 3,
+        retry_exceptions: false,
+        memory_limit: None,
+        cpu_time_limit_ms: None,
+        lineage: Lineage::root("main").child(function),
+        submitter,
+    }
+}
+
+/// A `Counter::push(payload)` call on the actor whose handle object is `handle`.
+fn method_spec(
+    task: TaskId,
+    handle: ObjectId,
+    payload: u64,
+    submitter: TaskId,
+) -> TaskSpec<SimValue> {
+    let mut spec = plain_spec(
+        task,
+        "Counter::push",
+        vec![ArgSpec::Value(SimValue::new(payload, Vec::new(), 8))],
+        &[],
+        submitter,
+    );
+    spec.kind = TaskKind::ActorMethod {
+        actor: wasmray_core::ActorId(handle.task),
+    };
+    spec.max_retries = 0;
+    spec
 }
 
 /// Whether a message only says "alive, with these resources" (sent forever, so never

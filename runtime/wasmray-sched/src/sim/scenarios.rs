@@ -233,6 +233,76 @@ fn kill(seed: u64) -> World {
     world
 }
 
+/// An actor runs on the only node with the resource it asks for; the driver (on another
+/// node) and a task (on a third) call it, and each caller's calls run in the order made.
+fn actor(seed: u64) -> World {
+    let mut world = World::new(
+        seed,
+        &[
+            vec![(CPU, 1.0)],
+            vec![(CPU, 1.0), ("caller", 1.0)],
+            vec![(CPU, 1.0), ("actor", 1.0)],
+        ],
+    );
+    let mut steps = vec![
+        Step::WaitNodes(3),
+        Step::CreateActor {
+            name: "counter",
+            resources: vec![("actor", 1.0)],
+        },
+        Step::Submit {
+            name: "caller",
+            function: "caller",
+            args: vec![Arg::Holding("counter")],
+            resources: vec![("caller", 1.0)],
+        },
+    ];
+    let calls = ["a0", "a1", "a2", "a3", "a4", "a5"];
+    for (i, name) in calls.iter().enumerate() {
+        steps.push(Step::Call {
+            name,
+            actor: "counter",
+            payload: 1000 + i as u64,
+        });
+    }
+    steps.push(get("caller", 0));
+    for name in calls {
+        steps.push(Step::Get {
+            name,
+            expect: Expect::Value,
+        });
+    }
+    world.driver(node(1), steps);
+    world.run(LIMIT);
+    let logs: Vec<&Vec<u64>> = world.actor_logs.values().collect();
+    assert_eq!(
+        logs.len(),
+        1,
+        "seed {seed}: one actor\n{}",
+        world.trace_tail()
+    );
+    let log = logs[0];
+    assert_eq!(log.len(), 11, "seed {seed}: every call ran once: {log:?}");
+    for caller in [1000, 2000] {
+        let mine: Vec<u64> = log
+            .iter()
+            .copied()
+            .filter(|x| (caller..caller + 1000).contains(x))
+            .collect();
+        let mut sorted = mine.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            mine, sorted,
+            "seed {seed}: a caller's calls ran out of order"
+        );
+    }
+    assert!(
+        world.ran_on["Counter"].iter().all(|n| *n == node(3)),
+        "seed {seed}: the actor ran off its node"
+    );
+    world
+}
+
 type Scenario = fn(u64) -> World;
 
 const SCENARIOS: &[(&str, Scenario)] = &[
@@ -243,6 +313,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("partition", partition),
     ("isolate", isolate),
     ("kill", kill),
+    ("actor", actor),
 ];
 
 fn env_u64(name: &str) -> Option<u64> {
