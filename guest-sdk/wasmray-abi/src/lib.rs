@@ -26,6 +26,10 @@ pub const ABI_VERSION: u32 = 1;
 /// into: one wasm page, a multiple of any host's page size.
 pub const MAP_ALIGN: u32 = 65536;
 
+/// The most results one task or method call may declare (`num_returns`); the host refuses a
+/// submission above it before it creates anything for it.
+pub const MAX_RETURNS: u32 = 10_000;
+
 /// What `map_object` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]

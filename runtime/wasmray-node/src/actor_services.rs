@@ -10,8 +10,8 @@ use crate::value::Value;
 use std::sync::{Arc, PoisonError};
 use wasmray_abi::{ActorOptions, CallOptions, MethodOptions};
 use wasmray_core::{
-    ActorId, ActorName, ActorSpec, ArgSpec, ErrorKind, ObjectId, ResourceSet, TaskError, TaskKind,
-    TaskSpec,
+    ActorId, ActorName, ActorSpec, ArgSpec, ErrorKind, ObjectId, ResourceSet, TaskError, TaskId,
+    TaskKind, TaskSpec,
 };
 use wasmray_sched::Event;
 use wasmray_wasm::{ActorRequest, ActorServices, Caller, SubmittedArg};
@@ -31,7 +31,7 @@ fn args_of(args: Vec<SubmittedArg>) -> Vec<ArgSpec<Value>> {
     args.into_iter()
         .map(|arg| match arg {
             SubmittedArg::ByRef(id) => ArgSpec::ByRef(id),
-            SubmittedArg::Value(object) => ArgSpec::Value(Value(object)),
+            SubmittedArg::Value(value) => ArgSpec::Value(Value(value.hand_over())),
         })
         .collect()
 }
@@ -39,6 +39,21 @@ fn args_of(args: Vec<SubmittedArg>) -> Vec<ArgSpec<Value>> {
 /// The namespace a job's actor names live in unless one is given.
 fn default_namespace(caller: &Caller) -> String {
     format!("job-{}", caller.job.0)
+}
+
+/// The name a creation asks for, in its namespace (the job's unless given).
+fn actor_name(caller: &Caller, request: &ActorRequest) -> Option<ActorName> {
+    name_of(caller, &request.options)
+}
+
+fn name_of(caller: &Caller, options: &ActorOptions) -> Option<ActorName> {
+    options.name.clone().map(|name| ActorName {
+        namespace: options
+            .namespace
+            .clone()
+            .unwrap_or_else(|| default_namespace(caller)),
+        name,
+    })
 }
 
 /// An actor's resources: held for its life; 0 CPUs unless asked (as in Ray).
@@ -82,19 +97,13 @@ impl NodeInner {
         None
     }
 
-    /// The creation task of a request (its resources are empty if they are invalid: see
-    /// [`NodeInner::actor_problem`]).
-    fn actor_spec_of(&self, caller: &Caller, request: ActorRequest) -> TaskSpec<Value> {
+    /// The creation task `id` of a request that passed [`NodeInner::actor_problem`]. Its
+    /// by-value arguments are handed over: the spec must go to the scheduler.
+    fn actor_spec_of(&self, caller: &Caller, request: ActorRequest, id: TaskId) -> TaskSpec<Value> {
         let class = request.class;
         let options = request.options;
         let resources = actor_resources(&options).unwrap_or_default();
-        let name = options.name.clone().map(|name| ActorName {
-            namespace: options
-                .namespace
-                .clone()
-                .unwrap_or_else(|| default_namespace(caller)),
-            name,
-        });
+        let name = name_of(caller, &options);
         let actor = ActorSpec {
             class: class.clone(),
             max_restarts: options.max_restarts.unwrap_or(0),
@@ -104,7 +113,7 @@ impl NodeInner {
             name,
         };
         TaskSpec {
-            id: self.mint.next_task(),
+            id,
             kind: TaskKind::ActorCreation(Arc::new(actor)),
             job: caller.job,
             module: caller.module,
@@ -121,56 +130,39 @@ impl NodeInner {
             cpu_time_limit_ms: options.cpu_time_limit_ms,
         }
     }
-
-    /// A creation that will not be handed to the scheduler: the references counted inside
-    /// its by-value arguments go.
-    fn drop_creation(self: &Arc<Self>, spec: TaskSpec<Value>) {
-        let mut contained = Vec::new();
-        for arg in &spec.args {
-            if let ArgSpec::Value(value) = arg {
-                contained.extend_from_slice(value.0.contained());
-            }
-        }
-        self.events(contained.into_iter().map(Event::ReleaseContained));
-    }
 }
 
 impl ActorServices for GuestServices {
     fn create_actor(&self, caller: &Caller, request: ActorRequest) -> Result<ObjectId, TaskError> {
         let node = &self.node;
         let class = request.class.clone();
-        let problem = node.actor_problem(caller, &request);
-        let spec = node.actor_spec_of(caller, request);
-        if let Some(message) = problem {
-            node.drop_creation(spec);
+        // Until the spec is built, a refused request's by-value arguments are dropped with it,
+        // which gives back the references they counted.
+        if let Some(message) = node.actor_problem(caller, &request) {
             return Err(error(ErrorKind::InvalidTask, &class, message, caller));
         }
-        let handle = match node.store.create_from(&[], Vec::new()) {
-            Ok(handle) => handle,
-            Err(e) => {
-                node.drop_creation(spec);
-                return Err(error(ErrorKind::System, &class, e.to_string(), caller));
-            }
-        };
+        let handle = node
+            .store
+            .create_from(&[], Vec::new())
+            .map_err(|e| error(ErrorKind::System, &class, e.to_string(), caller))?;
+        let id = node.mint.next_task();
         // A name is claimed at the head before the actor exists; the scheduler gives it back
         // when the actor dies.
-        if let TaskKind::ActorCreation(actor) = &spec.kind
-            && let Some(name) = &actor.name
-        {
+        if let Some(name) = actor_name(caller, &request) {
             let claimed = node
                 .head
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .claim_name(name.clone(), spec.id, class.clone(), caller.job);
+                .claim_name(name.clone(), id, class.clone(), caller.job);
             if !claimed {
                 let message = format!(
                     "an actor named `{}` already exists in namespace `{}`",
                     name.name, name.namespace
                 );
-                node.drop_creation(spec);
                 return Err(error(ErrorKind::InvalidTask, &class, message, caller));
             }
         }
+        let spec = node.actor_spec_of(caller, request, id);
         let actor = ActorId(spec.id);
         node.event(Event::CreateActor {
             spec,

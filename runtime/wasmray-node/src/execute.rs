@@ -280,7 +280,12 @@ impl NodeInner {
 /// A call's outcome as the scheduler takes it; a failure is a system one if `lost`.
 pub(crate) fn sched_outcome(outcome: TaskOutcome, lost: bool) -> Outcome<Value> {
     match outcome {
-        TaskOutcome::Returned(values) => Outcome::Returned(values.into_iter().map(Value).collect()),
+        TaskOutcome::Returned(values) => Outcome::Returned(
+            values
+                .into_iter()
+                .map(|value| Value(value.hand_over()))
+                .collect(),
+        ),
         TaskOutcome::Failed(error) => Outcome::Failed {
             error,
             system: lost,

@@ -18,7 +18,10 @@ use wasmray_core::{
 };
 use wasmray_sched::{Event, ObjectState, Time};
 use wasmray_store::{Reservation, StoredObject};
-use wasmray_wasm::{BoxFuture, Caller, GetOutcome, NodeServices, Submission, SubmittedArg};
+use wasmray_wasm::{
+    BoxFuture, Caller, CountedValue, GetOutcome, NodeServices, ReleaseContained, Submission,
+    SubmittedArg,
+};
 
 /// The node as its guests see it.
 pub(crate) struct GuestServices {
@@ -176,7 +179,7 @@ impl NodeInner {
                 .into_iter()
                 .map(|arg| match arg {
                     SubmittedArg::ByRef(id) => ArgSpec::ByRef(id),
-                    SubmittedArg::Value(object) => ArgSpec::Value(Value(object)),
+                    SubmittedArg::Value(value) => ArgSpec::Value(Value(value.hand_over())),
                 })
                 .collect(),
             num_returns: submission.num_returns,
@@ -286,12 +289,11 @@ impl NodeServices for GuestServices {
         self.register_put(caller, n, object)
     }
 
-    fn store_value(
-        &self,
-        bytes: &[u8],
-        contained: Vec<ObjectId>,
-    ) -> Result<Arc<StoredObject>, String> {
-        self.node.new_value(bytes, contained)
+    fn store_value(&self, bytes: &[u8], contained: Vec<ObjectId>) -> Result<CountedValue, String> {
+        let object = self.node.new_value(bytes, contained)?;
+        Ok(CountedValue::new(object, || {
+            Arc::new(Releaser(Arc::clone(&self.node)))
+        }))
     }
 
     fn get(
@@ -441,6 +443,16 @@ impl NodeServices for GuestServices {
         };
         // Encoding plain vectors of strings and numbers into memory cannot fail.
         encoded.unwrap_or_default()
+    }
+}
+
+/// Gives back the references counted inside a value that was never handed to the scheduler.
+struct Releaser(Arc<NodeInner>);
+
+impl ReleaseContained for Releaser {
+    fn release_contained(&self, ids: &[ObjectId]) {
+        self.0
+            .events(ids.iter().map(|&id| Event::ReleaseContained(id)));
     }
 }
 

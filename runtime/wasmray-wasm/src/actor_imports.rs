@@ -6,7 +6,9 @@
 //! last release is what lets the actor go. What creating, calling and killing mean is the
 //! node's business ([`crate::ActorServices`]).
 
-use crate::imports::{call, handle_to_id, memory, new_handles, stage, submitted_args};
+use crate::imports::{
+    call, check_returns, handle_to_id, memory, new_handles, stage, submitted_args,
+};
 use crate::memory::{fault, record, write_info, write_u32s};
 use crate::services::ActorRequest;
 use crate::state::{GuestState, StagedBytes};
@@ -79,6 +81,7 @@ fn call_actor(
     let memory = memory(&caller, IMPORT)?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
     let spec: ActorCall<'_> = record(data, IMPORT, spec_ptr, spec_len, "actor call")?;
+    check_returns(data, IMPORT, spec.num_returns, returns_ptr)?;
     let actor = handle_to_id(state, IMPORT, spec.actor)?;
     let args = submitted_args(state, IMPORT, &spec.args)?;
     let services = Arc::clone(&state.services);

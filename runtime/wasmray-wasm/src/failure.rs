@@ -9,25 +9,21 @@ use crate::instance::TaskOutcome;
 use crate::memory::GuestFault;
 use crate::state::{CallState, GuestState};
 use wasmray_abi::{ErrorKind, TaskError};
-use wasmray_core::ObjectId;
 use wasmtime::{Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
-/// The outcome of a task, constructor or method call that ended with `result`, and the refs
-/// of results it set but that are discarded (to be released).
+/// The outcome of a task, constructor or method call that ended with `result`. Results it
+/// set before failing are dropped, which gives back the references they counted.
 pub(crate) fn task_outcome(
     state: &GuestState,
     mut call: CallState,
     function: &str,
     result: wasmtime::Result<()>,
-) -> (TaskOutcome, Vec<ObjectId>) {
-    let mut discarded = Vec::new();
+) -> TaskOutcome {
     if result.is_err() {
-        for value in call.results.take().into_iter().flatten() {
-            discarded.extend_from_slice(value.contained());
-        }
+        drop(call.results.take());
     }
-    let outcome = match result {
+    match result {
         Ok(()) => match call.results.take() {
             Some(results) => TaskOutcome::Returned(results),
             None => TaskOutcome::Failed(task_error(
@@ -39,8 +35,7 @@ pub(crate) fn task_outcome(
             )),
         },
         Err(error) => TaskOutcome::Failed(classify(state, &call, function, &error)),
-    };
-    (outcome, discarded)
+    }
 }
 
 pub(crate) fn classify(

@@ -12,7 +12,7 @@ use crate::state::{CallState, GuestState, Staged, StagedBytes};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmray_abi::{
-    ArgOut, ClusterQuery, IMPORT_MODULE, StagedInfo, TaskSubmission, ValueOut, imports,
+    ArgOut, ClusterQuery, IMPORT_MODULE, MAX_RETURNS, StagedInfo, TaskSubmission, ValueOut, imports,
 };
 use wasmray_core::ObjectId;
 use wasmtime::{Caller, Linker, Memory};
@@ -141,6 +141,23 @@ fn timeout_of(ms: i64) -> Option<Duration> {
     u64::try_from(ms).ok().map(Duration::from_millis)
 }
 
+/// Refuses a submission's `num_returns` above [`MAX_RETURNS`], or a `returns_ptr` with no room
+/// for that many handles, before anything is created for it.
+pub(crate) fn check_returns(
+    data: &[u8],
+    import: &'static str,
+    num_returns: u32,
+    returns_ptr: u32,
+) -> Result<()> {
+    if num_returns > MAX_RETURNS {
+        return Err(fault(
+            import,
+            format!("num_returns {num_returns} is above the limit of {MAX_RETURNS}"),
+        ));
+    }
+    slice(data, import, returns_ptr, num_returns * 4).map(|_| ())
+}
+
 /// Translates a submission's arguments: handles to object IDs, values stored.
 pub(crate) fn submitted_args(
     state: &GuestState,
@@ -172,6 +189,7 @@ fn submit_task(
     let memory = memory(&caller, IMPORT)?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
     let spec: TaskSubmission<'_> = record(data, IMPORT, spec_ptr, spec_len, "task submission")?;
+    check_returns(data, IMPORT, spec.num_returns, returns_ptr)?;
     let args = submitted_args(state, IMPORT, &spec.args)?;
     let submission = Submission {
         function: spec.function.to_owned(),

@@ -7,6 +7,7 @@
 //! between). An instance that failed is never reused.
 
 use crate::WasmError;
+use crate::counted::CountedValue;
 use crate::failure::{classify, task_outcome};
 use crate::host::WasmHost;
 use crate::module::{GuestModule, check_abi_version};
@@ -57,7 +58,8 @@ pub struct TaskCall {
 /// How a task call ended.
 #[derive(Debug)]
 pub enum TaskOutcome {
-    Returned(Vec<Arc<StoredObject>>),
+    /// One value per return; the references inside them are owed (see [`CountedValue`]).
+    Returned(Vec<CountedValue>),
     Failed(TaskError),
 }
 
@@ -271,11 +273,10 @@ impl GuestInstance {
         if result.is_err() {
             restore_stack_pointer(&mut self.store, stack);
         }
-        let (call, mut held) = self.end();
+        let (call, held) = self.end();
         let instance_lost = self.lost();
         self.poisoned |= instance_lost;
-        let (outcome, discarded) = task_outcome(self.store.data(), call, &function, result);
-        held.extend(discarded);
+        let outcome = task_outcome(self.store.data(), call, &function, result);
         Finished {
             outcome,
             held,

@@ -8,6 +8,7 @@
 
 mod actor_imports;
 mod cache;
+mod counted;
 mod failure;
 mod handles;
 mod host;
@@ -24,6 +25,7 @@ mod sleep;
 mod stack_pointer;
 mod state;
 
+pub use counted::{CountedValue, ReleaseContained};
 pub use host::{EPOCH_TICK, WasmHost, WasmHostConfig};
 pub use instance::{
     CallLimits, Finished, GuestInstance, InstanceSetup, KillSwitch, MainOutcome, TaskCall,

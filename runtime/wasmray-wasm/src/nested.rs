@@ -71,7 +71,8 @@ async fn run_nested(caller: &mut Caller<'_, GuestState>, nested: NestedCall) {
     let Some(finished_call) = finished_call else {
         return;
     };
-    let (outcome, held) = task_outcome(caller.data(), finished_call, &call.function, result);
+    let outcome = task_outcome(caller.data(), finished_call, &call.function, result);
+    let held = Vec::new();
     // The receiver may be gone (its executor was stopped); nothing is lost but the reply.
     let _ = reply.send(Finished {
         outcome,

@@ -5,6 +5,7 @@
 //! storage). Keeping the seam here means this crate knows nothing of schedulers or networks,
 //! and the node knows nothing of guest memory.
 
+use crate::counted::CountedValue;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -36,7 +37,8 @@ pub struct Caller {
 #[derive(Debug)]
 pub enum SubmittedArg {
     ByRef(ObjectId),
-    Value(Arc<StoredObject>),
+    /// A value whose inner references are counted and owed.
+    Value(CountedValue),
 }
 
 /// A task submitted by a guest.
@@ -91,12 +93,8 @@ pub trait NodeServices: ActorServices {
 
     /// Stores a value a guest handed over (a return value, an argument passed by value); it is
     /// not visible to anyone until it is registered. As with `put`, the node counts a
-    /// reference to each object in `contained`, owned by the value.
-    fn store_value(
-        &self,
-        bytes: &[u8],
-        contained: Vec<ObjectId>,
-    ) -> Result<Arc<StoredObject>, String>;
+    /// reference to each object in `contained`, owed by the value until it is handed over.
+    fn store_value(&self, bytes: &[u8], contained: Vec<ObjectId>) -> Result<CountedValue, String>;
 
     /// Waits for an object, giving the caller's CPU back while it blocks.
     fn get(

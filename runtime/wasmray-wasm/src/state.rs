@@ -3,6 +3,7 @@
 //!
 //! The handle table (`handles.rs`) maps the guest's handles to object IDs.
 
+use crate::counted::CountedValue;
 pub(crate) use crate::handles::HandleTable;
 use crate::output::GuestOutput;
 use crate::services::{Caller, NodeServices};
@@ -40,7 +41,7 @@ pub(crate) struct GuestState {
 pub(crate) struct CallState {
     pub(crate) caller: Caller,
     pub(crate) args: Vec<Arc<StoredObject>>,
-    pub(crate) results: Option<Vec<Arc<StoredObject>>>,
+    pub(crate) results: Option<Vec<CountedValue>>,
     pub(crate) panic_message: Option<String>,
     pub(crate) puts: u32,
     /// How many results the caller asked for.

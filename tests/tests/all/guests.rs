@@ -144,3 +144,45 @@ async fn runtime_context_gpu_ids_get_timeout_error_info_and_cancel() -> anyhow::
     );
     Ok(())
 }
+
+/// The refs counted inside a value the host then did not take are given back on every path:
+/// a named creation refused as taken, a submission trapped on a later bad argument, a task
+/// that sets its results twice. Each run must leave the object table and the store empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refs_counted_in_values_that_are_refused_are_given_back() -> anyhow::Result<()> {
+    for (mode, expect) in [
+        ("name-taken", "first holds 2; second: InvalidTask"),
+        ("bad-arg", "submitting with a forged handle"),
+        ("return-twice", "returns_twice: Trap"),
+        ("returns-limit", "submitting with num_returns = u32::MAX"),
+    ] {
+        let run = run_guest(guests::LEAKS, 2.0, &[mode]).await?;
+        let stdout = run.output.driver_stdout();
+        assert_eq!(stdout, [expect], "{mode}: {:?}", run.exit);
+        match mode {
+            "bad-arg" | "returns-limit" => {
+                let DriverExit::Failed(error) = &run.exit else {
+                    panic!("{mode}: the host must trap the driver: {:?}", run.exit);
+                };
+                assert!(error.message.contains("submit_task"), "{mode}: {error}");
+                if mode == "returns-limit" {
+                    assert!(
+                        error
+                            .message
+                            .contains("num_returns 4294967295 is above the limit of 10000"),
+                        "{mode}: {error}"
+                    );
+                }
+            }
+            _ => assert!(
+                matches!(run.exit, DriverExit::Exited(0)),
+                "{mode}: {:?}",
+                run.exit
+            ),
+        }
+        let stats = run.settled_stats().await;
+        assert_eq!(stats.sched.objects, 0, "{mode}: objects left: {stats:?}");
+        assert_eq!(stats.store.objects, 0, "{mode}: the store holds: {stats:?}");
+    }
+    Ok(())
+}
