@@ -6,12 +6,32 @@
 //! [`Pin`], which keeps the object resident at the same place until dropped.
 
 use crate::arena::Allocation;
-use crate::spill::SpillFile;
 use crate::{Inner, StoreError};
 use std::ops::Deref;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use wasmray_core::ObjectId;
+
+/// An object's bytes on disk.
+pub(crate) struct SpillFile {
+    path: PathBuf,
+}
+
+impl SpillFile {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    pub(crate) fn remove(&self) {
+        // A file we cannot remove is left behind in the node's temp dir, nothing worse.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
 
 /// Where an object's bytes are.
 pub(crate) enum Data {

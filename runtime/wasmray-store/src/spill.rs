@@ -6,25 +6,13 @@
 //! into a guest) is skipped. A failed write leaves the object resident: nothing is ever lost.
 //! One file per spilled object, removed when the object is restored or dropped.
 
-use crate::object::{Data, StoredObject};
+use crate::object::{Data, SpillFile, StoredObject};
 use crate::{Inner, StoreError};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-
-/// An object's bytes on disk.
-pub(crate) struct SpillFile {
-    path: PathBuf,
-}
-
-impl SpillFile {
-    pub(crate) fn remove(&self) {
-        // A file we cannot remove is left behind in the node's temp dir, nothing worse.
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
 
 #[derive(Debug)]
 pub(crate) struct Spiller {
@@ -89,7 +77,7 @@ impl Spiller {
                 return Err(StoreError::Spill(path, error));
             }
             // Dropping the allocation frees its arena range.
-            *data = Data::Spilled(SpillFile { path });
+            *data = Data::Spilled(SpillFile::new(path));
             store
                 .counters
                 .spilled_bytes
@@ -109,7 +97,7 @@ impl Spiller {
         let Data::Spilled(file) = &*data else {
             return Ok(false);
         };
-        let path = file.path.clone();
+        let path = file.path().to_owned();
         let mut outcome = Ok(());
         let allocation = store.allocate(object.len(), |bytes| outcome = read_file(&path, bytes))?;
         outcome.map_err(|error| StoreError::Spill(path.clone(), error))?;

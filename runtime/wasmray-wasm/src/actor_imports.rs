@@ -6,7 +6,7 @@
 //! last release is what lets the actor go. What creating, calling and killing mean is the
 //! node's business ([`crate::ActorServices`]).
 
-use crate::imports::{
+use crate::guest_io::{
     call, check_returns, handle_to_id, memory, new_handles, stage, submitted_args,
 };
 use crate::memory::{fault, record, write_info, write_u32s};

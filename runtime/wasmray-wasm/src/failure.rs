@@ -5,7 +5,7 @@
 //! Only what happened inside the instance is decided here; retry and restart policy belong to
 //! the scheduler.
 
-use crate::instance::TaskOutcome;
+use crate::call::TaskOutcome;
 use crate::memory::GuestFault;
 use crate::state::{CallState, GuestState};
 use wasmray_abi::{ErrorKind, TaskError};
@@ -53,7 +53,7 @@ pub(crate) fn classify(
             "its instance was stopped (the actor was killed)".to_owned(),
         )
     } else if state.deadline_hit {
-        let limit = state.tick_limit.unwrap_or(0) * crate::host::EPOCH_TICK.as_millis() as u64;
+        let limit = state.tick_limit.unwrap_or(0) * crate::state::EPOCH_TICK.as_millis() as u64;
         (
             ErrorKind::DeadlineExceeded,
             format!("ran for more than its cpu time limit of {limit} ms"),

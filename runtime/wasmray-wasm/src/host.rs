@@ -24,8 +24,7 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, Linker, Module, OptLevel, PoolingAllocationConfig,
 };
 
-/// How often the epoch clock ticks: the granularity of CPU limits and of cooperative yields.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub use crate::state::EPOCH_TICK;
 
 /// The most fiber stacks (calls in progress at once, blocked ones included) a node keeps.
 const MAX_STACKS: u32 = 16_384;
@@ -87,6 +86,8 @@ impl WasmHost {
         })
         .and_then(|_| crate::sleep::add_to_linker(&mut linker))
         .and_then(|_| crate::imports::add_to_linker(&mut linker))
+        .and_then(|_| crate::actor_imports::add_to_linker(&mut linker))
+        .and_then(|_| crate::object_imports::add_to_linker(&mut linker))
         .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let cache = config
             .cache_dir

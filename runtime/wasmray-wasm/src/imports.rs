@@ -4,25 +4,26 @@
 //! handles to object IDs and back, and leaves decisions to [`NodeServices`]. A bad request
 //! traps the calling guest with a [`crate::GuestFault`]; nothing here panics on guest input.
 
-use crate::handles::MAX_HANDLES;
+use crate::guest_io::{
+    call, check_returns, handle_to_id, memory, new_handle, new_handles, stage, submitted_args,
+    value_refs,
+};
 use crate::memory::{fault, read_u32s, record, slice, slice_mut, write_info, write_u32s};
 use crate::nested::block_on;
-use crate::services::{GetOutcome, Submission, SubmittedArg};
-use crate::state::{CallState, GuestState, Staged, StagedBytes};
+use crate::services::{GetOutcome, Submission};
+use crate::state::{GuestState, StagedBytes};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmray_abi::{
-    ArgOut, ClusterQuery, IMPORT_MODULE, MAX_RETURNS, StagedInfo, TaskSubmission, ValueOut, imports,
-};
-use wasmray_core::ObjectId;
-use wasmtime::{Caller, Linker, Memory};
+use wasmray_abi::{ClusterQuery, IMPORT_MODULE, TaskSubmission, ValueOut, imports};
+use wasmtime::{Caller, Linker};
 
 type Result<T> = wasmtime::Result<T>;
 
 /// Longest panic message kept; the rest is cut.
 const MAX_PANIC_MESSAGE: usize = 64 * 1024;
 
-/// Defines every import of [`wasmray_abi::imports::ALL`] in `linker`.
+/// Defines the task, object and cluster imports of [`wasmray_abi::imports::ALL`] in `linker`
+/// (the actor and streamed-object ones are in `actor_imports.rs` and `object_imports.rs`).
 pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> Result<()> {
     linker.func_wrap(IMPORT_MODULE, imports::SUBMIT_TASK, submit_task)?;
     linker.func_wrap(IMPORT_MODULE, imports::PUT, put)?;
@@ -48,135 +49,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> Result<()> {
     linker.func_wrap(IMPORT_MODULE, imports::CLUSTER_INFO, cluster_info)?;
     linker.func_wrap(IMPORT_MODULE, imports::CANCEL, cancel)?;
     linker.func_wrap(IMPORT_MODULE, imports::TASK_NUM_RETURNS, task_num_returns)?;
-    crate::actor_imports::add_to_linker(linker)?;
-    crate::object_imports::add_to_linker(linker)?;
     Ok(())
-}
-
-pub(crate) fn memory(caller: &Caller<'_, GuestState>, import: &'static str) -> Result<Memory> {
-    caller
-        .data()
-        .memory
-        .ok_or_else(|| fault(import, "the module exports no memory"))
-}
-
-pub(crate) fn call<'a>(
-    state: &'a mut GuestState,
-    import: &'static str,
-) -> Result<&'a mut CallState> {
-    state
-        .call
-        .as_mut()
-        .ok_or_else(|| fault(import, "called while no task is running"))
-}
-
-/// A new handle for `id`, whose reference the caller already counted. If the table is full,
-/// the reference is dropped again and the guest traps.
-pub(crate) fn new_handle(
-    state: &mut GuestState,
-    import: &'static str,
-    id: ObjectId,
-) -> Result<u32> {
-    match state.handles.insert(id) {
-        Some(handle) => Ok(handle),
-        None => Err(table_full(state, import, &[id])),
-    }
-}
-
-/// New handles for `ids`, whose references the caller already counted. If the table fills up,
-/// those references are dropped again and the guest traps.
-pub(crate) fn new_handles(
-    state: &mut GuestState,
-    import: &'static str,
-    ids: &[ObjectId],
-) -> Result<Vec<u32>> {
-    let mut handles = Vec::with_capacity(ids.len());
-    for &id in ids {
-        match state.handles.insert(id) {
-            Some(handle) => handles.push(handle),
-            None => {
-                for &handle in &handles {
-                    state.handles.remove(handle);
-                }
-                return Err(table_full(state, import, ids));
-            }
-        }
-    }
-    Ok(handles)
-}
-
-/// Drops the references of `ids`, which found no room in the handle table, and names the limit.
-fn table_full(state: &GuestState, import: &'static str, ids: &[ObjectId]) -> wasmtime::Error {
-    state.services.release(ids);
-    fault(
-        import,
-        format!("the instance already holds {MAX_HANDLES} object refs, the most one may"),
-    )
-}
-
-pub(crate) fn handle_to_id(
-    state: &GuestState,
-    import: &'static str,
-    handle: u32,
-) -> Result<ObjectId> {
-    state
-        .handles
-        .get(handle)
-        .ok_or_else(|| fault(import, format!("unknown object handle {handle}")))
-}
-
-pub(crate) fn value_refs(
-    state: &GuestState,
-    import: &'static str,
-    value: &ValueOut<'_>,
-) -> Result<Vec<ObjectId>> {
-    value
-        .refs
-        .iter()
-        .map(|&h| handle_to_id(state, import, h))
-        .collect()
 }
 
 fn timeout_of(ms: i64) -> Option<Duration> {
     u64::try_from(ms).ok().map(Duration::from_millis)
-}
-
-/// Refuses a submission's `num_returns` above [`MAX_RETURNS`], or a `returns_ptr` with no room
-/// for that many handles, before anything is created for it.
-pub(crate) fn check_returns(
-    data: &[u8],
-    import: &'static str,
-    num_returns: u32,
-    returns_ptr: u32,
-) -> Result<()> {
-    if num_returns > MAX_RETURNS {
-        return Err(fault(
-            import,
-            format!("num_returns {num_returns} is above the limit of {MAX_RETURNS}"),
-        ));
-    }
-    slice(data, import, returns_ptr, num_returns * 4).map(|_| ())
-}
-
-/// Translates a submission's arguments: handles to object IDs, values stored.
-pub(crate) fn submitted_args(
-    state: &GuestState,
-    import: &'static str,
-    args: &[ArgOut<'_>],
-) -> Result<Vec<SubmittedArg>> {
-    args.iter()
-        .map(|arg| match arg {
-            ArgOut::Ref(handle) => Ok(SubmittedArg::ByRef(handle_to_id(state, import, *handle)?)),
-            ArgOut::Value(value) => {
-                let contained = value_refs(state, import, value)?;
-                let stored = state
-                    .services
-                    .store_value(value.bytes, contained)
-                    .map_err(|e| fault(import, e))?;
-                Ok(SubmittedArg::Value(stored))
-            }
-        })
-        .collect()
 }
 
 fn submit_task(
@@ -221,21 +98,6 @@ fn put(mut caller: Caller<'_, GuestState>, value_ptr: u32, value_len: u32) -> Re
 }
 
 /// Stages `bytes` and the handles of `contained` (whose references the caller already added).
-pub(crate) fn stage(
-    state: &mut GuestState,
-    import: &'static str,
-    bytes: StagedBytes,
-    contained: &[ObjectId],
-) -> Result<StagedInfo> {
-    let handles = new_handles(state, import, contained)?;
-    let info = StagedInfo {
-        bytes_len: bytes.len() as u32,
-        refs_len: handles.len() as u32,
-    };
-    state.staged = Some(Staged { bytes, handles });
-    Ok(info)
-}
-
 async fn get(
     mut caller: Caller<'_, GuestState>,
     handle: u32,

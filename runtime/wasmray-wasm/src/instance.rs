@@ -7,19 +7,19 @@
 //! between). An instance that failed is never reused.
 
 use crate::WasmError;
-use crate::counted::CountedValue;
+use crate::call::{CallLimits, Caller, Finished, MainOutcome, TaskCall, TaskOutcome};
 use crate::failure::{classify, task_outcome};
 use crate::host::WasmHost;
+use crate::kill::KillSwitch;
 use crate::module::{GuestModule, check_abi_version};
 use crate::output::{GuestOutput, OutputSink, Stream};
-use crate::services::{Caller, NodeServices};
+use crate::services::NodeServices;
 use crate::stack_pointer::STACK_POINTER_EXPORT;
+use crate::stack_pointer::{restore_stack_pointer, save_stack_pointer};
 use crate::state::{CallState, GuestState, HandleTable, MemoryCap};
 use std::sync::Arc;
-use std::time::Duration;
-use wasmray_abi::{TaskError, exports};
+use wasmray_abi::exports;
 use wasmray_core::ObjectId;
-use wasmray_store::StoredObject;
 use wasmtime::{Instance, Store, UpdateDeadline};
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 
@@ -31,92 +31,6 @@ pub struct InstanceSetup {
     pub args: Vec<String>,
     /// For an actor with `max_concurrency > 1`: where its blocked calls find others to run.
     pub nested: Option<Arc<dyn crate::NestedCalls>>,
-}
-
-/// The limits of one call.
-#[derive(Debug, Clone, Copy)]
-pub struct CallLimits {
-    pub memory_bytes: u64,
-    pub cpu_time: Option<Duration>,
-}
-
-/// A task to run in an instance.
-pub struct TaskCall {
-    /// The export to call: `wasmray_task:f`, `wasmray_actor_new:C` or `wasmray_actor_call:C::m`.
-    pub export: String,
-    /// What errors call it: `f`, `C` or `C::m`.
-    pub function: String,
-    pub args: Vec<Arc<StoredObject>>,
-    pub caller: Caller,
-    pub limits: CallLimits,
-    /// Shown before each line the task prints.
-    pub label: String,
-    /// How many results the caller asked for (`task_num_returns` tells the guest).
-    pub num_returns: u32,
-}
-
-/// How a task call ended.
-#[derive(Debug)]
-pub enum TaskOutcome {
-    /// One value per return; the references inside them are owed (see [`CountedValue`]).
-    Returned(Vec<CountedValue>),
-    Failed(TaskError),
-}
-
-/// How the driver's `main` ended.
-#[derive(Debug)]
-pub enum MainOutcome {
-    /// `main` returned or called `exit`: the process exit code.
-    Exited(i32),
-    /// `main` panicked or trapped.
-    Failed(TaskError),
-}
-
-/// A call's outcome plus the objects its handles still referenced: release these once the
-/// outcome has been recorded.
-#[derive(Debug)]
-pub struct Finished<T> {
-    pub outcome: T,
-    pub held: Vec<ObjectId>,
-    /// The instance cannot serve again: it hit its memory cap or CPU limit, or was killed.
-    pub instance_lost: bool,
-}
-
-/// Stops an instance from another task: a running guest traps at its next epoch tick, one
-/// blocked in `get` or `wait` at once. Cheap to clone.
-#[derive(Debug, Clone, Default)]
-pub struct KillSwitch {
-    inner: Arc<KillInner>,
-}
-
-#[derive(Debug, Default)]
-struct KillInner {
-    killed: std::sync::atomic::AtomicBool,
-    notify: tokio::sync::Notify,
-}
-
-impl KillSwitch {
-    pub fn kill(&self) {
-        self.inner
-            .killed
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.inner.notify.notify_waiters();
-    }
-
-    pub fn is_killed(&self) -> bool {
-        self.inner.killed.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Resolves once `kill` has been called.
-    pub async fn killed(&self) {
-        loop {
-            let notified = self.inner.notify.notified();
-            if self.is_killed() {
-                return;
-            }
-            notified.await;
-        }
-    }
 }
 
 /// A live guest instance.
@@ -338,10 +252,23 @@ impl GuestInstance {
         self.store.set_epoch_deadline(1);
     }
 
+    /// Takes every object mapping out of the instance's memory.
+    fn unmap_all(&mut self) {
+        let mappings = std::mem::take(&mut self.store.data_mut().mappings);
+        let Some(memory) = self.store.data().memory else {
+            return;
+        };
+        let base = memory.data_ptr(&self.store);
+        // SAFETY: every mapping was made in this memory, which never moves (the pooling
+        // allocator's slots are fixed); no guest code is running (no call is in progress, or
+        // it has ended) and the host holds no reference into the memory here.
+        unsafe { crate::mapping::unmap_all(base, mappings) };
+    }
+
     fn end(&mut self) -> (CallState, Vec<ObjectId>) {
         if !self.retain_handles {
             // A task's mappings end with its call; an actor's live as long as its state.
-            crate::object_imports::unmap_all(&mut self.store);
+            self.unmap_all();
         }
         let state = self.store.data_mut();
         state.output.flush();
@@ -360,31 +287,11 @@ impl GuestInstance {
 impl Drop for GuestInstance {
     fn drop(&mut self) {
         // Before the slot goes back to the pool: the next tenant must see zeros.
-        crate::object_imports::unmap_all(&mut self.store);
+        self.unmap_all();
         let state = self.store.data_mut();
         let held = state.handles.drain();
         if !held.is_empty() {
             state.services.release(&held);
         }
-    }
-}
-
-/// The guest's shadow stack pointer now, to put back if the call traps.
-pub(crate) fn save_stack_pointer(
-    mut store: impl wasmtime::AsContextMut<Data = GuestState>,
-) -> Option<wasmtime::Val> {
-    let global = store.as_context().data().stack_pointer?;
-    Some(global.get(&mut store))
-}
-
-/// Puts the shadow stack pointer back where the failed call found it.
-pub(crate) fn restore_stack_pointer(
-    mut store: impl wasmtime::AsContextMut<Data = GuestState>,
-    saved: Option<wasmtime::Val>,
-) {
-    let global = store.as_context().data().stack_pointer;
-    if let (Some(global), Some(value)) = (global, saved) {
-        // Only fails for a type mismatch, impossible for the value read from this global.
-        let _ = global.set(&mut store, value);
     }
 }

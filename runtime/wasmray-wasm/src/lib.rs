@@ -8,12 +8,15 @@
 
 mod actor_imports;
 mod cache;
+mod call;
 mod counted;
 mod failure;
+mod guest_io;
 mod handles;
 mod host;
 mod imports;
 mod instance;
+mod kill;
 mod mapping;
 mod memory;
 mod module;
@@ -25,18 +28,17 @@ mod sleep;
 mod stack_pointer;
 mod state;
 
+pub use call::{CallLimits, Caller, Finished, MainOutcome, TaskCall, TaskOutcome};
 pub use counted::{CountedValue, ReleaseContained};
 pub use host::{EPOCH_TICK, WasmHost, WasmHostConfig};
-pub use instance::{
-    CallLimits, Finished, GuestInstance, InstanceSetup, KillSwitch, MainOutcome, TaskCall,
-    TaskOutcome,
-};
+pub use instance::{GuestInstance, InstanceSetup};
+pub use kill::KillSwitch;
 pub use memory::GuestFault;
 pub use module::GuestModule;
 pub use output::{OutputSink, StdioSink, Stream};
 pub use services::{
-    ActorRequest, ActorServices, BoxFuture, Caller, GetOutcome, NestedCall, NestedCalls,
-    NodeServices, Submission, SubmittedArg,
+    ActorRequest, ActorServices, BoxFuture, GetOutcome, NestedCall, NestedCalls, NodeServices,
+    Submission, SubmittedArg,
 };
 
 use std::path::PathBuf;

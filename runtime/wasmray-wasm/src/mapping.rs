@@ -159,3 +159,18 @@ pub(crate) unsafe fn unmap(base: *mut u8, mapping: Mapping) -> Result<(), MapErr
     }
     Ok(())
 }
+
+/// Takes every mapping in `mappings` away from the memory whose base is `base` (end of a
+/// call, or before the instance goes). A failure to unmap leaves zero pages, never the
+/// object's.
+///
+/// # Safety
+///
+/// Every mapping was made in the memory at `base`, which has not moved since, and no guest
+/// code runs in it nor does the host hold a reference into it while this runs.
+pub(crate) unsafe fn unmap_all(base: *mut u8, mappings: Vec<Mapping>) {
+    for mapping in mappings {
+        // SAFETY: the caller's contract above.
+        let _ = unsafe { unmap(base, mapping) };
+    }
+}

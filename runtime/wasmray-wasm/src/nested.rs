@@ -5,10 +5,11 @@
 //! the blocked call resumes once the nested one has finished. The blocked call's state (its
 //! arguments, results, output label) is set aside and restored around the nested one.
 
+use crate::call::Finished;
 use crate::failure::task_outcome;
-use crate::instance::{restore_stack_pointer, save_stack_pointer};
+use crate::services::NestedCall;
+use crate::stack_pointer::{restore_stack_pointer, save_stack_pointer};
 use crate::state::{CallState, GuestState};
-use crate::{Finished, NestedCall};
 use std::future::Future;
 use wasmtime::Caller;
 

@@ -3,7 +3,7 @@
 //! on), and the streamed put, `put_begin` / `put_write` / `put_end`, which writes a large
 //! value's bytes into the store piece by piece as the guest serializes it.
 
-use crate::imports::{call, handle_to_id, memory, new_handle};
+use crate::guest_io::{call, handle_to_id, memory, new_handle};
 use crate::mapping::{map_into, unmap};
 use crate::memory::{fault, read_u32s, slice};
 use crate::state::GuestState;
@@ -147,18 +147,4 @@ fn unmap_object(mut caller: Caller<'_, GuestState>, dest_ptr: u32, dest_len: u32
     // SAFETY: the mapping was made in this memory, which never moves; the guest is paused
     // inside this import.
     unsafe { unmap(base, mapping) }.map_err(|e| fault(IMPORT, e.to_string()))
-}
-
-/// Takes every mapping away (end of a call, or before the instance goes).
-pub(crate) fn unmap_all(store: &mut wasmtime::Store<GuestState>) {
-    let mappings = std::mem::take(&mut store.data_mut().mappings);
-    let Some(memory) = store.data().memory else {
-        return;
-    };
-    let base = memory.data_ptr(&*store);
-    for mapping in mappings {
-        // SAFETY: made in this memory, which never moves; no guest code is running (the call
-        // has ended) and the host holds no reference into it. A failure already zeroed it.
-        let _ = unsafe { unmap(base, mapping) };
-    }
 }

@@ -5,33 +5,18 @@
 //! storage). Keeping the seam here means this crate knows nothing of schedulers or networks,
 //! and the node knows nothing of guest memory.
 
+use crate::call::{Caller, Finished, TaskCall, TaskOutcome};
 use crate::counted::CountedValue;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmray_abi::{CallOptions, ClusterQuery, MethodOptions, TaskError};
-use wasmray_core::{ActorId, JobId, Lineage, ModuleId, ObjectId, TaskId};
+use wasmray_core::ObjectId;
 use wasmray_store::{Reservation, StoredObject};
 
 /// A boxed future, as the trait's async methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Who is calling: the task (or driver) running in an instance.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The scheduled task, or the driver's own ID.
-    pub task: TaskId,
-    /// Minted per run attempt: objects this run `put`s are `run.put_object(n)`.
-    pub run: TaskId,
-    pub job: JobId,
-    pub module: ModuleId,
-    pub lineage: Lineage,
-    /// The actor whose constructor or method this is.
-    pub actor: Option<ActorId>,
-    /// The GPUs the task (or its actor) holds, by logical ID.
-    pub gpu_ids: Vec<u32>,
-}
 
 /// One argument of a submission, with handles already translated.
 #[derive(Debug)]
@@ -174,8 +159,8 @@ pub trait ActorServices: Send + Sync + 'static {
 /// A call for an actor instance to run nested inside one of its calls that is blocked in
 /// `get` or `wait` (actors with `max_concurrency > 1`).
 pub struct NestedCall {
-    pub call: crate::TaskCall,
-    pub reply: tokio::sync::oneshot::Sender<crate::Finished<crate::TaskOutcome>>,
+    pub call: TaskCall,
+    pub reply: tokio::sync::oneshot::Sender<Finished<TaskOutcome>>,
 }
 
 /// Where a blocked call of a concurrent actor finds the calls to run meanwhile.

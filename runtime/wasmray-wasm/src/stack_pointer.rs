@@ -9,6 +9,7 @@
 //! is found by its name in the `name` section, or else as the first mutable `i32` global
 //! defined by the module (where LLVM puts it). Nothing else in the module changes.
 
+use crate::state::GuestState;
 use std::borrow::Cow;
 use wasmparser::{KnownCustom, Name, Parser, Payload, TypeRef, ValType};
 
@@ -130,6 +131,26 @@ fn write_leb(out: &mut Vec<u8>, mut value: u32) {
             return;
         }
         out.push(byte | 0x80);
+    }
+}
+
+/// The guest's shadow stack pointer now, to put back if the call traps.
+pub(crate) fn save_stack_pointer(
+    mut store: impl wasmtime::AsContextMut<Data = GuestState>,
+) -> Option<wasmtime::Val> {
+    let global = store.as_context().data().stack_pointer?;
+    Some(global.get(&mut store))
+}
+
+/// Puts the shadow stack pointer back where the failed call found it.
+pub(crate) fn restore_stack_pointer(
+    mut store: impl wasmtime::AsContextMut<Data = GuestState>,
+    saved: Option<wasmtime::Val>,
+) {
+    let global = store.as_context().data().stack_pointer;
+    if let (Some(global), Some(value)) = (global, saved) {
+        // Only fails for a type mismatch, impossible for the value read from this global.
+        let _ = global.set(&mut store, value);
     }
 }
 

@@ -3,14 +3,18 @@
 //!
 //! The handle table (`handles.rs`) maps the guest's handles to object IDs.
 
+use crate::call::Caller;
 use crate::counted::CountedValue;
 pub(crate) use crate::handles::HandleTable;
 use crate::output::GuestOutput;
-use crate::services::{Caller, NodeServices};
+use crate::services::NodeServices;
 use std::sync::Arc;
 use wasmray_store::StoredObject;
 use wasmtime::{Memory, ResourceLimiter};
 use wasmtime_wasi::p1::WasiP1Ctx;
+
+/// How often the epoch clock ticks: the granularity of CPU limits and of cooperative yields.
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The data of one guest's wasmtime `Store`.
 pub(crate) struct GuestState {
@@ -26,7 +30,7 @@ pub(crate) struct GuestState {
     pub(crate) ticks: u64,
     pub(crate) tick_limit: Option<u64>,
     pub(crate) deadline_hit: bool,
-    pub(crate) kill: crate::KillSwitch,
+    pub(crate) kill: crate::kill::KillSwitch,
     /// Where an actor with `max_concurrency > 1` finds calls to run while one is blocked.
     pub(crate) nested: Option<std::sync::Arc<dyn crate::NestedCalls>>,
     /// The guest's shadow stack pointer, exported at load (see `stack_pointer.rs`).
