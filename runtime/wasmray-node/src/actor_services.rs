@@ -4,7 +4,7 @@
 //! An actor handle reaching the host is the actor's handle object; its references are the
 //! actor's handles, so the node needs no separate handle bookkeeping.
 
-use crate::node::NodeInner;
+use crate::inner::NodeInner;
 use crate::services::{GuestServices, resources_of};
 use crate::value::Value;
 use std::sync::{Arc, PoisonError};

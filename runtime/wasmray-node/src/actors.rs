@@ -10,71 +10,20 @@
 //! result is reported by a small task that awaits it. Only the loop's own call holds the
 //! instance and reports it lost, so a loss is reported once.
 
-use crate::execute::{PooledInstance, sched_outcome};
-use crate::node::NodeInner;
+use crate::actor_host::ActorHost;
+use crate::execute::sched_outcome;
+use crate::inner::NodeInner;
+use crate::pool::PooledInstance;
 use crate::value::Value;
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use tokio::sync::{Notify, oneshot};
+use std::sync::{Arc, Weak};
+use tokio::sync::oneshot;
 use wasmray_abi::{ACTOR_CALL_EXPORT_PREFIX, ACTOR_NEW_EXPORT_PREFIX};
 use wasmray_core::{ActorId, ErrorKind, TaskError, TaskId, TaskKind};
 use wasmray_sched::{Event, RunTask};
-use wasmray_wasm::{
-    BoxFuture, Finished, KillSwitch, NestedCall, NestedCalls, TaskCall, TaskOutcome,
-};
+use wasmray_wasm::{BoxFuture, Finished, NestedCall, NestedCalls, TaskCall, TaskOutcome};
 
 /// How many calls an actor's loop runs before it lets other tasks of its worker run.
 const CALLS_BEFORE_YIELD: u32 = 32;
-
-/// One actor's place on this node.
-pub(crate) struct ActorHost {
-    instance: tokio::sync::Mutex<Option<PooledInstance>>,
-    kill: Mutex<Option<KillSwitch>>,
-    /// Dispatched calls not yet started (see the module doc).
-    queue: Mutex<QueuedCalls>,
-    /// Wakes a blocked call of a concurrent actor when a call is queued.
-    queued: Notify,
-    max_concurrency: u32,
-}
-
-/// Dispatched calls not yet started, and whether a loop is running them.
-#[derive(Default)]
-struct QueuedCalls {
-    calls: VecDeque<RunTask<Value>>,
-    loop_running: bool,
-}
-
-impl ActorHost {
-    fn new(max_concurrency: u32) -> Self {
-        Self {
-            instance: tokio::sync::Mutex::new(None),
-            kill: Mutex::new(None),
-            queue: Mutex::default(),
-            queued: Notify::new(),
-            max_concurrency,
-        }
-    }
-
-    fn queue(&self) -> std::sync::MutexGuard<'_, QueuedCalls> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Stops the instance: a running call traps at its next tick, a blocked one at once.
-    pub(crate) fn stop(&self) {
-        if let Some(kill) = self
-            .kill
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            kill.kill();
-        }
-        // An idle instance goes right away; a busy one goes when its call ends as lost.
-        if let Ok(mut idle) = self.instance.try_lock() {
-            idle.take();
-        }
-    }
-}
 
 /// Where a blocked call of a concurrent actor finds calls to run nested: the actor's queue.
 struct NestedSource {
@@ -90,54 +39,33 @@ impl NestedCalls for NestedSource {
                 // The node or the actor is gone: nothing will ever be queued.
                 return std::future::pending().await;
             };
-            loop {
-                let notified = host.queued.notified();
-                let mut notified = std::pin::pin!(notified);
-                notified.as_mut().enable();
-                // Taken and handed over in one poll: a call is never lost to cancellation.
-                let run = host.queue().calls.pop_front();
-                if let Some(run) = run {
-                    let (task, call) = node.method_call(self.actor, run);
-                    let (reply, answer) = oneshot::channel();
-                    let function = call.function.clone();
-                    let reporter = Arc::clone(&node);
-                    let actor = self.actor;
-                    tokio::spawn(async move {
-                        let finished = answer.await.unwrap_or_else(|_| lost_call(&function));
-                        reporter.method_finished(actor, task, finished, false);
-                    });
-                    return NestedCall { call, reply };
-                }
-                notified.await;
-            }
+            // Taken and handed over in one poll: a call is never lost to cancellation.
+            let run = host.next_nested().await;
+            let (task, call) = node.method_call(self.actor, run);
+            let (reply, answer) = oneshot::channel();
+            let function = call.function.clone();
+            let reporter = Arc::clone(&node);
+            let actor = self.actor;
+            tokio::spawn(async move {
+                let finished = answer.await.unwrap_or_else(|_| lost_call(&function));
+                reporter.method_finished(actor, task, finished, false);
+            });
+            NestedCall { call, reply }
         })
     }
 }
 
 impl NodeInner {
-    fn actor_host(&self, actor: ActorId) -> Option<Arc<ActorHost>> {
-        self.actors
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&actor)
-            .cloned()
-    }
-
     /// Forgets a dead actor's instance.
     pub(crate) fn forget_actor(&self, actor: ActorId) {
-        let host = self
-            .actors
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&actor);
-        if let Some(host) = host {
+        if let Some(host) = self.actors.remove(actor) {
             host.stop();
         }
     }
 
     /// Stops an actor's instance (the scheduler decided it must go).
     pub(crate) fn stop_actor(&self, actor: ActorId) {
-        if let Some(host) = self.actor_host(actor) {
+        if let Some(host) = self.actors.get(actor) {
             host.stop();
         }
     }
@@ -149,15 +77,8 @@ impl NodeInner {
             return;
         };
         let actor = ActorId(spec.id);
-        let host = {
-            let mut actors = self.actors.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(
-                actors
-                    .entry(actor)
-                    .or_insert_with(|| Arc::new(ActorHost::new(actor_spec.max_concurrency))),
-            )
-        };
-        let nested = (host.max_concurrency > 1).then(|| {
+        let host = self.actors.get_or_insert(actor, actor_spec.max_concurrency);
+        let nested = (host.max_concurrency() > 1).then(|| {
             Arc::new(NestedSource {
                 node: Arc::downgrade(&self),
                 host: Arc::downgrade(&host),
@@ -176,8 +97,8 @@ impl NodeInner {
         let label = format!("{} actor={actor}", actor_spec.class);
         let call = self.task_call(run, export, label);
         let kill = pooled.instance.kill_switch();
-        let mut slot = host.instance.lock().await;
-        *host.kill.lock().unwrap_or_else(PoisonError::into_inner) = Some(kill);
+        let mut slot = host.instance().await;
+        host.set_kill(kill);
         let finished = pooled.instance.run_task(call).await;
         if matches!(finished.outcome, TaskOutcome::Returned(_)) {
             *slot = Some(pooled);
@@ -192,20 +113,12 @@ impl NodeInner {
     /// Queues a method call the scheduler dispatched, and starts the actor's loop if it is
     /// not running.
     pub(crate) fn dispatch_method(self: &Arc<Self>, actor: ActorId, run: RunTask<Value>) {
-        let Some(host) = self.actor_host(actor) else {
+        let Some(host) = self.actors.get(actor) else {
             let error = lost(&run.spec.function, "the actor has no instance on this node");
             self.report_failure(run.spec.id, error, true);
             return;
         };
-        let start_loop = {
-            let mut queue = host.queue();
-            queue.calls.push_back(run);
-            !std::mem::replace(&mut queue.loop_running, true)
-        };
-        if host.max_concurrency > 1 {
-            host.queued.notify_waiters();
-        }
-        if start_loop {
+        if host.push(run) {
             let node = Arc::clone(self);
             tokio::spawn(async move { node.run_actor_loop(actor, host).await });
         }
@@ -215,18 +128,11 @@ impl NodeInner {
     async fn run_actor_loop(self: Arc<Self>, actor: ActorId, host: Arc<ActorHost>) {
         let mut ran = 0u32;
         loop {
-            let run = {
-                let mut queue = host.queue();
-                match queue.calls.pop_front() {
-                    Some(run) => run,
-                    None => {
-                        queue.loop_running = false;
-                        return;
-                    }
-                }
+            let Some(run) = host.next_for_loop() else {
+                return;
             };
             let (task, call) = self.method_call(actor, run);
-            let (finished, owner) = run_owned(host.instance.lock().await, call).await;
+            let (finished, owner) = run_owned(host.instance().await, call).await;
             self.method_finished(actor, task, finished, owner);
             ran += 1;
             if ran.is_multiple_of(CALLS_BEFORE_YIELD) {

@@ -7,7 +7,7 @@
 //! node only reports data; the CLI formats it. Reports are read-only: nothing here changes the
 //! node.
 
-use crate::node::NodeInner;
+use crate::inner::NodeInner;
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -1,115 +1,24 @@
 //! Running a task: finding or creating an instance, calling the function, recording the result.
 //!
-//! Instances are reused only for the same job, module and function (DESIGN.md §5), up to the
-//! task's `max_calls`, and never after a failure. Every instance holds one of the pool's
-//! `max_instances` slots; when none is free, an idle instance is evicted before waiting.
+//! Instances come from the pool (`pool.rs`) and go back to it after a call, up to the task's
+//! `max_calls` and never after a failure. Actors' instances are run by `actors.rs`, which
+//! uses the call and report helpers here.
 
-use crate::node::NodeInner;
+use crate::inner::NodeInner;
+use crate::pool::{PoolKey, PooledInstance};
 use crate::services::GuestServices;
 use crate::value::Value;
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmray_abi::TASK_EXPORT_PREFIX;
-use wasmray_core::{ErrorKind, JobId, ModuleId, ObjectId, TaskError, TaskId, TaskKind, TaskSpec};
+use wasmray_core::{ErrorKind, ObjectId, TaskError, TaskId, TaskSpec};
 use wasmray_sched::{Event, Outcome, RunTask};
 use wasmray_wasm::{
     CallLimits, Caller, GuestInstance, InstanceSetup, NestedCalls, TaskCall, TaskOutcome,
 };
 
-/// Which instances may serve a task.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct PoolKey {
-    job: JobId,
-    module: ModuleId,
-    function: String,
-}
-
-/// An instance and the slot it occupies.
-pub(crate) struct PooledInstance {
-    pub(crate) instance: GuestInstance,
-    _slot: OwnedSemaphorePermit,
-}
-
-/// Slots for instances, and the idle ones kept for reuse.
-pub(crate) struct InstancePool {
-    slots: Arc<Semaphore>,
-    idle: Mutex<HashMap<PoolKey, Vec<PooledInstance>>>,
-}
-
-impl InstancePool {
-    pub(crate) fn new(max_instances: usize) -> Self {
-        Self {
-            slots: Arc::new(Semaphore::new(max_instances)),
-            idle: Mutex::default(),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PoolKey, Vec<PooledInstance>>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn take(&self, key: &PoolKey) -> Option<PooledInstance> {
-        self.lock().get_mut(key)?.pop()
-    }
-
-    fn put(&self, key: PoolKey, instance: PooledInstance, per_key: usize) {
-        if self.slots.available_permits() == 0 {
-            // Every slot is taken: a task may be waiting in `slot` for one, and an idle
-            // instance kept now would hold its slot forever. Let it go.
-            return;
-        }
-        let mut idle = self.lock();
-        let list = idle.entry(key).or_default();
-        if list.len() < per_key {
-            list.push(instance);
-        }
-    }
-
-    /// A free slot, evicting an idle instance if that is what it takes.
-    pub(crate) async fn slot(&self) -> Option<OwnedSemaphorePermit> {
-        loop {
-            if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
-                return Some(permit);
-            }
-            let evicted = {
-                let mut idle = self.lock();
-                let key = idle
-                    .iter()
-                    .find(|(_, list)| !list.is_empty())
-                    .map(|(k, _)| k.clone());
-                key.and_then(|key| idle.get_mut(&key).and_then(Vec::pop))
-            };
-            if evicted.is_none() {
-                return Arc::clone(&self.slots).acquire_owned().await.ok();
-            }
-        }
-    }
-
-    pub(crate) fn idle_count(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
-    }
-
-    pub(crate) fn clear(&self) {
-        let drained: Vec<_> = self.lock().drain().collect();
-        drop(drained);
-    }
-}
-
 impl NodeInner {
-    /// Starts what the scheduler dispatched: a task or an actor's constructor in a runtime
-    /// task of its own, a method call in its actor's queue.
-    pub(crate) fn start(self: &Arc<Self>, run: RunTask<Value>) {
-        let node = Arc::clone(self);
-        match run.spec.kind {
-            TaskKind::Task => drop(tokio::spawn(node.execute_task(run))),
-            TaskKind::ActorCreation(_) => drop(tokio::spawn(node.construct_actor(run))),
-            TaskKind::ActorMethod { actor } => self.dispatch_method(actor, run),
-        }
-    }
-
     /// The call a run makes into its instance: `export`, the run's arguments, who is calling,
     /// and the spec's limits (or the node's defaults).
     pub(crate) fn task_call(&self, run: RunTask<Value>, export: String, label: String) -> TaskCall {
@@ -168,14 +77,10 @@ impl NodeInner {
         self.report(task, Outcome::Failed { error, system });
     }
 
-    async fn execute_task(self: Arc<Self>, run: RunTask<Value>) {
+    pub(crate) async fn execute_task(self: Arc<Self>, run: RunTask<Value>) {
         let spec = Arc::clone(&run.spec);
         let running = self.running.enter(spec.id);
-        let key = PoolKey {
-            job: spec.job,
-            module: spec.module,
-            function: spec.function.clone(),
-        };
+        let key = PoolKey::new(spec.job, spec.module, spec.function.clone());
         let pooled = match self.pool.take(&key) {
             Some(pooled) => pooled,
             None => match self.instantiate(&spec, None).await {
@@ -270,10 +175,7 @@ impl NodeInner {
         let instance = GuestInstance::new(&self.host, &module, setup)
             .await
             .map_err(|e| system(e.to_string()))?;
-        Ok(PooledInstance {
-            instance,
-            _slot: slot,
-        })
+        Ok(PooledInstance::new(instance, slot))
     }
 }
 

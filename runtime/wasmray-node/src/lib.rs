@@ -9,13 +9,16 @@
 //! The node prints nothing itself: guest output and unhandled errors go to the configured
 //! [`OutputSink`]; diagnostics go to `tracing`.
 
+mod actor_host;
 mod actor_services;
 mod actors;
 mod config;
 mod control;
 mod error_log;
 mod execute;
+mod inner;
 mod node;
+mod pool;
 mod running;
 mod sched_cell;
 mod services;

@@ -11,25 +11,19 @@
 //! other nodes have no transport yet (the cluster's network plugs in here); a node alone in
 //! its view never sends one.
 
-use crate::actors::ActorHost;
-use crate::error_log::ErrorLog;
-use crate::execute::InstancePool;
-use crate::running::RunningTasks;
+use crate::inner::{NodeInner, Parts};
 use crate::sched_cell::SchedCell;
 use crate::services::GuestServices;
 use crate::value::Value;
-use crate::waiters::Waiters;
 use crate::{NodeConfig, NodeError};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{PoisonError, Weak};
 use std::time::{Duration, Instant};
-use wasmray_core::{
-    ActorId, CPU, GPU, IdMap, IdMint, Lineage, NodeId, ObjectId, ResourceSet, TaskError,
-};
+use wasmray_core::{CPU, GPU, Lineage, NodeId, ResourceSet, TaskError, TaskKind};
 use wasmray_sched::{
-    Action, Event, Head, HeadAction, HeadConfig, HeadEvent, Peer, SchedConfig, SchedStats,
-    Scheduler, Time,
+    Action, Event, Head, HeadConfig, Peer, RunTask, SchedConfig, SchedStats, Scheduler, Time,
 };
 use wasmray_store::{ObjectStore, StoreStats};
 use wasmray_wasm::{
@@ -57,27 +51,6 @@ pub struct NodeStats {
 /// A running node. Dropping it shuts it down.
 pub struct Node {
     inner: Arc<NodeInner>,
-}
-
-pub(crate) struct NodeInner {
-    pub(crate) id: NodeId,
-    pub(crate) mint: IdMint,
-    pub(crate) config: NodeConfig,
-    pub(crate) host: WasmHost,
-    pub(crate) store: ObjectStore,
-    sched: SchedCell,
-    /// The cluster's control state (this node is its own head).
-    pub(crate) head: Mutex<Head<Value>>,
-    pub(crate) waiters: Waiters,
-    pub(crate) pool: InstancePool,
-    pub(crate) actors: Mutex<IdMap<ActorId, Arc<ActorHost>>>,
-    /// Each running job's failed tasks, for `error_info()`.
-    pub(crate) errors: ErrorLog,
-    /// Plain tasks running here, for `cancel` to stop.
-    pub(crate) running: RunningTasks,
-    /// This node's scratch space (spilled objects); removed at shutdown.
-    temp_dir: std::path::PathBuf,
-    pub(crate) shutting_down: AtomicBool,
 }
 
 impl Node {
@@ -108,22 +81,16 @@ impl Node {
             dead_after: Duration::MAX,
             ..HeadConfig::default()
         });
-        let inner = Arc::new(NodeInner {
+        let inner = Arc::new(NodeInner::new(Parts {
             id,
-            mint: IdMint::new(id),
-            pool: InstancePool::new(config.max_instances as usize),
             config,
             host,
             store,
             sched: SchedCell::new(sched, Instant::now()),
-            head: Mutex::new(head),
-            waiters: Waiters::default(),
-            actors: Mutex::default(),
-            errors: ErrorLog::default(),
-            running: RunningTasks::default(),
+            head,
+            apply,
             temp_dir,
-            shutting_down: AtomicBool::new(false),
-        });
+        }));
         // The join message the scheduler starts with goes to the head now.
         inner.with_sched(|_, _| ());
         tokio::spawn(timers(Arc::downgrade(&inner)));
@@ -186,14 +153,7 @@ impl Node {
     pub fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::Relaxed);
         self.inner.pool.clear();
-        let actors: Vec<_> = self
-            .inner
-            .actors
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain()
-            .collect();
-        for (_, host) in actors {
+        for host in self.inner.actors.drain() {
             host.stop();
         }
     }
@@ -238,156 +198,6 @@ impl Drop for Node {
 }
 
 impl NodeInner {
-    /// The scheduler, for queries (changes go through [`NodeInner::with_sched`]).
-    pub(crate) fn lock_sched(&self) -> std::sync::MutexGuard<'_, Scheduler<Value>> {
-        self.sched.lock()
-    }
-
-    /// Runs `change` on the scheduler (given the time), then carries out the actions it
-    /// produced, in order.
-    pub(crate) fn with_sched<R>(
-        self: &Arc<Self>,
-        change: impl FnOnce(&mut Scheduler<Value>, Time) -> R,
-    ) -> R {
-        // Stops are carried out under the scheduler's lock, which is what keeps them from
-        // racing the task's start and end (see running.rs).
-        let result = self.sched.change(change, |action| {
-            if let Action::StopTask(task) = action {
-                self.running.stop(*task);
-            }
-        });
-        self.sched.drain(|action| self.apply(action));
-        result
-    }
-
-    /// Feeds the scheduler one event.
-    pub(crate) fn event(self: &Arc<Self>, event: Event<Value>) {
-        self.with_sched(|sched, now| sched.handle(now, event));
-    }
-
-    /// Feeds the scheduler a batch of events under one lock.
-    pub(crate) fn events(self: &Arc<Self>, events: impl IntoIterator<Item = Event<Value>>) {
-        self.with_sched(|sched, now| {
-            for event in events {
-                sched.handle(now, event);
-            }
-        });
-    }
-
-    /// Hands an envelope from the scheduler to the head and routes what the head answers.
-    fn to_head(self: &Arc<Self>, envelope: wasmray_sched::Envelope<wasmray_sched::Message<Value>>) {
-        let now = self.sched.now();
-        let actions = {
-            let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
-            head.handle(
-                now,
-                HeadEvent::Received {
-                    from: self.id,
-                    envelope,
-                },
-            );
-            head.drain_actions()
-        };
-        self.head_actions(actions);
-    }
-
-    fn head_actions(self: &Arc<Self>, actions: Vec<HeadAction<Value>>) {
-        for action in actions {
-            match action {
-                HeadAction::Send { to, envelope } if to == self.id => self.event(Event::Received {
-                    from: Peer::Head,
-                    envelope,
-                }),
-                HeadAction::Send { to, .. } => {
-                    tracing::warn!(%to, "no link to node: message dropped");
-                }
-                HeadAction::Declared(node) => tracing::warn!(%node, "node declared dead"),
-            }
-        }
-    }
-
-    /// The scheduler's and the head's timers: when each is next due.
-    fn next_timeout(&self) -> Option<Time> {
-        let head = self
-            .head
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .poll_timeout();
-        let sched = self.lock_sched().poll_timeout();
-        [head, sched].into_iter().flatten().min()
-    }
-
-    /// Fires whichever timers are due.
-    fn fire_timers(self: &Arc<Self>) {
-        let now = self.sched.now();
-        let head_actions = {
-            let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
-            if head.poll_timeout().is_some_and(|t| t <= now) {
-                head.handle(now, HeadEvent::Timeout);
-            }
-            head.drain_actions()
-        };
-        self.head_actions(head_actions);
-        let due = self.lock_sched().poll_timeout().is_some_and(|t| t <= now);
-        if due {
-            self.event(Event::Timeout);
-        }
-    }
-
-    fn apply(self: &Arc<Self>, action: Action<Value>) {
-        {
-            match action {
-                Action::Run(run) => self.start(run),
-                Action::Sealed(id) => self.waiters.wake(id),
-                Action::Retry {
-                    task,
-                    function,
-                    attempt,
-                    error,
-                } => {
-                    let reason = error.message.lines().last().unwrap_or_default().to_owned();
-                    tracing::warn!(%task, %function, attempt, %reason, "task failed; retrying");
-                }
-                Action::Failed { task, job, error } => {
-                    tracing::debug!(%task, %error, "task failed");
-                    self.errors.record(job, task, &error);
-                }
-                Action::StopActor(actor) => self.stop_actor(actor),
-                Action::ActorDied { actor, cause } => {
-                    tracing::debug!(%actor, %cause, "actor died");
-                    self.forget_actor(actor);
-                }
-                Action::Restart {
-                    actor,
-                    attempt,
-                    cause,
-                } => {
-                    let reason = cause.message.lines().last().unwrap_or_default().to_owned();
-                    tracing::warn!(%actor, attempt, %reason, "actor lost its instance; restarting");
-                }
-                Action::StopTask(_) => {}
-                Action::Send {
-                    to: Peer::Head,
-                    envelope,
-                } => self.to_head(envelope),
-                Action::Send {
-                    to: Peer::Node(to), ..
-                } => tracing::warn!(%to, "no link to node: message dropped"),
-                // This node asks its head directly (it is the head).
-                Action::Answered { .. } => {}
-                Action::Fenced => tracing::error!("the head declared this node dead"),
-                Action::UnhandledError(error) => {
-                    let text = format!("unhandled error (the result was never retrieved): {error}");
-                    for line in text.lines() {
-                        self.config
-                            .output
-                            .line(Some("wasmray"), Stream::Stderr, line);
-                    }
-                }
-            }
-        }
-    }
-
     /// [`Node::run_driver`], on the worker that runs the driver.
     async fn run_driver(
         self: &Arc<Self>,
@@ -442,13 +252,71 @@ impl NodeInner {
             MainOutcome::Failed(error) => DriverExit::Failed(error),
         })
     }
+}
 
-    /// Drops one reference to each object.
-    pub(crate) fn release(self: &Arc<Self>, ids: &[ObjectId]) {
-        if ids.is_empty() {
-            return;
+/// What carrying out each of the scheduler's actions means on this node.
+fn apply(node: &Arc<NodeInner>, action: Action<Value>) {
+    {
+        match action {
+            Action::Run(run) => start(node, run),
+            Action::Sealed(id) => node.waiters.wake(id),
+            Action::Retry {
+                task,
+                function,
+                attempt,
+                error,
+            } => {
+                let reason = error.message.lines().last().unwrap_or_default().to_owned();
+                tracing::warn!(%task, %function, attempt, %reason, "task failed; retrying");
+            }
+            Action::Failed { task, job, error } => {
+                tracing::debug!(%task, %error, "task failed");
+                node.errors.record(job, task, &error);
+            }
+            Action::StopActor(actor) => node.stop_actor(actor),
+            Action::ActorDied { actor, cause } => {
+                tracing::debug!(%actor, %cause, "actor died");
+                node.forget_actor(actor);
+            }
+            Action::Restart {
+                actor,
+                attempt,
+                cause,
+            } => {
+                let reason = cause.message.lines().last().unwrap_or_default().to_owned();
+                tracing::warn!(%actor, attempt, %reason, "actor lost its instance; restarting");
+            }
+            Action::StopTask(_) => {}
+            Action::Send {
+                to: Peer::Head,
+                envelope,
+            } => node.to_head(envelope),
+            Action::Send {
+                to: Peer::Node(to), ..
+            } => tracing::warn!(%to, "no link to node: message dropped"),
+            // This node asks its head directly (it is the head).
+            Action::Answered { .. } => {}
+            Action::Fenced => tracing::error!("the head declared this node dead"),
+            Action::UnhandledError(error) => {
+                let text = format!("unhandled error (the result was never retrieved): {error}");
+                for line in text.lines() {
+                    node.config
+                        .output
+                        .line(Some("wasmray"), Stream::Stderr, line);
+                }
+            }
         }
-        self.events(ids.iter().map(|&id| Event::Release(id)));
+    }
+}
+
+/// Starts what the scheduler dispatched: a task or an actor's constructor in a runtime task of
+/// its own, a method call in its actor's queue.
+fn start(node: &Arc<NodeInner>, run: RunTask<Value>) {
+    let node = Arc::clone(node);
+    match run.spec.kind {
+        TaskKind::Task => drop(tokio::spawn(node.execute_task(run))),
+        TaskKind::ActorCreation(_) => drop(tokio::spawn(node.construct_actor(run))),
+        TaskKind::ActorMethod { actor } => node.dispatch_method(actor, run),
     }
 }
 
@@ -467,7 +335,7 @@ async fn timers(node: Weak<NodeInner>) {
             node.fire_timers();
             let soon = Instant::now() + Duration::from_secs(1);
             node.next_timeout()
-                .map_or(soon, |t| node.sched.instant(t).min(soon))
+                .map_or(soon, |t| node.instant(t).min(soon))
         };
         tokio::time::sleep_until(wake.into()).await;
     }

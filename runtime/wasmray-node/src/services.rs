@@ -5,7 +5,7 @@
 //! sleeping; when woken they mark it unblocked. The driver is not a scheduled task, so marking
 //! it blocked changes nothing.
 
-use crate::node::NodeInner;
+use crate::inner::NodeInner;
 use crate::value::Value;
 use std::sync::Arc;
 use std::time::Duration;

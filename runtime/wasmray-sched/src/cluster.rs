@@ -809,9 +809,9 @@ impl<V: ObjectValue> Scheduler<V> {
             self.actor_dies(actor, cause);
         }
         for route in self.actors.routes.values_mut() {
-            if matches!(route, crate::actors::Route::At(host) if *host == node) {
+            if matches!(route, crate::actor_table::Route::At(host) if *host == node) {
                 let cause = crate::errors::actor_died("", "the node it ran on died", None);
-                *route = crate::actors::Route::Dead(Arc::new(cause));
+                *route = crate::actor_table::Route::Dead(Arc::new(cause));
             }
         }
         // Attempts it was running fail as system failures (and are retried elsewhere).

@@ -10,6 +10,7 @@
 //! Neither does I/O: no sockets, no threads, no clock, no tokio. That is what lets tests drive
 //! them through whole simulated runs, and a simulated cluster, deterministically.
 
+mod actor_table;
 #[cfg(test)]
 mod actor_tests;
 mod actors;
@@ -30,7 +31,7 @@ mod tests;
 mod time;
 mod view;
 
-pub use actors::ActorInfo;
+pub use actor_table::ActorInfo;
 pub use head::{Head, HeadAction, HeadConfig, HeadEvent, Member, MemberState};
 pub use link::{Envelope, Peer};
 pub use message::{HeadAnswer, HeadRequest, Message, RemoteOutcome, RemoteStatus, Returned};

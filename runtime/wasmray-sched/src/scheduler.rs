@@ -8,7 +8,7 @@
 //! transitively. Messages with other nodes are handled in `cluster.rs`.
 
 use crate::ObjectValue;
-use crate::actors::{ActorTable, Queued};
+use crate::actor_table::{ActorTable, Queued};
 use crate::errors::{cancelled, dependency_failed, infeasible, invalid};
 use crate::gpus::GpuIds;
 use crate::link::{Envelope, Links, Peer};

@@ -263,3 +263,155 @@ fn runtime_library_code_never_unwraps() {
         }
     }
 }
+
+/// The modules (files) of a crate's `src/` that each non-test module refers to with a
+/// `crate::` path, names re-exported by `lib.rs` resolved to the module defining them.
+fn module_graph(
+    krate: &str,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let src = repo().join(krate).join("src");
+    let module_of = |path: &Path| -> Option<String> {
+        let rel = path.strip_prefix(&src).ok()?;
+        let mut parts: Vec<String> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_owned())
+            .collect();
+        if parts.last().is_some_and(|p| p == "mod") {
+            parts.pop();
+        }
+        // Submodules count as their top-level module.
+        parts
+            .into_iter()
+            .next()
+            .filter(|m| m != "lib" && m != "main")
+    };
+    // `pub use module::{A, B}` and `pub use module::A` in lib.rs.
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap_or_default();
+    let mut exported = std::collections::BTreeMap::new();
+    for statement in lib.split(';') {
+        let Some(rest) = statement.trim().strip_prefix("pub use ") else {
+            continue;
+        };
+        let Some((module, names)) = rest.split_once("::") else {
+            continue;
+        };
+        let names = names.trim().trim_start_matches('{').trim_end_matches('}');
+        for name in names.split(',') {
+            let name = name.trim();
+            if !name.is_empty() {
+                exported.insert(name.to_owned(), module.trim().to_owned());
+            }
+        }
+    }
+    let mut graph = std::collections::BTreeMap::new();
+    for file in rust_files(&src) {
+        let Some(module) = module_of(&file) else {
+            continue;
+        };
+        // Comments (docs linking to another module's items) are not dependencies.
+        let code: String = non_test_code(&file)
+            .lines()
+            .map(|line| line.split("//").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if code.trim().is_empty() {
+            continue;
+        }
+        let edges: &mut std::collections::BTreeSet<String> =
+            graph.entry(module.clone()).or_default();
+        let mut rest = code.as_str();
+        while let Some(at) = rest.find("crate::") {
+            rest = &rest[at + "crate::".len()..];
+            let targets: Vec<&str> = if let Some(group) = rest.strip_prefix('{') {
+                let end = group.find('}').unwrap_or(group.len());
+                group[..end].split(',').collect()
+            } else {
+                vec![rest]
+            };
+            for target in targets {
+                let name: String = target
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                let target = match name.chars().next() {
+                    Some(c) if c.is_uppercase() => exported.get(&name).cloned(),
+                    Some(_) => Some(name),
+                    None => None,
+                };
+                if let Some(target) = target
+                    && target != module
+                {
+                    edges.insert(target);
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// A cycle in `graph`, as the modules on it, if there is one.
+fn find_cycle(
+    graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|p| p == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_owned());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_owned());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    for node in graph.keys() {
+        if let Some(cycle) = visit(node, graph, &mut Vec::new(), &mut done) {
+            return Some(cycle);
+        }
+    }
+    None
+}
+
+#[test]
+fn no_runtime_crate_has_a_file_level_import_circle() {
+    let mut circles = Vec::new();
+    for krate in runtime_crates() {
+        if let Some(cycle) = find_cycle(&module_graph(&krate)) {
+            circles.push(format!("{krate}: {}", cycle.join(" -> ")));
+        }
+    }
+    assert!(
+        circles.is_empty(),
+        "import circles:\n{}",
+        circles.join("\n")
+    );
+}
+
+#[test]
+fn the_circle_check_finds_a_circle() {
+    let mut graph = std::collections::BTreeMap::new();
+    graph.insert("a".to_owned(), ["b".to_owned()].into());
+    graph.insert("b".to_owned(), ["c".to_owned()].into());
+    graph.insert("c".to_owned(), ["a".to_owned()].into());
+    assert_eq!(
+        find_cycle(&graph),
+        Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
+    );
+    graph.insert("c".to_owned(), std::collections::BTreeSet::new());
+    assert_eq!(find_cycle(&graph), None);
+}

@@ -1,0 +1,196 @@
+//! The node's core: its components side by side, the scheduler's cell with the way changes
+//! and their actions go through it, the in-process head and the timers' plumbing.
+//!
+//! Components (each owns its state; nothing here reaches into their fields): the scheduler
+//! cell (`sched_cell.rs`), the head, the waiters of `get`/`wait` (`waiters.rs`), the instance
+//! pool (`pool.rs`), the actors' hosts (`actor_host.rs`), each job's failed tasks
+//! (`error_log.rs`) and the running tasks a cancel may stop (`running.rs`), over the wasm host
+//! and the object store. The files that give the node its behaviour (`execute.rs`,
+//! `actors.rs`, `services.rs`, `actor_services.rs`, `control.rs`) depend on this one; it
+//! depends on none of them: what an action means is given to it as a function (`node.rs`).
+
+use crate::actor_host::ActorHosts;
+use crate::config::NodeConfig;
+use crate::error_log::ErrorLog;
+use crate::pool::InstancePool;
+use crate::running::RunningTasks;
+use crate::sched_cell::SchedCell;
+use crate::value::Value;
+use crate::waiters::Waiters;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, PoisonError};
+use wasmray_core::{IdMint, NodeId, ObjectId};
+use wasmray_sched::{Action, Event, Head, HeadAction, HeadEvent, Peer, Scheduler, Time};
+use wasmray_store::ObjectStore;
+use wasmray_wasm::WasmHost;
+
+/// What a node is made of.
+pub(crate) struct NodeInner {
+    pub(crate) id: NodeId,
+    pub(crate) mint: IdMint,
+    pub(crate) config: NodeConfig,
+    pub(crate) host: WasmHost,
+    pub(crate) store: ObjectStore,
+    sched: SchedCell,
+    /// Carries out one of the scheduler's actions (`node.rs` gives it; this file knows only
+    /// that actions are carried out in order, one at a time).
+    apply: fn(&Arc<NodeInner>, Action<Value>),
+    /// The cluster's control state (this node is its own head).
+    pub(crate) head: Mutex<Head<Value>>,
+    pub(crate) waiters: Waiters,
+    pub(crate) pool: InstancePool,
+    pub(crate) actors: ActorHosts,
+    /// Each running job's failed tasks, for `error_info()`.
+    pub(crate) errors: ErrorLog,
+    /// Plain tasks running here, for `cancel` to stop.
+    pub(crate) running: RunningTasks,
+    /// This node's scratch space (spilled objects); removed at shutdown.
+    pub(crate) temp_dir: std::path::PathBuf,
+    pub(crate) shutting_down: AtomicBool,
+}
+
+/// The parts a node is built from (see [`NodeInner::new`]).
+pub(crate) struct Parts {
+    pub(crate) id: NodeId,
+    pub(crate) config: NodeConfig,
+    pub(crate) host: WasmHost,
+    pub(crate) store: ObjectStore,
+    pub(crate) sched: SchedCell,
+    pub(crate) head: Head<Value>,
+    pub(crate) apply: fn(&Arc<NodeInner>, Action<Value>),
+    pub(crate) temp_dir: std::path::PathBuf,
+}
+
+impl NodeInner {
+    pub(crate) fn new(parts: Parts) -> Self {
+        Self {
+            id: parts.id,
+            mint: IdMint::new(parts.id),
+            pool: InstancePool::new(parts.config.max_instances as usize),
+            config: parts.config,
+            host: parts.host,
+            store: parts.store,
+            sched: parts.sched,
+            apply: parts.apply,
+            head: Mutex::new(parts.head),
+            waiters: Waiters::default(),
+            actors: ActorHosts::default(),
+            errors: ErrorLog::default(),
+            running: RunningTasks::default(),
+            temp_dir: parts.temp_dir,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// The instant a scheduler time stands for.
+    pub(crate) fn instant(&self, time: Time) -> std::time::Instant {
+        self.sched.instant(time)
+    }
+
+    /// The scheduler, for queries (changes go through [`NodeInner::with_sched`]).
+    pub(crate) fn lock_sched(&self) -> std::sync::MutexGuard<'_, Scheduler<Value>> {
+        self.sched.lock()
+    }
+
+    /// Runs `change` on the scheduler (given the time), then carries out the actions it
+    /// produced, in order.
+    pub(crate) fn with_sched<R>(
+        self: &Arc<Self>,
+        change: impl FnOnce(&mut Scheduler<Value>, Time) -> R,
+    ) -> R {
+        // Stops are carried out under the scheduler's lock, which is what keeps them from
+        // racing the task's start and end (see running.rs).
+        let result = self.sched.change(change, |action| {
+            if let Action::StopTask(task) = action {
+                self.running.stop(*task);
+            }
+        });
+        self.sched.drain(|action| (self.apply)(self, action));
+        result
+    }
+
+    /// Feeds the scheduler one event.
+    pub(crate) fn event(self: &Arc<Self>, event: Event<Value>) {
+        self.with_sched(|sched, now| sched.handle(now, event));
+    }
+
+    /// Feeds the scheduler a batch of events under one lock.
+    pub(crate) fn events(self: &Arc<Self>, events: impl IntoIterator<Item = Event<Value>>) {
+        self.with_sched(|sched, now| {
+            for event in events {
+                sched.handle(now, event);
+            }
+        });
+    }
+
+    /// Hands an envelope from the scheduler to the head and routes what the head answers.
+    pub(crate) fn to_head(
+        self: &Arc<Self>,
+        envelope: wasmray_sched::Envelope<wasmray_sched::Message<Value>>,
+    ) {
+        let now = self.sched.now();
+        let actions = {
+            let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
+            head.handle(
+                now,
+                HeadEvent::Received {
+                    from: self.id,
+                    envelope,
+                },
+            );
+            head.drain_actions()
+        };
+        self.head_actions(actions);
+    }
+
+    fn head_actions(self: &Arc<Self>, actions: Vec<HeadAction<Value>>) {
+        for action in actions {
+            match action {
+                HeadAction::Send { to, envelope } if to == self.id => self.event(Event::Received {
+                    from: Peer::Head,
+                    envelope,
+                }),
+                HeadAction::Send { to, .. } => {
+                    tracing::warn!(%to, "no link to node: message dropped");
+                }
+                HeadAction::Declared(node) => tracing::warn!(%node, "node declared dead"),
+            }
+        }
+    }
+
+    /// The scheduler's and the head's timers: when each is next due.
+    pub(crate) fn next_timeout(&self) -> Option<Time> {
+        let head = self
+            .head
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .poll_timeout();
+        let sched = self.lock_sched().poll_timeout();
+        [head, sched].into_iter().flatten().min()
+    }
+
+    /// Fires whichever timers are due.
+    pub(crate) fn fire_timers(self: &Arc<Self>) {
+        let now = self.sched.now();
+        let head_actions = {
+            let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
+            if head.poll_timeout().is_some_and(|t| t <= now) {
+                head.handle(now, HeadEvent::Timeout);
+            }
+            head.drain_actions()
+        };
+        self.head_actions(head_actions);
+        let due = self.lock_sched().poll_timeout().is_some_and(|t| t <= now);
+        if due {
+            self.event(Event::Timeout);
+        }
+    }
+
+    /// Drops one reference to each object.
+    pub(crate) fn release(self: &Arc<Self>, ids: &[ObjectId]) {
+        if ids.is_empty() {
+            return;
+        }
+        self.events(ids.iter().map(|&id| Event::Release(id)));
+    }
+}
