@@ -165,7 +165,7 @@ impl ActorServices for GuestServices {
         let spec = node.actor_spec_of(caller, request, id);
         let actor = ActorId(spec.id);
         node.event(Event::CreateActor {
-            spec,
+            spec: Arc::new(spec),
             handle: Value(handle),
         });
         Ok(actor.handle_object())
@@ -233,10 +233,13 @@ impl ActorServices for GuestServices {
             spec.cpu_time_limit_ms = info.cpu_time_limit_ms;
         }
         match problem {
-            None => node.event(Event::Submit(spec)),
+            None => node.event(Event::Submit(Arc::new(spec))),
             Some(message) => {
                 let error = error(ErrorKind::InvalidTask, &spec.function, message, caller);
-                node.event(Event::Reject { spec, error });
+                node.event(Event::Reject {
+                    spec: Arc::new(spec),
+                    error,
+                });
             }
         }
         ids

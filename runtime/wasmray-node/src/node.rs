@@ -86,7 +86,7 @@ impl Node {
             config,
             host,
             store,
-            sched: SchedCell::new(sched, Instant::now()),
+            sched: SchedCell::new(sched),
             head,
             apply,
             temp_dir,
@@ -333,9 +333,13 @@ async fn timers(node: Weak<NodeInner>) {
                 return;
             }
             node.fire_timers();
-            let soon = Instant::now() + Duration::from_secs(1);
+            let now = Instant::now();
+            let soon = now + Duration::from_secs(1);
+            // The scheduler's clock is coarse (see sched_cell.rs): a deadline this clock has
+            // passed may not be due on it yet, so wait at least a millisecond.
             node.next_timeout()
                 .map_or(soon, |t| node.instant(t).min(soon))
+                .max(now + Duration::from_millis(1))
         };
         tokio::time::sleep_until(wake.into()).await;
     }

@@ -11,6 +11,7 @@
 
 use crate::value::Value;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 use wasmray_sched::{Action, Scheduler, Time};
@@ -24,27 +25,40 @@ struct Queue {
 pub(crate) struct SchedCell {
     sched: Mutex<Scheduler<Value>>,
     queue: Mutex<Queue>,
+    /// Set (under the queue's lock) when actions are queued, cleared when a drainer finds
+    /// the queue empty: a change that produced nothing looks at this, not at the lock.
+    has_work: AtomicBool,
+    /// Time 0 of the scheduler, as an instant and on the coarse clock (`now`).
     epoch: Instant,
+    epoch_coarse: std::time::Duration,
 }
 
 impl SchedCell {
-    /// A cell for `sched`, whose time 0 is `epoch`.
-    pub(crate) fn new(sched: Scheduler<Value>, epoch: Instant) -> Self {
+    /// A cell for `sched`, whose time 0 is now.
+    pub(crate) fn new(sched: Scheduler<Value>) -> Self {
+        let epoch = Instant::now();
         Self {
             sched: Mutex::new(sched),
             queue: Mutex::default(),
+            has_work: AtomicBool::new(false),
             epoch,
+            epoch_coarse: coarse_clock(),
         }
     }
 
-    /// The scheduler's time now.
+    /// The scheduler's time now, from the coarse monotonic clock: every change reads it,
+    /// its timers (resends, reports: hundreds of milliseconds) need no better than the
+    /// clock's few milliseconds, and it costs a fraction of a precise read.
     pub(crate) fn now(&self) -> Time {
-        Time::from_micros(u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
+        let since = coarse_clock().saturating_sub(self.epoch_coarse);
+        Time::from_micros(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
     }
 
-    /// The instant a scheduler time stands for.
+    /// The instant a scheduler time stands for (the far future saturates to a year away).
     pub(crate) fn instant(&self, time: Time) -> Instant {
-        self.epoch + std::time::Duration::from_micros(time.as_micros())
+        let year = std::time::Duration::from_secs(365 * 24 * 3600);
+        let offset = std::time::Duration::from_micros(time.as_micros()).min(year);
+        self.epoch + offset
     }
 
     /// The scheduler, for queries. Changes go through [`SchedCell::change`].
@@ -73,7 +87,9 @@ impl SchedCell {
             for action in &actions {
                 under_lock(action);
             }
-            self.queue().actions.extend(actions);
+            let mut queue = self.queue();
+            queue.actions.extend(actions);
+            self.has_work.store(true, Ordering::Release);
         }
         drop(sched);
         result
@@ -82,6 +98,10 @@ impl SchedCell {
     /// Applies queued actions in order until the queue is empty, unless someone else is
     /// already doing so (then they will apply what is queued).
     pub(crate) fn drain(&self, mut apply: impl FnMut(Action<Value>)) {
+        // This thread's own actions, if any, set the flag before it got here.
+        if !self.has_work.load(Ordering::Acquire) {
+            return;
+        }
         {
             let mut queue = self.queue();
             if queue.draining || queue.actions.is_empty() {
@@ -98,6 +118,7 @@ impl SchedCell {
                     Some(action) => action,
                     None => {
                         queue.draining = false;
+                        self.has_work.store(false, Ordering::Release);
                         std::mem::forget(claim);
                         return;
                     }
@@ -115,4 +136,19 @@ impl Drop for Claim<'_> {
     fn drop(&mut self) {
         self.0.queue().draining = false;
     }
+}
+
+/// `CLOCK_MONOTONIC_COARSE`: the monotonic clock as of the kernel's last tick.
+fn coarse_clock() -> std::time::Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable `timespec` for the call; the clock ID is a constant
+    // every Linux kernel this runs on provides. On failure `now` keeps its zeros.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut now) };
+    std::time::Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
 }

@@ -62,6 +62,12 @@ impl NodeInner {
     /// Looks `id` up; a ready value's contained objects gain a reference for the caller. If the
     /// object is pending, `waiter` (if given) is registered under the same lock.
     fn lookup(self: &Arc<Self>, id: ObjectId, waiter: Option<&Arc<Notify>>) -> Lookup {
+        // Most gets find a plain value: nothing to count, nothing for the scheduler to do.
+        if let Some(ObjectState::Ready(Value(object))) = self.lock_sched().object(id)
+            && object.contained().is_empty()
+        {
+            return Lookup::Done(GetOutcome::Value(object));
+        }
         self.with_sched(|sched, now| match sched.object(id) {
             None => Lookup::Done(GetOutcome::Missing),
             Some(ObjectState::Ready(Value(object))) => {
@@ -243,7 +249,7 @@ impl NodeServices for GuestServices {
         match node.spec_of(caller, submission) {
             (spec, None) => {
                 let ids = spec.return_ids().collect();
-                node.event(Event::Submit(spec));
+                node.event(Event::Submit(Arc::new(spec)));
                 ids
             }
             (spec, Some(message)) => {
@@ -256,7 +262,10 @@ impl NodeServices for GuestServices {
                     task_chain: spec.lineage.error_chain(),
                     cause: None,
                 };
-                node.event(Event::Reject { spec, error });
+                node.event(Event::Reject {
+                    spec: Arc::new(spec),
+                    error,
+                });
                 ids
             }
         }

@@ -31,7 +31,7 @@ impl Sim {
         spec.kind = TaskKind::ActorCreation(Arc::new(actor));
         let handle = self.value(vec![]);
         let id = ActorId(spec.id);
-        self.sched.submit_actor(spec, handle);
+        self.sched.submit_actor(Arc::new(spec), handle);
         self.pump();
         id
     }

@@ -24,7 +24,7 @@ use wasmray_core::{
 impl<V: ObjectValue> Scheduler<V> {
     /// Creates an actor from its creation task (see [`crate::Event::CreateActor`]). A spec
     /// of another kind is rejected as invalid.
-    pub(crate) fn submit_actor(&mut self, spec: TaskSpec<V>, handle: V) {
+    pub(crate) fn submit_actor(&mut self, spec: Arc<TaskSpec<V>>, handle: V) {
         let TaskKind::ActorCreation(actor_spec) = &spec.kind else {
             let error = crate::errors::invalid(&spec, "not an actor creation".into());
             self.reject(spec, error);
@@ -36,7 +36,6 @@ impl<V: ObjectValue> Scheduler<V> {
         if actor_spec.detached {
             self.add_ref(id.handle_object());
         }
-        let spec = Arc::new(spec);
         self.actors
             .entries
             .insert(id, ActorEntry::new(actor_spec, Arc::clone(&spec), None));

@@ -82,6 +82,8 @@ pub(crate) struct Links<M> {
     links: BTreeMap<Peer, Link<M>>,
     resend_after: Duration,
     dead: BTreeSet<Peer>,
+    /// Some link may owe an acknowledgement (so `take_acks` need not look when none does).
+    acks_owed: bool,
 }
 
 impl<M: Clone> Links<M> {
@@ -90,6 +92,7 @@ impl<M: Clone> Links<M> {
             links: BTreeMap::new(),
             resend_after,
             dead: BTreeSet::new(),
+            acks_owed: false,
         }
     }
 
@@ -127,6 +130,9 @@ impl<M: Clone> Links<M> {
             return Vec::new();
         }
         let resend_after = self.resend_after;
+        if envelope.seq != 0 && envelope.message.is_some() {
+            self.acks_owed = true;
+        }
         let link = self.link(from);
         // What the peer acknowledges is done with.
         let acked: Vec<u64> = link
@@ -172,6 +178,9 @@ impl<M: Clone> Links<M> {
     /// Pure acknowledgements owed (to peers nothing was sent to since their messages came).
     pub(crate) fn take_acks(&mut self) -> Vec<(Peer, Envelope<M>)> {
         let mut acks = Vec::new();
+        if !std::mem::take(&mut self.acks_owed) {
+            return acks;
+        }
         for (peer, link) in &mut self.links {
             if link.ack_owed {
                 link.ack_owed = false;

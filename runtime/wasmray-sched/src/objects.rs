@@ -176,6 +176,10 @@ pub(crate) enum ObjectEvent {
 pub(crate) struct ObjectTable<V> {
     local: NodeId,
     entries: IdMap<ObjectId, ObjectEntry<V>>,
+    /// Releases of a reference that was not there (a count already at zero, or an object
+    /// already gone): the simulator checks there are none.
+    #[cfg(test)]
+    pub(crate) over_released: Vec<(ObjectId, RefKind)>,
 }
 
 impl<V: ObjectValue> ObjectTable<V> {
@@ -183,6 +187,8 @@ impl<V: ObjectValue> ObjectTable<V> {
         Self {
             local,
             entries: IdMap::default(),
+            #[cfg(test)]
+            over_released: Vec::new(),
         }
     }
 
@@ -333,9 +339,15 @@ impl<V: ObjectValue> ObjectTable<V> {
         let mut work = vec![(id, kind)];
         while let Some((id, kind)) = work.pop() {
             let Some(entry) = self.entries.get_mut(&id) else {
+                #[cfg(test)]
+                self.over_released.push((id, kind));
                 continue;
             };
             let slot = entry.refs.slot(kind);
+            #[cfg(test)]
+            if *slot == 0 {
+                self.over_released.push((id, kind));
+            }
             *slot = slot.saturating_sub(1);
             let mut inner = Vec::new();
             self.collect(id, &mut inner, events);

@@ -67,14 +67,17 @@ pub enum Event<V> {
     /// A task was submitted. Its return objects exist from now on with one reference each,
     /// which belongs to the submitter; its `ByRef` arguments gain a reference until it is
     /// done; the references inside its `Value` arguments were counted when they were made.
-    Submit(TaskSpec<V>),
+    Submit(Arc<TaskSpec<V>>),
     /// A task that must not run (bad options, unknown function) was submitted: its returns
     /// exist, with one reference each for the submitter, and fail at once with `error`.
-    Reject { spec: TaskSpec<V>, error: TaskError },
+    Reject {
+        spec: Arc<TaskSpec<V>>,
+        error: TaskError,
+    },
     /// An actor is created by this creation task (kind `ActorCreation`; its name, if any, was
     /// claimed at the head). Its handle object ([`ActorId::handle_object`]) holds `handle`
     /// with one reference for the creator; a detached actor holds one more itself.
-    CreateActor { spec: TaskSpec<V>, handle: V },
+    CreateActor { spec: Arc<TaskSpec<V>>, handle: V },
     /// An object made by `put`, with one reference (the putter's).
     Put { id: ObjectId, value: V },
     /// A guest gained a handle to an object.
@@ -323,7 +326,7 @@ impl<V: ObjectValue> Scheduler<V> {
     pub fn handle(&mut self, now: Time, event: Event<V>) {
         self.now = self.now.max(now);
         match event {
-            Event::Submit(spec) => self.submit(spec),
+            Event::Submit(spec) => self.submit_arc(spec),
             Event::Reject { spec, error } => self.reject(spec, error),
             Event::CreateActor { spec, handle } => self.submit_actor(spec, handle),
             Event::Put { id, value } => {
@@ -407,6 +410,7 @@ impl<V: ObjectValue> Scheduler<V> {
             .collect()
     }
 
+    #[cfg(test)]
     pub(crate) fn submit(&mut self, spec: TaskSpec<V>) {
         self.submit_arc(Arc::new(spec));
     }
@@ -538,8 +542,7 @@ impl<V: ObjectValue> Scheduler<V> {
         (missing, failed_arg)
     }
 
-    pub(crate) fn reject(&mut self, spec: TaskSpec<V>, error: TaskError) {
-        let spec = Arc::new(spec);
+    pub(crate) fn reject(&mut self, spec: Arc<TaskSpec<V>>, error: TaskError) {
         for id in spec.return_ids() {
             self.objects.create(id, ObjectState::Pending);
         }

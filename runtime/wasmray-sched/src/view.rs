@@ -46,6 +46,8 @@ pub struct ClusterView {
     /// What this node's own leases in flight take on each node: counted off its snapshot
     /// until the lease is answered, so a burst spreads instead of piling onto one node.
     leased: BTreeMap<NodeId, ResourceSet>,
+    /// Live nodes other than this one (kept, since every event asks).
+    live_peers: usize,
 }
 
 impl ClusterView {
@@ -67,6 +69,7 @@ impl ClusterView {
             local,
             nodes,
             leased: BTreeMap::new(),
+            live_peers: 0,
         }
     }
 
@@ -91,6 +94,7 @@ impl ClusterView {
                         alive: true,
                     },
                 );
+                self.count_peers();
                 true
             }
         }
@@ -115,6 +119,7 @@ impl ClusterView {
         match self.nodes.get_mut(&node) {
             Some(view) if view.alive => {
                 view.alive = false;
+                self.count_peers();
                 true
             }
             Some(_) => false,
@@ -138,9 +143,16 @@ impl ClusterView {
 
     /// Whether any other live node is known.
     pub fn has_peers(&self) -> bool {
-        self.nodes
+        self.live_peers > 0
+    }
+
+    fn count_peers(&mut self) {
+        let local = self.local;
+        self.live_peers = self
+            .nodes
             .iter()
-            .any(|(id, v)| *id != self.local && v.alive)
+            .filter(|(id, v)| **id != local && v.alive)
+            .count();
     }
 
     pub fn is_alive(&self, node: NodeId) -> bool {

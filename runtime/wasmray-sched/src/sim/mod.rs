@@ -569,7 +569,7 @@ impl World {
                     let task = sim.mint.next_task();
                     let spec = method_spec(task, handle, 2000 + i, run.spec.id);
                     results.push(task.return_object(1));
-                    sim.sched.handle(now, Event::Submit(spec));
+                    sim.sched.handle(now, Event::Submit(Arc::new(spec)));
                 }
                 sim.sched.handle(now, Event::Release(handle));
                 for result in results {
@@ -682,7 +682,7 @@ impl World {
                 driver
                     .handles
                     .insert(name.to_owned(), task.return_object(1));
-                sim.sched.handle(now, Event::Submit(spec));
+                sim.sched.handle(now, Event::Submit(Arc::new(spec)));
             }
             Step::Get { name, expect } => {
                 let id = *driver
@@ -760,7 +760,7 @@ impl World {
                 sim.sched.handle(
                     now,
                     Event::CreateActor {
-                        spec,
+                        spec: Arc::new(spec),
                         handle: SimValue::new(0, Vec::new(), 8),
                     },
                 );
@@ -779,7 +779,7 @@ impl World {
                 driver
                     .handles
                     .insert(name.to_owned(), task.return_object(1));
-                sim.sched.handle(now, Event::Submit(spec));
+                sim.sched.handle(now, Event::Submit(Arc::new(spec)));
             }
             Step::WaitNodes(n) => {
                 let live = sim.sched.view().nodes().filter(|(_, v)| v.alive).count();
@@ -986,6 +986,12 @@ impl World {
             );
         }
         for (id, sim) in &self.nodes {
+            assert!(
+                sim.sched.objects.over_released.is_empty(),
+                "node {id} released references it did not hold: {:?}\n{}",
+                sim.sched.objects.over_released,
+                context()
+            );
             for (task, settled) in &sim.sched.settled {
                 assert!(
                     *settled <= 1,
