@@ -88,7 +88,7 @@ impl NodeInner {
     }
 
     /// The scheduler, for queries (changes go through [`NodeInner::with_sched`]).
-    pub(crate) fn lock_sched(&self) -> std::sync::MutexGuard<'_, Scheduler<Value>> {
+    pub(crate) fn lock_sched(&self) -> crate::sched_cell::SchedGuard<'_> {
         self.sched.lock()
     }
 
@@ -100,13 +100,15 @@ impl NodeInner {
     ) -> R {
         // Stops are carried out under the scheduler's lock, which is what keeps them from
         // racing the task's start and end (see running.rs).
-        let result = self.sched.change(change, |action| {
-            if let Action::StopTask(task) = action {
-                self.running.stop(*task);
-            }
-        });
-        self.sched.drain(|action| (self.apply)(self, action));
-        result
+        self.sched.change(
+            change,
+            |action| {
+                if let Action::StopTask(task) = action {
+                    self.running.stop(*task);
+                }
+            },
+            |action| (self.apply)(self, action),
+        )
     }
 
     /// Feeds the scheduler one event.

@@ -1,47 +1,60 @@
-//! The scheduler's cell: the one place the node's scheduler lives, with the queue that
-//! carries out its actions in the order it emitted them.
+//! The scheduler's cell: the one place the node's scheduler lives, and the way its actions are
+//! carried out in the order it emitted them.
 //!
-//! A change runs under the scheduler's lock and the actions it produced go into the queue
-//! before the lock is let go, so the queue holds every action in emission order. Whoever
-//! finds nobody draining the queue drains it, outside the lock, until it is empty; anyone
-//! else (another thread, or an action whose effect reenters the scheduler) only adds to it.
-//! So actions are applied one at a time, in order, whichever thread drained them, and nothing
-//! slow runs under the scheduler's lock. The cell knows nothing of what actions mean: the
-//! node passes the function that applies one.
+//! A change runs under the scheduler's lock; the actions it produced stay in the scheduler's
+//! own list, in emission order. If nobody is carrying actions out, the changer becomes the
+//! drainer: it takes the list under the lock, applies it outside the lock, and looks again
+//! under the lock until the list is empty. Anyone else (another thread, or an action whose
+//! effect reenters the scheduler) only adds to the list. So actions are applied one at a time,
+//! in order, whichever thread drains them; nothing slow runs under the lock; and a change that
+//! produced nothing costs one lock. The cell knows nothing of what actions mean: the node
+//! passes the function that applies one.
 
 use crate::value::Value;
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 use wasmray_sched::{Action, Scheduler, Time};
 
-#[derive(Default)]
-struct Queue {
-    actions: VecDeque<Action<Value>>,
+/// The scheduler and whether someone is carrying out its actions.
+struct Guarded {
+    sched: Scheduler<Value>,
     draining: bool,
 }
 
 pub(crate) struct SchedCell {
-    sched: Mutex<Scheduler<Value>>,
-    queue: Mutex<Queue>,
-    /// Set (under the queue's lock) when actions are queued, cleared when a drainer finds
-    /// the queue empty: a change that produced nothing looks at this, not at the lock.
-    has_work: AtomicBool,
+    guarded: Mutex<Guarded>,
     /// Time 0 of the scheduler, as an instant and on the coarse clock (`now`).
     epoch: Instant,
     epoch_coarse: std::time::Duration,
 }
 
+/// The scheduler, locked, for queries.
+pub(crate) struct SchedGuard<'a>(MutexGuard<'a, Guarded>);
+
+impl Deref for SchedGuard<'_> {
+    type Target = Scheduler<Value>;
+
+    fn deref(&self) -> &Scheduler<Value> {
+        &self.0.sched
+    }
+}
+
+impl DerefMut for SchedGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Scheduler<Value> {
+        &mut self.0.sched
+    }
+}
+
 impl SchedCell {
     /// A cell for `sched`, whose time 0 is now.
     pub(crate) fn new(sched: Scheduler<Value>) -> Self {
-        let epoch = Instant::now();
         Self {
-            sched: Mutex::new(sched),
-            queue: Mutex::default(),
-            has_work: AtomicBool::new(false),
-            epoch,
+            guarded: Mutex::new(Guarded {
+                sched,
+                draining: false,
+            }),
+            epoch: Instant::now(),
             epoch_coarse: coarse_clock(),
         }
     }
@@ -61,80 +74,62 @@ impl SchedCell {
         self.epoch + offset
     }
 
-    /// The scheduler, for queries. Changes go through [`SchedCell::change`].
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Scheduler<Value>> {
+    fn guarded(&self) -> MutexGuard<'_, Guarded> {
         // The scheduler's methods leave it consistent even if one panics midway (a bug), and a
         // node must keep serving other jobs.
-        self.sched.lock().unwrap_or_else(PoisonError::into_inner)
+        self.guarded.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn queue(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The scheduler, for queries. Changes go through [`SchedCell::change`].
+    pub(crate) fn lock(&self) -> SchedGuard<'_> {
+        SchedGuard(self.guarded())
     }
 
     /// Runs `change` under the scheduler's lock; `under_lock` sees each action it produced
-    /// before the lock goes (for what must not race the scheduler), then they are queued.
+    /// before the lock goes (for what must not race the scheduler). Then, unless someone else
+    /// is, carries out the scheduler's actions with `apply`, in order, until none is left.
     pub(crate) fn change<R>(
         &self,
         change: impl FnOnce(&mut Scheduler<Value>, Time) -> R,
         mut under_lock: impl FnMut(&Action<Value>),
+        mut apply: impl FnMut(Action<Value>),
     ) -> R {
         let now = self.now();
-        let mut sched = self.lock();
-        let result = change(&mut sched, now);
-        let actions = sched.drain_actions();
-        if !actions.is_empty() {
-            for action in &actions {
-                under_lock(action);
-            }
-            let mut queue = self.queue();
-            queue.actions.extend(actions);
-            self.has_work.store(true, Ordering::Release);
+        let mut guarded = self.guarded();
+        let before = guarded.sched.pending_actions().len();
+        let result = change(&mut guarded.sched, now);
+        for action in &guarded.sched.pending_actions()[before..] {
+            under_lock(action);
         }
-        drop(sched);
-        result
-    }
-
-    /// Applies queued actions in order until the queue is empty, unless someone else is
-    /// already doing so (then they will apply what is queued).
-    pub(crate) fn drain(&self, mut apply: impl FnMut(Action<Value>)) {
-        // This thread's own actions, if any, set the flag before it got here.
-        if !self.has_work.load(Ordering::Acquire) {
-            return;
+        if guarded.draining || guarded.sched.pending_actions().is_empty() {
+            return result;
         }
-        {
-            let mut queue = self.queue();
-            if queue.draining || queue.actions.is_empty() {
-                return;
-            }
-            queue.draining = true;
-        }
-        // If `apply` panics (a bug), the queue must not stay claimed forever.
+        guarded.draining = true;
+        let mut actions = guarded.sched.drain_actions();
+        drop(guarded);
+        // If `apply` panics (a bug), the actions must not stay claimed forever.
         let claim = Claim(self);
         loop {
-            let next = {
-                let mut queue = self.queue();
-                match queue.actions.pop_front() {
-                    Some(action) => action,
-                    None => {
-                        queue.draining = false;
-                        self.has_work.store(false, Ordering::Release);
-                        std::mem::forget(claim);
-                        return;
-                    }
-                }
-            };
-            apply(next);
+            for action in actions {
+                apply(action);
+            }
+            let mut guarded = self.guarded();
+            actions = guarded.sched.drain_actions();
+            if actions.is_empty() {
+                guarded.draining = false;
+                std::mem::forget(claim);
+                return result;
+            }
         }
     }
 }
 
-/// The drainer's claim on the queue; released if the drainer unwinds.
+/// The drainer's claim on the actions; released if the drainer unwinds.
 struct Claim<'a>(&'a SchedCell);
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        self.0.queue().draining = false;
+        self.0.guarded().draining = false;
     }
 }
 

@@ -367,6 +367,11 @@ impl<V: ObjectValue> Scheduler<V> {
         crate::time::earliest(self.links.poll_timeout(), Some(self.next_report()))
     }
 
+    /// The actions produced and not yet taken, in order (a query: see `drain_actions`).
+    pub fn pending_actions(&self) -> &[Action<V>] {
+        &self.actions
+    }
+
     /// Takes the actions produced since the last call. They must be carried out in this
     /// order: a message that grants a reference is sent before the one that releases it.
     pub fn drain_actions(&mut self) -> Vec<Action<V>> {
