@@ -331,3 +331,144 @@ impl<V: Clone> Head<V> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmray_core::{CPU, ResourceSet};
+
+    type TestHead = Head<()>;
+
+    fn snapshot(version: u64) -> Snapshot {
+        let total = ResourceSet::from_pairs([(CPU, 1.0)]).unwrap();
+        Snapshot {
+            version,
+            available: total.clone(),
+            total,
+        }
+    }
+
+    /// Delivers `message` from `from` as the next envelope of its link, and returns what the
+    /// head answered to `from`.
+    fn deliver(
+        head: &mut TestHead,
+        now: Time,
+        from: NodeId,
+        seq: u64,
+        message: Message<()>,
+    ) -> Vec<Message<()>> {
+        let envelope = Envelope {
+            seq,
+            ack: 0,
+            message: Some(message),
+        };
+        head.handle(now, HeadEvent::Received { from, envelope });
+        head.drain_actions()
+            .into_iter()
+            .filter_map(|action| match action {
+                HeadAction::Send { to, envelope } if to == from => envelope.message,
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn job_ids_are_unique_and_names_are_per_namespace() {
+        let mut head = TestHead::new(HeadConfig::default());
+        let (a, b) = (head.new_job(), head.new_job());
+        assert_ne!(a, b);
+        let name = |ns: &str| ActorName {
+            namespace: ns.into(),
+            name: "x".into(),
+        };
+        let actor = TaskId(7);
+        assert!(head.claim_name(name("one"), actor, "C".into(), a));
+        assert!(!head.claim_name(name("one"), TaskId(8), "C".into(), b));
+        assert!(head.claim_name(name("two"), TaskId(8), "C".into(), b));
+        // Only the actor that holds a name gives it back.
+        head.release_name(&name("one"), TaskId(8));
+        assert_eq!(head.lookup_name(&name("one")), Some((actor, "C".into())));
+        head.release_name(&name("one"), actor);
+        assert_eq!(head.lookup_name(&name("one")), None);
+        head.register_module(wasmray_core::ModuleId([1; 32]), 42);
+        assert_eq!(head.modules().count(), 1);
+    }
+
+    #[test]
+    fn requests_by_message_are_answered_and_silence_is_death() {
+        let mut head = TestHead::new(HeadConfig {
+            dead_after: Duration::from_secs(1),
+            resend_after: Duration::from_millis(100),
+        });
+        let (a, b) = (NodeId(1), NodeId(2));
+        let t0 = Time::ZERO;
+        deliver(
+            &mut head,
+            t0,
+            a,
+            1,
+            Message::Join {
+                snapshot: snapshot(1),
+            },
+        );
+        let views = deliver(
+            &mut head,
+            t0,
+            b,
+            1,
+            Message::Join {
+                snapshot: snapshot(1),
+            },
+        );
+        assert!(
+            views
+                .iter()
+                .any(|m| matches!(m, Message::View { node, .. } if *node == a)),
+            "a joining node hears of the others: {views:?}"
+        );
+        let ask = |request| Message::Ask {
+            request,
+            ask: HeadRequest::NewJob,
+        };
+        let answers = deliver(&mut head, t0, a, 2, ask(5));
+        assert!(matches!(
+            answers.as_slice(),
+            [Message::Answer {
+                request: 5,
+                answer: HeadAnswer::Job(_)
+            }]
+        ));
+        // b keeps reporting, a falls silent: only a is declared dead, and b is told.
+        let later = t0.after(Duration::from_millis(900));
+        deliver(
+            &mut head,
+            later,
+            b,
+            2,
+            Message::Report {
+                snapshot: snapshot(2),
+            },
+        );
+        // At 1.5 s a was last heard 1.5 s ago, b 0.6 s ago.
+        let due = t0.after(Duration::from_millis(1500));
+        assert!(head.poll_timeout().is_some_and(|t| t <= due));
+        head.handle(due, HeadEvent::Timeout);
+        let actions = head.drain_actions();
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, HeadAction::Declared(n) if *n == NodeId(1)))
+        );
+        assert!(actions.iter().any(|action| matches!(action,
+            HeadAction::Send { to, envelope } if *to == b
+                && matches!(envelope.message, Some(Message::NodeDied { node }) if node == a))));
+        assert!(
+            !actions
+                .iter()
+                .any(|a| matches!(a, HeadAction::Declared(n) if *n == b))
+        );
+        // Death is final: what a sends now is answered with `Fenced`.
+        let fenced = deliver(&mut head, due, a, 3, ask(6));
+        assert!(matches!(fenced.as_slice(), [Message::Fenced]), "{fenced:?}");
+    }
+}
