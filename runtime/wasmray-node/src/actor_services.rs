@@ -42,10 +42,6 @@ fn default_namespace(caller: &Caller) -> String {
 }
 
 /// The name a creation asks for, in its namespace (the job's unless given).
-fn actor_name(caller: &Caller, request: &ActorRequest) -> Option<ActorName> {
-    name_of(caller, &request.options)
-}
-
 fn name_of(caller: &Caller, options: &ActorOptions) -> Option<ActorName> {
     options.name.clone().map(|name| ActorName {
         namespace: options
@@ -148,7 +144,7 @@ impl ActorServices for GuestServices {
         let id = node.mint.next_task();
         // A name is claimed at the head before the actor exists; the scheduler gives it back
         // when the actor dies.
-        if let Some(name) = actor_name(caller, &request) {
+        if let Some(name) = name_of(caller, &request.options) {
             let claimed = node
                 .head
                 .lock()

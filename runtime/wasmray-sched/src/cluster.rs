@@ -69,9 +69,8 @@ impl<V: ObjectValue> Scheduler<V> {
     /// Drops the references a value this node will not keep holds.
     fn drop_value(&mut self, value: &V) {
         let mut events = Vec::new();
-        for &inner in value.contained() {
-            self.objects.release(inner, RefKind::Contained, &mut events);
-        }
+        self.objects
+            .release_inside(&ObjectState::Ready(value.clone()), &mut events);
         self.push_events(events);
     }
 

@@ -384,9 +384,10 @@ impl<V: ObjectValue> ObjectTable<V> {
         if entry.refs.total() > 0 {
             return;
         }
+        let sealed = entry.is_sealed();
         match &mut entry.role {
             Role::Owned(owned) => {
-                let produced = entry.state.is_sealed_state() || owned.made_elsewhere;
+                let produced = sealed || owned.made_elsewhere;
                 if !owned.holders.is_empty() || !produced {
                     return;
                 }
@@ -430,6 +431,15 @@ impl<V: ObjectValue> ObjectTable<V> {
         }
     }
 
+    /// Drops the references a value not kept holds to the objects inside it.
+    pub(crate) fn release_inside(&mut self, state: &ObjectState<V>, events: &mut Vec<ObjectEvent>) {
+        if let ObjectState::Ready(value) = state {
+            for &inner in value.contained() {
+                self.release(inner, RefKind::Contained, events);
+            }
+        }
+    }
+
     /// Every object, for listings.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&ObjectId, &ObjectEntry<V>)> {
         self.entries.iter()
@@ -444,35 +454,24 @@ impl<V: ObjectValue> ObjectTable<V> {
     ) -> Sealed {
         let Some(entry) = self.entries.get_mut(&id) else {
             // Nobody registered the object: drop the references its value holds.
-            if let ObjectState::Ready(value) = &state {
-                for &inner in value.contained() {
-                    self.release(inner, RefKind::Contained, events);
-                }
-            }
+            self.release_inside(&state, events);
             return Sealed::default();
         };
         if entry.is_sealed() {
             // Already usable (a second copy arrived): keep the first.
-            if let ObjectState::Ready(value) = &state {
-                for &inner in value.contained() {
-                    self.release(inner, RefKind::Contained, events);
-                }
-            }
+            self.release_inside(&state, events);
             return Sealed::default();
         }
         entry.state = state;
         let sealed = Sealed {
             dependents: std::mem::take(&mut entry.dependents),
             watched: entry.watched,
+            subscribed: entry.owned().is_some_and(|o| !o.subscribers.is_empty()),
         };
-        self.free_if_unreferenced(id, events);
+        if entry.refs.total() == 0 {
+            self.free_if_unreferenced(id, events);
+        }
         sealed
-    }
-}
-
-impl<V> ObjectState<V> {
-    fn is_sealed_state(&self) -> bool {
-        !matches!(self, ObjectState::Pending)
     }
 }
 
@@ -481,4 +480,6 @@ impl<V> ObjectState<V> {
 pub(crate) struct Sealed {
     pub(crate) dependents: Vec<TaskId>,
     pub(crate) watched: bool,
+    /// Other nodes subscribed to hear of it.
+    pub(crate) subscribed: bool,
 }

@@ -769,10 +769,9 @@ impl<V: ObjectValue> Scheduler<V> {
             Outcome::Returned(values) => {
                 let expected = entry.spec.num_returns;
                 let mut events = Vec::new();
-                for value in &values {
-                    for &inner in value.contained() {
-                        self.objects.release(inner, RefKind::Contained, &mut events);
-                    }
+                for value in values.iter().cloned() {
+                    self.objects
+                        .release_inside(&ObjectState::Ready(value), &mut events);
                 }
                 self.push_events(events);
                 let entry = match self.tasks.get(&task) {
@@ -1012,7 +1011,9 @@ impl<V: ObjectValue> Scheduler<V> {
         if sealed.watched {
             self.actions.push(Action::Sealed(id));
         }
-        self.notify_subscribers(id);
+        if sealed.subscribed {
+            self.notify_subscribers(id);
+        }
         if failed {
             return sealed.dependents;
         }

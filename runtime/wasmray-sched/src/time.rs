@@ -27,11 +27,6 @@ impl Time {
         let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
         Time(self.0.saturating_add(micros))
     }
-
-    /// How long after `earlier` this is (zero if it is not after it).
-    pub fn since(self, earlier: Time) -> Duration {
-        Duration::from_micros(self.0.saturating_sub(earlier.0))
-    }
 }
 
 impl std::fmt::Display for Time {

@@ -73,10 +73,6 @@ impl ClusterView {
         }
     }
 
-    pub fn local(&self) -> NodeId {
-        self.local
-    }
-
     /// Takes `snapshot` for `node` if it is newer than what the view holds. A node known to
     /// be dead stays dead. Returns whether anything changed.
     pub fn update(&mut self, node: NodeId, snapshot: Snapshot) -> bool {
@@ -106,11 +102,6 @@ impl ClusterView {
         if let Some(view) = self.nodes.get_mut(&self.local) {
             view.snapshot = snapshot.clone();
         }
-    }
-
-    /// The local node's snapshot, to report.
-    pub fn local_snapshot(&self) -> Option<&Snapshot> {
-        self.nodes.get(&self.local).map(|v| &v.snapshot)
     }
 
     /// Marks `node` dead; it is never picked again.
@@ -153,10 +144,6 @@ impl ClusterView {
             .iter()
             .filter(|(id, v)| **id != local && v.alive)
             .count();
-    }
-
-    pub fn is_alive(&self, node: NodeId) -> bool {
-        self.nodes.get(&node).is_some_and(|v| v.alive)
     }
 
     /// Every node and what the view holds for it, in node order.

@@ -693,7 +693,7 @@ impl World {
                     Some(ObjectState::Pending) => {
                         sim.sched.handle(now, Event::Watch(id));
                         driver.waiting = Some(id);
-                        self.drain(id_of(&self.drivers[index]));
+                        self.drain(self.drivers[index].node);
                         return false;
                     }
                     Some(ObjectState::Ready(value)) => {
@@ -1039,10 +1039,6 @@ impl World {
             );
         }
     }
-}
-
-fn id_of(driver: &Driver) -> NodeId {
-    driver.node
 }
 
 /// A plain task's spec in the simulation.

@@ -51,6 +51,15 @@ fn returns_twice(x: u64) -> u64 {
     x
 }
 
+/// Calls the raw `submit_task` import with `spec`, with room for one result handle.
+fn raw_submit(spec: &TaskSubmission<'_>) {
+    let encoded = wasmray_abi::encode(spec).expect("encodes");
+    let mut returns = [0u8; 4];
+    // SAFETY: both buffers are live for the call; `returns` has room for one handle, and a
+    // submission asking for more is refused before the host writes anything.
+    unsafe { submit_task(encoded.as_ptr(), encoded.len() as u32, returns.as_mut_ptr()) };
+}
+
 fn name_taken() -> Result<(), TaskError> {
     let a = wasmray::put(&1u64);
     let b = wasmray::put(&2u64);
@@ -84,11 +93,8 @@ fn bad_arg() {
         num_returns: 1,
         options: CallOptions::default(),
     };
-    let encoded = wasmray_abi::encode(&spec).expect("encodes");
-    let mut returns = [0u8; 4];
     println!("submitting with a forged handle");
-    // SAFETY: both buffers are live for the call; `returns` has room for one handle.
-    unsafe { submit_task(encoded.as_ptr(), encoded.len() as u32, returns.as_mut_ptr()) };
+    raw_submit(&spec);
     println!("unreachable: the host must trap the forged handle");
 }
 
@@ -103,11 +109,8 @@ fn returns_limit() {
         num_returns: u32::MAX,
         options: CallOptions::default(),
     };
-    let encoded = wasmray_abi::encode(&spec).expect("encodes");
-    let mut returns = [0u8; 4];
     println!("submitting with num_returns = u32::MAX");
-    // SAFETY: both buffers are live for the call; the host must refuse before writing.
-    unsafe { submit_task(encoded.as_ptr(), encoded.len() as u32, returns.as_mut_ptr()) };
+    raw_submit(&spec);
     println!("unreachable: the host must refuse the count");
 }
 
