@@ -63,7 +63,16 @@ impl ResourceSet {
         }
         let units = (quantity * SCALE).round() as u64;
         if units > 0 {
-            *self.units.entry(name.to_owned()).or_default() += units;
+            let have = self.units.entry(name.to_owned()).or_default();
+            // A repeated name adds up; a sum past what a quantity can hold is as invalid as
+            // one quantity that large (it must never wrap to a small number).
+            let Some(sum) = have.checked_add(units) else {
+                return Err(ResourceError::InvalidQuantity {
+                    name: name.to_owned(),
+                    quantity: (*have as f64 + units as f64) / SCALE,
+                });
+            };
+            *have = sum;
         }
         Ok(())
     }
@@ -107,16 +116,24 @@ impl ResourceSet {
     pub fn add_capped(&mut self, other: &ResourceSet, cap: &ResourceSet) {
         for (name, &units) in &other.units {
             let limit = cap.units.get(name).copied().unwrap_or(0);
-            let have = self.units.entry(name.clone()).or_default();
-            *have = (*have + units).min(limit);
+            match self.units.get_mut(name) {
+                Some(have) => *have = have.saturating_add(units).min(limit),
+                None => {
+                    self.units.insert(name.clone(), units.min(limit));
+                }
+            }
         }
     }
 
     /// Adds `other` to `self` (saturating: totals of a cluster, never a ledger).
     pub fn add(&mut self, other: &ResourceSet) {
         for (name, &units) in &other.units {
-            let have = self.units.entry(name.clone()).or_default();
-            *have = have.saturating_add(units);
+            match self.units.get_mut(name) {
+                Some(have) => *have = have.saturating_add(units),
+                None => {
+                    self.units.insert(name.clone(), units);
+                }
+            }
         }
     }
 
@@ -151,6 +168,19 @@ impl fmt::Display for ResourceSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_name_whose_sum_overflows_is_refused_not_wrapped() {
+        let huge = 2f64.powi(63) / SCALE;
+        let error = ResourceSet::from_pairs([(CPU, huge), (CPU, huge)]).unwrap_err();
+        assert!(
+            matches!(error, ResourceError::InvalidQuantity { ref name, .. } if name == CPU),
+            "{error}"
+        );
+        // Below the limit, repeats still add up.
+        let two = ResourceSet::from_pairs([(CPU, 1.5), (CPU, 0.5)]).unwrap();
+        assert_eq!(two.get(CPU), 2.0);
+    }
 
     #[test]
     fn fractions_add_up_exactly() {

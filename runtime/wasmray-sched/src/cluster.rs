@@ -113,8 +113,10 @@ impl<V: ObjectValue> Scheduler<V> {
         if self.view.has_peers() && self.available != self.head_has {
             self.report_if_due();
         }
-        for (to, envelope) in self.links.take_acks() {
-            self.actions.push(Action::Send { to, envelope });
+        if self.links.owes_acks() {
+            for (to, envelope) in self.links.take_acks() {
+                self.actions.push(Action::Send { to, envelope });
+            }
         }
     }
 

@@ -175,6 +175,12 @@ impl<M: Clone> Links<M> {
         delivered
     }
 
+    /// Whether some link may owe a pure acknowledgement (cheap; see `take_acks`).
+    #[inline]
+    pub(crate) fn owes_acks(&self) -> bool {
+        self.acks_owed
+    }
+
     /// Pure acknowledgements owed (to peers nothing was sent to since their messages came).
     pub(crate) fn take_acks(&mut self) -> Vec<(Peer, Envelope<M>)> {
         let mut acks = Vec::new();

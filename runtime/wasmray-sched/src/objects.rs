@@ -67,7 +67,8 @@ impl RefCounts {
     }
 }
 
-/// The owner's side of an object.
+/// The owner's side of an object: what other nodes have of it. Empty for an object no other
+/// node has heard of (the common case), which then costs no allocation: see [`OwnedState`].
 #[derive(Debug, Default)]
 pub(crate) struct Owned {
     /// References granted to other nodes and not released, per node. A count may dip below
@@ -82,6 +83,35 @@ pub(crate) struct Owned {
     pub(crate) made_elsewhere: bool,
     /// A pull of a copy is in flight to this node.
     pub(crate) pulling: Option<NodeId>,
+}
+
+/// Nothing shared with other nodes: what an [`OwnedState`] reads as until it is first changed.
+static NOT_SHARED: Owned = Owned {
+    holders: BTreeMap::new(),
+    copies: Vec::new(),
+    subscribers: Vec::new(),
+    made_elsewhere: false,
+    pulling: None,
+};
+
+/// An owner's [`Owned`] state, allocated the first time it is changed: reading it through
+/// `Deref` never allocates (an unshared object reads as [`NOT_SHARED`]); `DerefMut` allocates
+/// if needed. This keeps the entry of an object only this node knows small.
+#[derive(Debug, Default)]
+pub(crate) struct OwnedState(Option<Box<Owned>>);
+
+impl std::ops::Deref for OwnedState {
+    type Target = Owned;
+
+    fn deref(&self) -> &Owned {
+        self.0.as_deref().unwrap_or(&NOT_SHARED)
+    }
+}
+
+impl std::ops::DerefMut for OwnedState {
+    fn deref_mut(&mut self) -> &mut Owned {
+        self.0.get_or_insert_with(Box::default)
+    }
 }
 
 /// A borrower's side of an object owned by another node.
@@ -102,8 +132,8 @@ pub(crate) struct Borrowed {
 
 #[derive(Debug)]
 pub(crate) enum Role {
-    Owned(Owned),
-    Borrowed(Borrowed),
+    Owned(OwnedState),
+    Borrowed(Box<Borrowed>),
 }
 
 #[derive(Debug)]
@@ -207,16 +237,16 @@ impl<V: ObjectValue> ObjectTable<V> {
     fn new_entry(&self, id: ObjectId, state: ObjectState<V>, refs: RefCounts) -> ObjectEntry<V> {
         let owner = id.task.node();
         let role = if owner == self.local {
-            Role::Owned(Owned::default())
+            Role::Owned(OwnedState::default())
         } else {
-            Role::Borrowed(Borrowed {
+            Role::Borrowed(Box::new(Borrowed {
                 owner,
                 grants: 0,
                 subscribed: false,
                 sources: Vec::new(),
                 pulling: None,
                 keeps_copy: false,
-            })
+            }))
         };
         ObjectEntry {
             state,
@@ -336,8 +366,11 @@ impl<V: ObjectValue> ObjectTable<V> {
 
     /// Drops a reference, freeing what reaches zero.
     pub(crate) fn release(&mut self, id: ObjectId, kind: RefKind, events: &mut Vec<ObjectEvent>) {
-        let mut work = vec![(id, kind)];
-        while let Some((id, kind)) = work.pop() {
+        // Most releases free nothing with refs inside: no worklist is allocated for them.
+        let mut work = Vec::new();
+        let mut inner = Vec::new();
+        let mut next = Some((id, kind));
+        while let Some((id, kind)) = next.take().or_else(|| work.pop()) {
             let Some(entry) = self.entries.get_mut(&id) else {
                 #[cfg(test)]
                 self.over_released.push((id, kind));
@@ -349,9 +382,8 @@ impl<V: ObjectValue> ObjectTable<V> {
                 self.over_released.push((id, kind));
             }
             *slot = slot.saturating_sub(1);
-            let mut inner = Vec::new();
             self.collect(id, &mut inner, events);
-            work.extend(inner.into_iter().map(|id| (id, RefKind::Contained)));
+            work.extend(inner.drain(..).map(|id| (id, RefKind::Contained)));
         }
     }
 

@@ -4,9 +4,15 @@
 //! queued tasks: a class whose head does not fit is skipped whole, so one pass costs the
 //! number of classes plus the number of tasks dispatched, not the queue's length. Within a
 //! class tasks leave in submission order.
+//!
+//! A class left empty stays (up to [`KEPT_EMPTY`] classes in all), so that the common case —
+//! one task of a shape at a time, as a synchronous caller submits — builds no class per task.
 
 use std::collections::{BTreeMap, VecDeque};
 use wasmray_core::{ResourceSet, TaskId};
+
+/// Classes kept while empty: above this many classes, empty ones are dropped.
+const KEPT_EMPTY: usize = 16;
 
 #[derive(Debug, Default)]
 pub(crate) struct ReadyQueue {
@@ -34,15 +40,20 @@ impl ReadyQueue {
             return false;
         };
         queue.remove(at);
-        if queue.is_empty() {
-            self.classes.remove(shape);
-        }
         self.len -= 1;
+        self.drop_empty_classes();
         true
     }
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Drops the empty classes if there are too many to keep.
+    fn drop_empty_classes(&mut self) {
+        if self.classes.len() > KEPT_EMPTY {
+            self.classes.retain(|_, queue| !queue.is_empty());
+        }
     }
 
     /// Takes, in order, every task that fits while `available` shrinks by what each takes.
@@ -67,8 +78,8 @@ impl ReadyQueue {
                 taken.push((task, admitted));
             }
         }
-        self.classes.retain(|_, queue| !queue.is_empty());
         self.len -= taken.len();
+        self.drop_empty_classes();
         taken
     }
 }
@@ -90,8 +101,8 @@ impl ReadyQueue {
                 taken.push((task, node));
             }
         }
-        self.classes.retain(|_, queue| !queue.is_empty());
         self.len -= taken.len();
+        self.drop_empty_classes();
         taken
     }
 }

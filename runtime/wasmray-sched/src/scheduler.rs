@@ -674,11 +674,14 @@ impl<V: ObjectValue> Scheduler<V> {
         let Some(entry) = self.tasks.get_mut(&task) else {
             return;
         };
-        let mut held = entry.spec.resources.clone();
         if blocked {
+            let mut held = entry.spec.resources.clone();
             held.subtract(&cpu_part(&entry.spec.resources));
+            self.available.add_capped(&held, &self.total);
+        } else {
+            self.available
+                .add_capped(&entry.spec.resources, &self.total);
         }
-        self.available.add_capped(&held, &self.total);
         let ids = std::mem::take(&mut entry.gpu_ids);
         self.gpus.give_back(&ids, entry.spec.resources.get(GPU));
     }
