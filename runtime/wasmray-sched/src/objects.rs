@@ -100,6 +100,13 @@ static NOT_SHARED: Owned = Owned {
 #[derive(Debug, Default)]
 pub(crate) struct OwnedState(Option<Box<Owned>>);
 
+impl OwnedState {
+    /// Whether another node was ever told of the object (its state was changed).
+    pub(crate) fn is_shared(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
 impl std::ops::Deref for OwnedState {
     type Target = Owned;
 
@@ -348,10 +355,11 @@ impl<V: ObjectValue> ObjectTable<V> {
 
     /// Forgets everything `node` held or kept (it died); frees what that leaves unreferenced.
     pub(crate) fn forget_node(&mut self, node: NodeId, events: &mut Vec<ObjectEvent>) {
+        // An object no other node heard of has nothing of `node`'s to forget.
         let ids: Vec<ObjectId> = self
             .entries
             .iter()
-            .filter(|(_, e)| e.owned().is_some())
+            .filter(|(_, e)| matches!(&e.role, Role::Owned(owned) if owned.is_shared()))
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
@@ -366,11 +374,14 @@ impl<V: ObjectValue> ObjectTable<V> {
 
     /// Drops a reference, freeing what reaches zero.
     pub(crate) fn release(&mut self, id: ObjectId, kind: RefKind, events: &mut Vec<ObjectEvent>) {
-        // Most releases free nothing with refs inside: no worklist is allocated for them.
+        // The first release is of `kind`; what freeing reaches are contained refs. Most
+        // releases free nothing with refs inside: no worklist is allocated for them.
         let mut work = Vec::new();
-        let mut inner = Vec::new();
         let mut next = Some((id, kind));
-        while let Some((id, kind)) = next.take().or_else(|| work.pop()) {
+        while let Some((id, kind)) = next
+            .take()
+            .or_else(|| work.pop().map(|id| (id, RefKind::Contained)))
+        {
             let Some(entry) = self.entries.get_mut(&id) else {
                 #[cfg(test)]
                 self.over_released.push((id, kind));
@@ -382,8 +393,7 @@ impl<V: ObjectValue> ObjectTable<V> {
                 self.over_released.push((id, kind));
             }
             *slot = slot.saturating_sub(1);
-            self.collect(id, &mut inner, events);
-            work.extend(inner.drain(..).map(|id| (id, RefKind::Contained)));
+            self.collect(id, &mut work, events);
         }
     }
 
