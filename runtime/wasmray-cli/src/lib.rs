@@ -58,7 +58,9 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // An error may quote what a guest chose (a name, a message).
+            let text = format!("{error:#}");
+            eprintln!("error: {}", wasmray_node::terminal_safe_lines(&text));
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -73,9 +75,10 @@ pub(crate) fn exit_code_of(exit: wasmray_node::DriverExit, what: &str) -> ExitCo
             ExitCode::from(u8::try_from(code).unwrap_or(1).max(1))
         }
         wasmray_node::DriverExit::Failed(error) => {
+            let text = error.to_string();
             eprintln!(
                 "error: {what} {}",
-                error.to_string().trim_start_matches("task `main` ")
+                wasmray_node::terminal_safe_lines(text.trim_start_matches("task `main` "))
             );
             ExitCode::FAILURE
         }

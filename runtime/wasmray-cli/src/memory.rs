@@ -8,7 +8,7 @@ use wasmray_node::{ObjectReport, query_memory};
 
 pub(crate) fn memory(args: ControlArgs) -> anyhow::Result<ExitCode> {
     let objects = block_on_query(&args, |socket| async move { query_memory(&socket).await })?;
-    print!("{}", render(&objects));
+    print!("{}", wasmray_node::terminal_safe_lines(&render(&objects)));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,7 +7,7 @@ use wasmray_node::{StatusReport, query_status};
 
 pub(crate) fn status(args: ControlArgs) -> anyhow::Result<ExitCode> {
     let report = block_on_query(&args, |socket| async move { query_status(&socket).await })?;
-    print!("{}", render(&report));
+    print!("{}", wasmray_node::terminal_safe_lines(&render(&report)));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,8 +10,8 @@ use crate::value::Value;
 use std::sync::{Arc, PoisonError};
 use wasmray_abi::{ActorOptions, CallOptions, MethodOptions};
 use wasmray_core::{
-    ActorId, ActorName, ActorSpec, ArgSpec, ErrorKind, ObjectId, ResourceSet, TaskError, TaskId,
-    TaskKind, TaskSpec,
+    ActorId, ActorName, ActorSpec, ArgSpec, ErrorKind, ObjectId, Quota, QuotaExceeded, ResourceSet,
+    TaskError, TaskId, TaskKind, TaskSpec,
 };
 use wasmray_sched::Event;
 use wasmray_wasm::{ActorRequest, ActorServices, Caller, SubmittedArg};
@@ -137,9 +137,14 @@ impl ActorServices for GuestServices {
         if let Some(message) = node.actor_problem(caller, &request) {
             return Err(error(ErrorKind::InvalidTask, &class, message, caller));
         }
+        let quotas = node.jobs.get(caller.job).quotas;
+        if node.lock_sched().job_actors(caller.job) >= quotas.max_actors {
+            let message = QuotaExceeded::new(Quota::Actors, &quotas).to_string();
+            return Err(error(ErrorKind::InvalidTask, &class, message, caller));
+        }
         let handle = node
             .store
-            .create_from(&[], Vec::new())
+            .create_from(&node.node_account, &[], Vec::new())
             .map_err(|e| error(ErrorKind::System, &class, e.to_string(), caller))?;
         let id = node.mint.next_task();
         // A name is claimed at the head before the actor exists; the scheduler gives it back
@@ -175,8 +180,9 @@ impl ActorServices for GuestServices {
         args: Vec<SubmittedArg>,
         num_returns: u32,
         options: &MethodOptions,
-    ) -> Vec<ObjectId> {
+    ) -> Result<Vec<ObjectId>, String> {
         let node = &self.node;
+        node.admit_task(caller.job)?;
         let target = actor.actor();
         let info = target.and_then(|id| node.lock_sched().actor_info(id));
         let function = match (&info, method.contains("::")) {
@@ -238,7 +244,7 @@ impl ActorServices for GuestServices {
                 });
             }
         }
-        ids
+        Ok(ids)
     }
 
     fn get_actor(

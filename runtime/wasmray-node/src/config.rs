@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use wasmray_core::JobQuotas;
 use wasmray_wasm::{OutputSink, StdioSink};
 
 /// A node's settings. `Default` gives what `wasmray run` uses without flags.
@@ -31,6 +32,8 @@ pub struct NodeConfig {
     pub temp_dir: Option<PathBuf>,
     /// Where guest output and unhandled errors go.
     pub output: Arc<dyn OutputSink>,
+    /// A job's quotas unless it is given its own ([`crate::Node::run_job`]).
+    pub default_quotas: JobQuotas,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -42,6 +45,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("object_store_memory", &self.object_store_memory)
             .field("max_instances", &self.max_instances)
             .field("cache_dir", &self.cache_dir)
+            .field("default_quotas", &self.default_quotas)
             .finish_non_exhaustive()
     }
 }
@@ -60,7 +64,8 @@ impl Default for NodeConfig {
             idle_instances_per_function: 4,
             cache_dir: None,
             temp_dir: None,
-            output: Arc::new(StdioSink),
+            output: Arc::new(StdioSink::new()),
+            default_quotas: JobQuotas::default(),
         }
     }
 }

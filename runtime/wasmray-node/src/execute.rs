@@ -166,9 +166,11 @@ impl NodeInner {
             .slot()
             .await
             .ok_or_else(|| system("the node is shutting down".into()))?;
+        let job = self.jobs.get(spec.job);
         let setup = InstanceSetup {
             services: GuestServices::shared(self),
-            output: Arc::clone(&self.config.output),
+            output: Arc::clone(&job.output) as Arc<dyn wasmray_wasm::OutputSink>,
+            max_handles: job.quotas.max_handles,
             args: vec![module.name().to_owned()],
             nested,
         };

@@ -4,7 +4,7 @@
 //! Components (each owns its state; nothing here reaches into their fields): the scheduler
 //! cell (`sched_cell.rs`), the head, the waiters of `get`/`wait` (`waiters.rs`), the instance
 //! pool (`pool.rs`), the actors' hosts (`actor_host.rs`), each job's failed tasks
-//! (`error_log.rs`) and the running tasks a cancel may stop (`running.rs`), over the wasm host
+//! (`error_log.rs`), each job's quotas, store account and output (`jobs.rs`) and the running tasks a cancel may stop (`running.rs`), over the wasm host
 //! and the object store. The files that give the node its behaviour (`execute.rs`,
 //! `actors.rs`, `services.rs`, `actor_services.rs`, `control.rs`) depend on this one; it
 //! depends on none of them: what an action means is given to it as a function (`node.rs`).
@@ -12,6 +12,7 @@
 use crate::actor_host::ActorHosts;
 use crate::config::NodeConfig;
 use crate::error_log::ErrorLog;
+use crate::jobs::Jobs;
 use crate::pool::InstancePool;
 use crate::running::RunningTasks;
 use crate::sched_cell::SchedCell;
@@ -21,7 +22,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use wasmray_core::{IdMint, NodeId, ObjectId};
 use wasmray_sched::{Action, Event, Head, HeadAction, HeadEvent, Peer, Scheduler, Time};
-use wasmray_store::ObjectStore;
+use wasmray_store::{Account, AccountLimits, ObjectStore};
 use wasmray_wasm::WasmHost;
 
 /// What a node is made of.
@@ -42,6 +43,10 @@ pub(crate) struct NodeInner {
     pub(crate) actors: ActorHosts,
     /// Each running job's failed tasks, for `error_info()`.
     pub(crate) errors: ErrorLog,
+    /// Each job's quotas, store account and output.
+    pub(crate) jobs: Jobs,
+    /// The store account of objects no job is charged for (actor handle objects).
+    pub(crate) node_account: Arc<Account>,
     /// Plain tasks running here, for `cancel` to stop.
     pub(crate) running: RunningTasks,
     /// This node's scratch space (spilled objects); removed at shutdown.
@@ -63,6 +68,10 @@ pub(crate) struct Parts {
 
 impl NodeInner {
     pub(crate) fn new(parts: Parts) -> Self {
+        let jobs = Jobs::new(
+            parts.config.default_quotas,
+            Arc::clone(&parts.config.output),
+        );
         Self {
             id: parts.id,
             mint: IdMint::new(parts.id),
@@ -76,6 +85,8 @@ impl NodeInner {
             waiters: Waiters::default(),
             actors: ActorHosts::default(),
             errors: ErrorLog::default(),
+            jobs,
+            node_account: Account::new(AccountLimits::UNLIMITED),
             running: RunningTasks::default(),
             temp_dir: parts.temp_dir,
             shutting_down: AtomicBool::new(false),

@@ -17,6 +17,7 @@ mod control;
 mod error_log;
 mod execute;
 mod inner;
+mod jobs;
 mod node;
 mod pool;
 mod running;
@@ -32,6 +33,7 @@ pub use control::{
 };
 pub use node::{DriverExit, Node, NodeStats};
 pub use wasmray_abi::{ErrorKind, TaskError};
+pub use wasmray_core::{JobQuotas, terminal_safe, terminal_safe_lines};
 pub use wasmray_sched::SchedStats;
 pub use wasmray_store::StoreStats;
 pub use wasmray_wasm::{OutputSink, StdioSink, Stream, WasmError};

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::{PoisonError, Weak};
 use std::time::{Duration, Instant};
-use wasmray_core::{CPU, GPU, Lineage, NodeId, ResourceSet, TaskError, TaskKind};
+use wasmray_core::{CPU, GPU, JobId, JobQuotas, Lineage, NodeId, ResourceSet, TaskError, TaskKind};
 use wasmray_sched::{
     Action, Event, Head, HeadConfig, Peer, RunTask, SchedConfig, SchedStats, Scheduler, Time,
 };
@@ -127,12 +127,23 @@ impl Node {
         module: &Arc<GuestModule>,
         args: &[String],
     ) -> Result<DriverExit, NodeError> {
+        self.run_job(module, args, self.inner.config.default_quotas)
+            .await
+    }
+
+    /// As [`Node::run_driver`], with the job held to `quotas` instead of the node's defaults.
+    pub async fn run_job(
+        &self,
+        module: &Arc<GuestModule>,
+        args: &[String],
+        quotas: JobQuotas,
+    ) -> Result<DriverExit, NodeError> {
         let inner = Arc::clone(&self.inner);
         let module = Arc::clone(module);
         let args = args.to_vec();
         // Dropping this future stops the driver, as it did when the driver ran inside it.
         let mut driver = AbortOnDrop(tokio::spawn(async move {
-            inner.run_driver(&module, &args).await
+            inner.run_driver(&module, &args, quotas).await
         }));
         match (&mut driver.0).await {
             Ok(result) => result,
@@ -203,6 +214,7 @@ impl NodeInner {
         self: &Arc<Self>,
         module: &Arc<GuestModule>,
         args: &[String],
+        quotas: JobQuotas,
     ) -> Result<DriverExit, NodeError> {
         if self.shutting_down.load(Ordering::Relaxed) {
             return Err(NodeError::ShuttingDown);
@@ -216,6 +228,9 @@ impl NodeInner {
             .unwrap_or_else(PoisonError::into_inner)
             .new_job();
         self.errors.begin(job);
+        let output = Arc::clone(&self.jobs.begin(job, quotas).output);
+        // However the driver ends, the job's entry goes and its output is flushed.
+        let _job = EndJob(self, job);
         let driver = self.mint.next_task();
         let mut argv = vec![module.name().to_owned()];
         argv.extend_from_slice(args);
@@ -227,7 +242,8 @@ impl NodeInner {
             module,
             InstanceSetup {
                 services: GuestServices::shared(self),
-                output: Arc::clone(&self.config.output),
+                output,
+                max_handles: quotas.max_handles,
                 args: argv,
                 nested: None,
             },
@@ -251,6 +267,15 @@ impl NodeInner {
             MainOutcome::Exited(code) => DriverExit::Exited(code),
             MainOutcome::Failed(error) => DriverExit::Failed(error),
         })
+    }
+}
+
+/// Ends a job's entry (`jobs.rs`) when dropped.
+struct EndJob<'a>(&'a NodeInner, JobId);
+
+impl Drop for EndJob<'_> {
+    fn drop(&mut self) {
+        self.0.jobs.end(self.1);
     }
 }
 

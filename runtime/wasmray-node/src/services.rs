@@ -13,8 +13,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use wasmray_abi::{CallOptions, ClusterQuery, NodeInfo, RuntimeContext};
 use wasmray_core::{
-    ArgSpec, CPU, DEFAULT_MAX_RETRIES, ErrorKind, GPU, ObjectId, ResourceError, ResourceSet,
-    TaskError, TaskId, TaskKind, TaskSpec,
+    ArgSpec, CPU, DEFAULT_MAX_RETRIES, ErrorKind, GPU, JobId, ObjectId, Quota, QuotaExceeded,
+    ResourceError, ResourceSet, TaskError, TaskId, TaskKind, TaskSpec,
 };
 use wasmray_sched::{Event, ObjectState, Time};
 use wasmray_store::{Reservation, StoredObject};
@@ -94,12 +94,38 @@ impl NodeInner {
     /// still holds handles to them; the value owns those references from here on.
     fn new_value(
         self: &Arc<Self>,
+        job: JobId,
         bytes: &[u8],
         contained: Vec<ObjectId>,
     ) -> Result<Arc<StoredObject>, String> {
-        let mut room = self.store.reserve(bytes.len()).map_err(|e| e.to_string())?;
+        let mut room = self.reserve_for(job, bytes.len() as u64)?;
         room.write(bytes).map_err(|e| e.to_string())?;
         self.seal_value(room, contained)
+    }
+
+    /// Room for one value of `job`: within its quota of value size, charged to its account.
+    fn reserve_for(&self, job: JobId, len: u64) -> Result<Reservation, String> {
+        let job = self.jobs.get(job);
+        if len > job.quotas.max_value_bytes {
+            return Err(format!(
+                "a value of {len} bytes is over the limit: {}",
+                QuotaExceeded::new(Quota::ValueBytes, &job.quotas)
+            ));
+        }
+        let len = usize::try_from(len).map_err(|_| format!("{len} bytes do not fit in memory"))?;
+        self.store
+            .reserve(&job.account, len)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Refuses a submission of `job` when the job already has its quota of tasks pending
+    /// or running.
+    pub(crate) fn admit_task(&self, job: JobId) -> Result<(), String> {
+        let quotas = self.jobs.get(job).quotas;
+        if self.lock_sched().job_tasks(job) >= quotas.max_pending_tasks {
+            return Err(QuotaExceeded::new(Quota::PendingTasks, &quotas).to_string());
+        }
+        Ok(())
     }
 
     /// Seals written room as a value; its inner refs are counted as in [`Self::new_value`].
@@ -244,9 +270,10 @@ pub(crate) fn resources_of(options: &CallOptions) -> Result<ResourceSet, Resourc
 }
 
 impl NodeServices for GuestServices {
-    fn submit(&self, caller: &Caller, submission: Submission) -> Vec<ObjectId> {
+    fn submit(&self, caller: &Caller, submission: Submission) -> Result<Vec<ObjectId>, String> {
         let node = &self.node;
-        match node.spec_of(caller, submission) {
+        node.admit_task(caller.job)?;
+        Ok(match node.spec_of(caller, submission) {
             (spec, None) => {
                 let ids = spec.return_ids().collect();
                 node.event(Event::Submit(Arc::new(spec)));
@@ -268,7 +295,7 @@ impl NodeServices for GuestServices {
                 });
                 ids
             }
-        }
+        })
     }
 
     fn put(
@@ -278,13 +305,12 @@ impl NodeServices for GuestServices {
         bytes: &[u8],
         contained: Vec<ObjectId>,
     ) -> Result<ObjectId, String> {
-        let object = self.node.new_value(bytes, contained)?;
+        let object = self.node.new_value(caller.job, bytes, contained)?;
         self.register_put(caller, n, object)
     }
 
-    fn reserve(&self, len: u64) -> Result<Reservation, String> {
-        let len = usize::try_from(len).map_err(|_| format!("{len} bytes do not fit in memory"))?;
-        self.node.store.reserve(len).map_err(|e| e.to_string())
+    fn reserve(&self, caller: &Caller, len: u64) -> Result<Reservation, String> {
+        self.node.reserve_for(caller.job, len)
     }
 
     fn put_reserved(
@@ -298,8 +324,13 @@ impl NodeServices for GuestServices {
         self.register_put(caller, n, object)
     }
 
-    fn store_value(&self, bytes: &[u8], contained: Vec<ObjectId>) -> Result<CountedValue, String> {
-        let object = self.node.new_value(bytes, contained)?;
+    fn store_value(
+        &self,
+        caller: &Caller,
+        bytes: &[u8],
+        contained: Vec<ObjectId>,
+    ) -> Result<CountedValue, String> {
+        let object = self.node.new_value(caller.job, bytes, contained)?;
         Ok(CountedValue::new(object, || {
             Arc::new(Releaser(Arc::clone(&self.node)))
         }))

@@ -87,6 +87,20 @@ impl<V> Default for ActorTable<V> {
     }
 }
 
+impl<V> ActorTable<V> {
+    /// Actors of `job` owned here and not dead (a scan: creations are rare next to calls).
+    pub(crate) fn live_of_job(&self, job: JobId) -> u64 {
+        self.entries
+            .values()
+            .filter(|e| {
+                e.creation.job == job
+                    && e.owner.is_none()
+                    && !matches!(e.state, ActorState::Dead(_))
+            })
+            .count() as u64
+    }
+}
+
 impl<V> ActorEntry<V> {
     pub(crate) fn new(
         spec: Arc<ActorSpec>,

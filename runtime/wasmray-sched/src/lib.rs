@@ -26,6 +26,7 @@ mod rng;
 mod scheduler;
 #[cfg(test)]
 mod sim;
+mod task_table;
 #[cfg(test)]
 mod tests;
 mod time;

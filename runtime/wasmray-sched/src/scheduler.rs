@@ -16,13 +16,15 @@ use crate::message::{HeadAnswer, HeadRequest, Message};
 use crate::objects::{ObjectEvent, ObjectState, ObjectTable, RefCounts, RefKind};
 use crate::queue::ReadyQueue;
 use crate::rng::Rng;
+use crate::task_table::TaskTable;
+pub(crate) use crate::task_table::{TaskEntry, TaskState};
 use crate::time::Time;
 use crate::view::ClusterView;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmray_core::{
-    ActorId, ArgSpec, CPU, GPU, IdMap, JobId, NodeId, ObjectId, ResourceSet, TaskError, TaskId,
-    TaskKind, TaskSpec,
+    ActorId, ArgSpec, CPU, GPU, JobId, NodeId, ObjectId, ResourceSet, TaskError, TaskId, TaskKind,
+    TaskSpec,
 };
 
 /// How a scheduler is set up.
@@ -196,35 +198,6 @@ pub enum Outcome<V> {
     Failed { error: TaskError, system: bool },
 }
 
-#[derive(Debug)]
-pub(crate) enum TaskState {
-    Waiting {
-        missing: usize,
-    },
-    Ready,
-    Running {
-        blocked: bool,
-    },
-    /// Owner side: the attempt was sent to this node, which has not answered yet.
-    Leased {
-        node: NodeId,
-    },
-}
-
-#[derive(Debug)]
-pub(crate) struct TaskEntry<V> {
-    pub(crate) spec: Arc<TaskSpec<V>>,
-    pub(crate) state: TaskState,
-    pub(crate) attempt: u32,
-    /// The GPUs a running plain task holds (an actor's are in its actor entry).
-    pub(crate) gpu_ids: Vec<u32>,
-    /// `cancel` asked for this task to stop: however it ends, it is not retried.
-    pub(crate) cancelled: bool,
-    /// Executor side: the node that owns this task and leased it here. Its resources were
-    /// taken when the lease was granted; its results go back to the owner.
-    pub(crate) owner: Option<NodeId>,
-}
-
 /// Counts for status displays and for tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SchedStats {
@@ -249,7 +222,7 @@ pub struct Scheduler<V> {
     pub(crate) total: ResourceSet,
     pub(crate) available: ResourceSet,
     pub(crate) objects: ObjectTable<V>,
-    pub(crate) tasks: IdMap<TaskId, TaskEntry<V>>,
+    pub(crate) tasks: TaskTable<V>,
     pub(crate) ready: ReadyQueue,
     pub(crate) actors: ActorTable<V>,
     pub(crate) gpus: GpuIds,
@@ -270,7 +243,7 @@ pub struct Scheduler<V> {
     /// How many times each task's results were settled (sealed or failed): the simulator
     /// checks it never exceeds one.
     #[cfg(test)]
-    pub(crate) settled: IdMap<TaskId, u32>,
+    pub(crate) settled: wasmray_core::IdMap<TaskId, u32>,
 }
 
 impl<V: ObjectValue> Scheduler<V> {
@@ -283,7 +256,7 @@ impl<V: ObjectValue> Scheduler<V> {
             gpus: GpuIds::new(total.get(GPU)),
             view: ClusterView::new(config.node, total.clone()),
             objects: ObjectTable::new(config.node),
-            tasks: IdMap::default(),
+            tasks: TaskTable::default(),
             ready: ReadyQueue::default(),
             actors: ActorTable::default(),
             actors_to_dispatch: Vec::new(),
@@ -296,7 +269,7 @@ impl<V: ObjectValue> Scheduler<V> {
             report_version: 1,
             fenced: false,
             #[cfg(test)]
-            settled: IdMap::default(),
+            settled: wasmray_core::IdMap::default(),
             total,
             config,
         };
@@ -395,6 +368,17 @@ impl<V: ObjectValue> Scheduler<V> {
             }
         }
         stats
+    }
+
+    /// Tasks and actor calls of `job` this scheduler holds, pending or running (a job's quota
+    /// of pending tasks is checked against it before a submission).
+    pub fn job_tasks(&self, job: JobId) -> u64 {
+        self.tasks.of_job(job)
+    }
+
+    /// Actors of `job` this scheduler owns that are not dead.
+    pub fn job_actors(&self, job: JobId) -> u64 {
+        self.actors.live_of_job(job)
     }
 
     /// Whether [`Event::Cancel`] of `object` would find a task to cancel.

@@ -10,20 +10,22 @@
 //!
 //! Not here: networking, eviction policy beyond "oldest resident first".
 
+mod account;
 mod arena;
 mod freelist;
 mod object;
 mod reservation;
 mod spill;
 
+use account::{Charge, Counters};
 use arena::Arena;
-use object::Counters;
 use spill::Spiller;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use wasmray_core::ObjectId;
 
+pub use account::{Account, AccountLimits, AccountUsage};
 pub use freelist::PAGE;
 pub use object::{BytesGuard, MappableRange, Pin, StoredObject};
 pub use reservation::Reservation;
@@ -50,6 +52,8 @@ pub enum StoreError {
     Map(std::io::Error),
     #[error("could not spill to or restore from `{}`: {}", .0.display(), .1)]
     Spill(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Quota(#[from] wasmray_core::QuotaExceeded),
     #[error("{written} bytes written where the object was reserved with {len}")]
     WrongLength { written: u64, len: u64 },
 }
@@ -94,38 +98,47 @@ impl ObjectStore {
     }
 
     /// Creates an object of `len` bytes that `fill` writes — every one of them: a reused
-    /// arena range still holds a freed object's bytes — containing refs to `contained`.
-    /// Spills other objects if that is what it takes to make room.
+    /// arena range still holds a freed object's bytes — containing refs to `contained`,
+    /// charged to `account`. Spills other objects if that is what it takes to make room.
     pub fn create(
         &self,
+        account: &Arc<Account>,
         len: usize,
         contained: Vec<ObjectId>,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<Arc<StoredObject>, StoreError> {
-        let mut reservation = self.reserve(len)?;
+        let mut reservation = self.reserve(account, len)?;
         fill(reservation.fill_all());
         reservation.seal(contained)
     }
 
-    /// Reserves room for an object of `len` bytes, to be written piece by piece
-    /// ([`Reservation::write`]) and then sealed; spills other objects if that is what it takes
-    /// to make room. Dropping the reservation gives the room back.
-    pub fn reserve(&self, len: usize) -> Result<Reservation, StoreError> {
-        let data = if len < INLINE_MAX {
-            reservation::Room::Inline(vec![0; len].into_boxed_slice())
-        } else {
-            reservation::Room::Arena(self.inner.reserve(len)?)
-        };
-        Ok(Reservation::new(data, len, &self.inner))
+    /// Reserves room for an object of `len` bytes charged to `account`, to be written piece
+    /// by piece ([`Reservation::write`]) and then sealed; spills other objects if that is
+    /// what it takes to make room. Inline objects count against the capacity too. Dropping
+    /// the reservation gives the room back.
+    pub fn reserve(&self, account: &Arc<Account>, len: usize) -> Result<Reservation, StoreError> {
+        // Checked before anything is allocated: the account's limits, then the store's room.
+        if len < INLINE_MAX {
+            let charge = Charge::new(account, len as u64, Some(&self.inner.counters))?;
+            self.inner.make_room(0)?;
+            let room = reservation::Room::Inline(vec![0; len].into_boxed_slice());
+            return Ok(Reservation::new(room, len, charge, &self.inner));
+        }
+        let charge = Charge::new(account, len as u64, None)?;
+        let room = reservation::Room::Arena(self.inner.reserve(len)?);
+        Ok(Reservation::new(room, len, charge, &self.inner))
     }
 
-    /// Creates an object holding a copy of `bytes`.
+    /// Creates an object holding a copy of `bytes`, charged to `account`.
     pub fn create_from(
         &self,
+        account: &Arc<Account>,
         bytes: &[u8],
         contained: Vec<ObjectId>,
     ) -> Result<Arc<StoredObject>, StoreError> {
-        self.create(bytes.len(), contained, |out| out.copy_from_slice(bytes))
+        self.create(account, bytes.len(), contained, |out| {
+            out.copy_from_slice(bytes)
+        })
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -146,8 +159,30 @@ impl ObjectStore {
 }
 
 impl Inner {
+    /// Spills resident objects until `len` more bytes fit in the capacity beside what the
+    /// arena and inline objects hold; `Full` if nothing more can be spilled.
+    pub(crate) fn make_room(self: &Arc<Self>, len: usize) -> Result<(), StoreError> {
+        let capacity = self.arena.capacity();
+        loop {
+            let used = self.arena.used() + self.counters.inline_bytes.load(Ordering::Relaxed);
+            if used.saturating_add(len as u64) <= capacity {
+                return Ok(());
+            }
+            if !self.spiller.spill_one(self)? {
+                return Err(StoreError::Full {
+                    requested: len as u64,
+                    capacity,
+                    used,
+                });
+            }
+        }
+    }
+
     /// Room for `len` bytes in the arena, spilling resident objects until it fits.
     pub(crate) fn reserve(self: &Arc<Self>, len: usize) -> Result<arena::Fresh, StoreError> {
+        if (len as u64).div_ceil(PAGE) * PAGE <= self.arena.capacity() {
+            self.make_room(len)?;
+        }
         loop {
             match self.arena.reserve(len) {
                 Err(StoreError::Full { .. }) if self.spiller.spill_one(self)? => continue,
@@ -193,11 +228,16 @@ mod tests {
         )
     }
 
+    fn unlimited() -> Arc<Account> {
+        Account::new(AccountLimits::UNLIMITED)
+    }
+
     #[test]
     fn small_objects_are_inline_and_large_ones_in_the_arena() {
         let (store, _dir) = store(16 << 20);
-        let small = store.create_from(b"hello", vec![]).unwrap();
-        let large = store.create(INLINE_MAX, vec![], |b| b.fill(7)).unwrap();
+        let a = unlimited();
+        let small = store.create_from(&a, b"hello", vec![]).unwrap();
+        let large = store.create(&a, INLINE_MAX, vec![], |b| b.fill(7)).unwrap();
         assert_eq!(&*small.read().unwrap(), b"hello");
         assert!(large.read().unwrap().iter().all(|&b| b == 7));
         let stats = store.stats();
@@ -215,10 +255,11 @@ mod tests {
     #[test]
     fn a_full_store_spills_and_restores_byte_exact() {
         let (store, _dir) = store(4 << 20);
+        let a = unlimited();
         let objects: Vec<_> = (0..6u8)
             .map(|i| {
                 store
-                    .create(1 << 20, vec![], |b| {
+                    .create(&a, 1 << 20, vec![], |b| {
                         b.iter_mut()
                             .enumerate()
                             .for_each(|(j, x)| *x = i ^ (j as u8))
@@ -252,19 +293,20 @@ mod tests {
     #[test]
     fn pinned_objects_are_never_spilled_and_too_large_ones_are_refused() {
         let (store, _dir) = store(4 << 20);
-        let big = store.create(3 << 20, vec![], |_| {}).unwrap();
+        let a = unlimited();
+        let big = store.create(&a, 3 << 20, vec![], |_| {}).unwrap();
         let pin = big.pin().unwrap();
-        let err = store.create(2 << 20, vec![], |_| {}).unwrap_err();
+        let err = store.create(&a, 2 << 20, vec![], |_| {}).unwrap_err();
         assert!(matches!(err, StoreError::Full { .. }), "{err}");
         assert!(err.to_string().starts_with("object store is full"));
-        let too_large = store.create(8 << 20, vec![], |_| {}).unwrap_err();
+        let too_large = store.create(&a, 8 << 20, vec![], |_| {}).unwrap_err();
         assert!(
             matches!(too_large, StoreError::TooLarge { .. }),
             "{too_large}"
         );
         drop(pin);
         assert!(
-            store.create(2 << 20, vec![], |_| {}).is_ok(),
+            store.create(&a, 2 << 20, vec![], |_| {}).is_ok(),
             "unpinned: spilled to make room"
         );
         assert_eq!(big.location(), "spilled");
@@ -273,12 +315,13 @@ mod tests {
     #[test]
     fn a_reused_range_shows_only_the_new_objects_bytes_and_zeros_after_them() {
         let (store, _dir) = store(1 << 20);
+        let a = unlimited();
         let first = store
-            .create(INLINE_MAX * 2, vec![], |b| b.fill(0xAB))
+            .create(&a, INLINE_MAX * 2, vec![], |b| b.fill(0xAB))
             .unwrap();
         drop(first);
         let len = INLINE_MAX + 5;
-        let second = store.create_from(&vec![1u8; len], vec![]).unwrap();
+        let second = store.create_from(&a, &vec![1u8; len], vec![]).unwrap();
         assert!(second.read().unwrap().iter().all(|&b| b == 1));
         let pin = second.pin().unwrap();
         let range = pin.mappable().unwrap();
@@ -296,5 +339,59 @@ mod tests {
             tail.iter().all(|&b| b == 0),
             "a mapping's last page shows nothing of the freed object"
         );
+    }
+
+    #[test]
+    fn inline_objects_count_against_the_capacity() {
+        let (store, _dir) = store(1 << 20);
+        let a = unlimited();
+        let small = vec![7u8; 1000];
+        let mut held = Vec::new();
+        let error = loop {
+            match store.create_from(&a, &small, vec![]) {
+                Ok(object) => held.push(object),
+                Err(error) => break error,
+            }
+        };
+        assert!(matches!(error, StoreError::Full { .. }), "{error}");
+        assert_eq!(held.len(), (1 << 20) / 1000);
+        assert!(store.stats().inline_used <= 1 << 20);
+        drop(held);
+        assert_eq!(store.stats().inline_used, 0);
+        assert_eq!(a.usage(), AccountUsage::default());
+    }
+
+    #[test]
+    fn an_account_at_its_spill_limit_is_not_spilled_and_its_limits_name_the_quota() {
+        let (store, _dir) = store(2 << 20);
+        let capped = Account::new(AccountLimits {
+            max_objects: 10,
+            max_bytes: 8 << 20,
+            max_spill_bytes: 1 << 20,
+        });
+        let first = store
+            .create(&capped, 1 << 20, vec![], |b| b.fill(1))
+            .unwrap();
+        let second = store
+            .create(&capped, 1 << 20, vec![], |b| b.fill(2))
+            .unwrap();
+        // Room for a third means spilling one (allowed: 1 MiB), a fourth another (refused).
+        let third = store
+            .create(&capped, 1 << 20, vec![], |b| b.fill(3))
+            .unwrap();
+        assert_eq!(capped.usage().spilled_bytes, 1 << 20);
+        let error = store.create(&capped, 1 << 20, vec![], |_| {}).unwrap_err();
+        assert!(matches!(error, StoreError::Full { .. }), "{error}");
+        let too_much = store.create(&capped, 6 << 20, vec![], |_| {}).unwrap_err();
+        assert!(
+            too_much.to_string().contains("--max-object-bytes"),
+            "{too_much}"
+        );
+        for (object, byte) in [(&first, 1), (&second, 2), (&third, 3)] {
+            assert!(object.read().unwrap().iter().all(|&b| b == byte));
+        }
+        drop((first, second, third));
+        assert_eq!(capped.usage(), AccountUsage::default());
+        assert_eq!(store.stats().spilled, 0);
     }
 }

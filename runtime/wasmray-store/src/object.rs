@@ -5,11 +5,12 @@
 //! keeps it from being spilled while held); whoever maps the bytes into a guest holds a
 //! [`Pin`], which keeps the object resident at the same place until dropped.
 
+use crate::account::Charge;
 use crate::arena::Allocation;
 use crate::{Inner, StoreError};
 use std::ops::Deref;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use wasmray_core::ObjectId;
 
@@ -40,19 +41,14 @@ pub(crate) enum Data {
     Spilled(SpillFile),
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) inline_bytes: AtomicU64,
-    pub(crate) spilled_bytes: AtomicU64,
-    pub(crate) objects: AtomicU64,
-}
-
 /// An immutable object: its serialized bytes and the objects referenced from inside them.
 pub struct StoredObject {
     pub(crate) data: RwLock<Data>,
     len: usize,
     contained: Vec<ObjectId>,
     pub(crate) pins: AtomicU32,
+    /// This object's share of its account, given back when it goes.
+    pub(crate) charge: Charge,
     store: Arc<Inner>,
     /// This object, for the spiller to track it again after a restore.
     me: std::sync::Weak<StoredObject>,
@@ -73,20 +69,16 @@ impl StoredObject {
         data: Data,
         len: usize,
         contained: Vec<ObjectId>,
+        charge: Charge,
         store: &Arc<Inner>,
     ) -> Arc<Self> {
-        let counters = &store.counters;
-        counters.objects.fetch_add(1, Ordering::Relaxed);
-        if matches!(data, Data::Inline(_)) {
-            counters
-                .inline_bytes
-                .fetch_add(len as u64, Ordering::Relaxed);
-        }
+        store.counters.objects.fetch_add(1, Ordering::Relaxed);
         Arc::new_cyclic(|me| Self {
             data: RwLock::new(data),
             len,
             contained,
             pins: AtomicU32::new(0),
+            charge,
             store: Arc::clone(store),
             me: me.clone(),
         })
@@ -158,19 +150,13 @@ impl Drop for StoredObject {
         let counters = &self.store.counters;
         counters.objects.fetch_sub(1, Ordering::Relaxed);
         let data = self.data.get_mut().unwrap_or_else(PoisonError::into_inner);
-        match data {
-            Data::Inline(_) => {
-                counters
-                    .inline_bytes
-                    .fetch_sub(self.len as u64, Ordering::Relaxed);
-            }
-            Data::Spilled(file) => {
-                counters
-                    .spilled_bytes
-                    .fetch_sub(self.len as u64, Ordering::Relaxed);
-                file.remove();
-            }
-            Data::Arena(_) => {}
+        // An inline object's bytes leave the store's inline total with its charge.
+        if let Data::Spilled(file) = data {
+            counters
+                .spilled_bytes
+                .fetch_sub(self.len as u64, Ordering::Relaxed);
+            self.charge.account().unspill(self.len as u64);
+            file.remove();
         }
     }
 }

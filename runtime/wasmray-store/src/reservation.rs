@@ -8,6 +8,7 @@
 //! still holds a freed object's bytes); dropping it unsealed gives the room back. Nobody can
 //! read or map the bytes before the seal.
 
+use crate::account::Charge;
 use crate::arena::Fresh;
 use crate::object::{Data, StoredObject};
 use crate::{Inner, StoreError};
@@ -25,6 +26,7 @@ pub struct Reservation {
     room: Room,
     len: usize,
     written: usize,
+    charge: Charge,
     store: Arc<Inner>,
 }
 
@@ -38,11 +40,12 @@ impl std::fmt::Debug for Reservation {
 }
 
 impl Reservation {
-    pub(crate) fn new(room: Room, len: usize, store: &Arc<Inner>) -> Self {
+    pub(crate) fn new(room: Room, len: usize, charge: Charge, store: &Arc<Inner>) -> Self {
         Self {
             room,
             len,
             written: 0,
+            charge,
             store: Arc::clone(store),
         }
     }
@@ -103,7 +106,7 @@ impl Reservation {
             Room::Inline(bytes) => Data::Inline(bytes),
             Room::Arena(fresh) => Data::Arena(fresh.finish()),
         };
-        let object = StoredObject::new(data, self.len, contained, &self.store);
+        let object = StoredObject::new(data, self.len, contained, self.charge, &self.store);
         if object.is_resident_in_arena() {
             self.store.spiller.track(&object);
         }
@@ -113,14 +116,15 @@ impl Reservation {
 
 #[cfg(test)]
 mod tests {
-    use crate::{INLINE_MAX, ObjectStore};
+    use crate::{Account, AccountLimits, INLINE_MAX, ObjectStore};
 
     #[test]
     fn a_reservation_becomes_an_object_only_when_every_byte_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjectStore::new(4 << 20, dir.path().join("spill")).unwrap();
+        let account = Account::new(AccountLimits::UNLIMITED);
         for len in [10, INLINE_MAX * 3 + 7] {
-            let mut room = store.reserve(len).unwrap();
+            let mut room = store.reserve(&account, len).unwrap();
             room.write(&vec![1u8; len / 2]).unwrap();
             assert!(room.write(&vec![2u8; len]).is_err(), "past the end");
             room.write(&vec![3u8; len - len / 2]).unwrap();
@@ -129,13 +133,14 @@ mod tests {
             assert!(bytes[..len / 2].iter().all(|&b| b == 1));
             assert!(bytes[len / 2..].iter().all(|&b| b == 3));
         }
-        let mut short = store.reserve(INLINE_MAX * 2).unwrap();
+        let mut short = store.reserve(&account, INLINE_MAX * 2).unwrap();
         short.write(&[0u8; 5]).unwrap();
         assert!(short.seal(vec![]).is_err(), "incomplete");
-        let unsealed = store.reserve(3 << 20).unwrap();
+        let unsealed = store.reserve(&account, 3 << 20).unwrap();
         assert!(store.stats().arena_used >= 3 << 20);
         drop(unsealed);
         let stats = store.stats();
         assert_eq!((stats.arena_used, stats.objects), (0, 0), "room given back");
+        assert_eq!(account.usage(), Default::default(), "charges given back");
     }
 }

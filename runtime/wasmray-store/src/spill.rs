@@ -4,7 +4,8 @@
 //!
 //! Candidates are taken oldest first. An object being read (its lock is held) or pinned (mapped
 //! into a guest) is skipped. A failed write leaves the object resident: nothing is ever lost.
-//! One file per spilled object, removed when the object is restored or dropped.
+//! One file per spilled object, removed when the object is restored or dropped. Spilled bytes
+//! count against the object's account; an account at its spill limit is skipped.
 
 use crate::object::{Data, SpillFile, StoredObject};
 use crate::{Inner, StoreError};
@@ -68,11 +69,19 @@ impl Spiller {
             let Data::Arena(allocation) = &*data else {
                 continue;
             };
+            // An object whose owner is at its spill limit stays resident.
+            let len = object.len() as u64;
+            if !object.charge.account().try_spill(len) {
+                drop(data);
+                self.queue().push_back(weak);
+                continue;
+            }
             let path = self
                 .dir
                 .join(format!("{}.obj", self.next.fetch_add(1, Ordering::Relaxed)));
             if let Err(error) = write_file(&path, allocation.bytes()) {
                 let _ = std::fs::remove_file(&path);
+                object.charge.account().unspill(len);
                 self.queue().push_back(weak);
                 return Err(StoreError::Spill(path, error));
             }
@@ -98,15 +107,25 @@ impl Spiller {
             return Ok(false);
         };
         let path = file.path().to_owned();
+        let len = object.len() as u64;
+        // The bytes leave the disk: making room for them may spill the owner's others.
+        let account = object.charge.account();
+        account.unspill(len);
         let mut outcome = Ok(());
-        let allocation = store.allocate(object.len(), |bytes| outcome = read_file(&path, bytes))?;
-        outcome.map_err(|error| StoreError::Spill(path.clone(), error))?;
+        let allocation = store
+            .allocate(object.len(), |bytes| outcome = read_file(&path, bytes))
+            .and_then(|allocation| {
+                outcome
+                    .map(|()| allocation)
+                    .map_err(|error| StoreError::Spill(path.clone(), error))
+            })
+            .inspect_err(|_| account.respill(len))?;
         let _ = std::fs::remove_file(&path);
         *data = Data::Arena(allocation);
         store
             .counters
             .spilled_bytes
-            .fetch_sub(object.len() as u64, Ordering::Relaxed);
+            .fetch_sub(len, Ordering::Relaxed);
         Ok(true)
     }
 }

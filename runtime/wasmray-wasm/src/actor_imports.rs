@@ -86,14 +86,16 @@ fn call_actor(
     let args = submitted_args(state, IMPORT, &spec.args)?;
     let services = Arc::clone(&state.services);
     let caller_info = call(state, IMPORT)?.caller.clone();
-    let ids = services.call_actor(
-        &caller_info,
-        actor,
-        spec.method,
-        args,
-        spec.num_returns,
-        &spec.options,
-    );
+    let ids = services
+        .call_actor(
+            &caller_info,
+            actor,
+            spec.method,
+            args,
+            spec.num_returns,
+            &spec.options,
+        )
+        .map_err(|e| fault(IMPORT, e))?;
     let handles = new_handles(state, IMPORT, &ids)?;
     write_u32s(data, IMPORT, returns_ptr, &handles)?;
     Ok(0)

@@ -6,7 +6,6 @@
 //! depend on it and never on each other. It decides nothing: the node does, through
 //! [`crate::NodeServices`].
 
-use crate::handles::MAX_HANDLES;
 use crate::memory::{fault, slice};
 use crate::services::SubmittedArg;
 use crate::state::{CallState, GuestState, Staged, StagedBytes};
@@ -71,10 +70,11 @@ pub(crate) fn new_handles(
 /// Drops the references of `ids`, which found no room in the handle table, and names the limit.
 fn table_full(state: &GuestState, import: &'static str, ids: &[ObjectId]) -> wasmtime::Error {
     state.services.release(ids);
-    fault(
-        import,
-        format!("the instance already holds {MAX_HANDLES} object refs, the most one may"),
-    )
+    let quota = wasmray_core::QuotaExceeded {
+        quota: wasmray_core::Quota::Handles,
+        limit: state.handles.limit() as u64,
+    };
+    fault(import, quota.to_string())
 }
 
 pub(crate) fn handle_to_id(
@@ -123,6 +123,11 @@ pub(crate) fn submitted_args(
     import: &'static str,
     args: &[ArgOut<'_>],
 ) -> Result<Vec<SubmittedArg>> {
+    let caller = &state
+        .call
+        .as_ref()
+        .ok_or_else(|| fault(import, "called while no task is running"))?
+        .caller;
     args.iter()
         .map(|arg| match arg {
             ArgOut::Ref(handle) => Ok(SubmittedArg::ByRef(handle_to_id(state, import, *handle)?)),
@@ -130,7 +135,7 @@ pub(crate) fn submitted_args(
                 let contained = value_refs(state, import, value)?;
                 let stored = state
                     .services
-                    .store_value(value.bytes, contained)
+                    .store_value(caller, value.bytes, contained)
                     .map_err(|e| fault(import, e))?;
                 Ok(SubmittedArg::Value(stored))
             }

@@ -9,8 +9,8 @@
 //! [`REUSE_AFTER`] slots wait there (or when no fresh index is left); each reuse bumps its
 //! generation. So a stale handle (already released) names nothing unless its slot has come
 //! round 255 times, i.e. after at least 65,000 frees; even then it names an object of this same
-//! instance, never another guest's. At most [`MAX_HANDLES`] handles live at once; the imports
-//! turn a full table into a trap that names the limit.
+//! instance, never another guest's. At most the table's limit (the job's quota, never above
+//! [`MAX_HANDLES`]) live at once; the imports turn a full table into a trap naming the limit.
 //!
 //! This file knows nothing of references or the scheduler: callers count and release.
 
@@ -34,16 +34,39 @@ struct Slot {
 }
 
 /// Guest handles to object IDs.
-#[derive(Default)]
 pub(crate) struct HandleTable {
     slots: Vec<Slot>,
     free: VecDeque<u32>,
+    limit: usize,
+}
+
+impl Default for HandleTable {
+    fn default() -> Self {
+        Self::with_limit(MAX_HANDLES)
+    }
 }
 
 impl HandleTable {
+    /// A table that holds at most `limit` live handles (and never more than [`MAX_HANDLES`]).
+    pub(crate) fn with_limit(limit: usize) -> Self {
+        Self {
+            slots: Vec::new(),
+            free: VecDeque::new(),
+            limit: limit.min(MAX_HANDLES),
+        }
+    }
+
+    /// Most live handles this table holds.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// A new handle for `id` (the caller has already counted the reference), or `None` when
-    /// [`MAX_HANDLES`] are live.
+    /// the limit is live.
     pub(crate) fn insert(&mut self, id: ObjectId) -> Option<u32> {
+        if self.slots.len() - self.free.len() >= self.limit {
+            return None;
+        }
         let index = if self.free.len() > REUSE_AFTER || self.slots.len() >= MAX_HANDLES {
             self.free.pop_front()?
         } else {
@@ -167,6 +190,18 @@ mod tests {
             10_001,
             "no handle value repeats within 10,000 frees"
         );
+    }
+
+    #[test]
+    fn the_limit_counts_live_handles() {
+        let mut table = HandleTable::with_limit(3);
+        let handles: Vec<u32> = (0..3)
+            .map(|n| table.insert(object(n)).expect("room"))
+            .collect();
+        assert_eq!(table.insert(object(9)), None, "full");
+        table.remove(handles[1]);
+        assert!(table.insert(object(9)).is_some(), "room again");
+        assert_eq!(table.insert(object(10)), None);
     }
 
     #[test]

@@ -76,7 +76,9 @@ fn submit_task(
     };
     let services = Arc::clone(&state.services);
     let caller_info = call(state, IMPORT)?.caller.clone();
-    let ids = services.submit(&caller_info, submission);
+    let ids = services
+        .submit(&caller_info, submission)
+        .map_err(|e| fault(IMPORT, e))?;
     let handles = new_handles(state, IMPORT, &ids)?;
     write_u32s(data, IMPORT, returns_ptr, &handles)?;
     Ok(0)
@@ -226,13 +228,14 @@ fn task_return(mut caller: Caller<'_, GuestState>, values_ptr: u32, values_len: 
     let memory = memory(&caller, IMPORT)?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
     let values: Vec<ValueOut<'_>> = record(data, IMPORT, values_ptr, values_len, "return values")?;
+    let services = Arc::clone(&state.services);
+    let caller_info = call(state, IMPORT)?.caller.clone();
     let mut results = Vec::with_capacity(values.len());
     for value in &values {
         let contained = value_refs(state, IMPORT, value)?;
         results.push(
-            state
-                .services
-                .store_value(value.bytes, contained)
+            services
+                .store_value(&caller_info, value.bytes, contained)
                 .map_err(|e| fault(IMPORT, e))?,
         );
     }

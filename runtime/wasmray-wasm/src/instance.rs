@@ -27,7 +27,10 @@ use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 pub struct InstanceSetup {
     pub services: Arc<dyn NodeServices>,
     pub output: Arc<dyn OutputSink>,
-    /// Command-line arguments the guest sees (the driver's `[args]`; empty for tasks).
+    /// Most handles the instance may hold at once (its job's quota).
+    pub max_handles: u32,
+    /// Command-line arguments the guest sees (the driver's `[args]`; the module's name for
+    /// tasks).
     pub args: Vec<String>,
     /// For an actor with `max_concurrency > 1`: where its blocked calls find others to run.
     pub nested: Option<Arc<dyn crate::NestedCalls>>,
@@ -74,7 +77,7 @@ impl GuestInstance {
             services: setup.services,
             output,
             memory: None,
-            handles: HandleTable::default(),
+            handles: HandleTable::with_limit(setup.max_handles as usize),
             staged: None,
             call: None,
             ticks: 0,

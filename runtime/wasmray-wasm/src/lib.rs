@@ -35,7 +35,7 @@ pub use instance::{GuestInstance, InstanceSetup};
 pub use kill::KillSwitch;
 pub use memory::GuestFault;
 pub use module::GuestModule;
-pub use output::{OutputSink, StdioSink, Stream};
+pub use output::{MAX_LINE, OutputRate, OutputSink, RateLimited, StdioSink, Stream};
 pub use services::{
     ActorRequest, ActorServices, BoxFuture, GetOutcome, NestedCall, NestedCalls, NodeServices,
     Submission, SubmittedArg,

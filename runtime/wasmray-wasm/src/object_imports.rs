@@ -34,7 +34,10 @@ fn put_begin(mut caller: Caller<'_, GuestState>, len: i64) -> Result<()> {
     }
     let len = u64::try_from(len).map_err(|_| fault(IMPORT, format!("negative length {len}")))?;
     // The store checks `len` against its capacity before it allocates anything.
-    call.streamed_put = Some(services.reserve(len).map_err(|e| fault(IMPORT, e))?);
+    let room = services
+        .reserve(&call.caller, len)
+        .map_err(|e| fault(IMPORT, e))?;
+    call.streamed_put = Some(room);
     Ok(())
 }
 

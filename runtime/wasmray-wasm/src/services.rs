@@ -49,8 +49,9 @@ pub enum GetOutcome {
 /// A node as seen from its guests.
 pub trait NodeServices: ActorServices {
     /// Submits a task; returns its return objects, each with one reference for the caller.
-    /// A function the module does not export fails the task with an `invalid-task` error.
-    fn submit(&self, caller: &Caller, submission: Submission) -> Vec<ObjectId>;
+    /// A function the module does not export fails the task with an `invalid-task` error;
+    /// a job over its quota of pending tasks is refused (the guest traps with the message).
+    fn submit(&self, caller: &Caller, submission: Submission) -> Result<Vec<ObjectId>, String>;
 
     /// Stores `bytes` as a new object, created by `put` (its ID is `caller.run.put_object(n)`);
     /// one reference, for the caller. The refs in `contained` are still held by the guest's
@@ -63,8 +64,9 @@ pub trait NodeServices: ActorServices {
         contained: Vec<ObjectId>,
     ) -> Result<ObjectId, String>;
 
-    /// Reserves room for a value of `len` bytes that a guest streams in (`put_begin`).
-    fn reserve(&self, len: u64) -> Result<Reservation, String>;
+    /// Reserves room for a value of `len` bytes that `caller` streams in (`put_begin`),
+    /// charged to its job.
+    fn reserve(&self, caller: &Caller, len: u64) -> Result<Reservation, String>;
 
     /// As [`put`](Self::put), for a value streamed into `room` (`put_end`); refused unless every
     /// reserved byte was written.
@@ -79,7 +81,12 @@ pub trait NodeServices: ActorServices {
     /// Stores a value a guest handed over (a return value, an argument passed by value); it is
     /// not visible to anyone until it is registered. As with `put`, the node counts a
     /// reference to each object in `contained`, owed by the value until it is handed over.
-    fn store_value(&self, bytes: &[u8], contained: Vec<ObjectId>) -> Result<CountedValue, String>;
+    fn store_value(
+        &self,
+        caller: &Caller,
+        bytes: &[u8],
+        contained: Vec<ObjectId>,
+    ) -> Result<CountedValue, String>;
 
     /// Waits for an object, giving the caller's CPU back while it blocks.
     fn get(
@@ -131,7 +138,8 @@ pub trait ActorServices: Send + Sync + 'static {
     fn create_actor(&self, caller: &Caller, request: ActorRequest) -> Result<ObjectId, TaskError>;
 
     /// Calls `method` (`Class::method`) on the actor whose handle object is `actor`; returns
-    /// the result objects, each with one reference for the caller.
+    /// the result objects, each with one reference for the caller. Refused as
+    /// [`NodeServices::submit`] is when the job is over its quota of pending tasks.
     fn call_actor(
         &self,
         caller: &Caller,
@@ -140,7 +148,7 @@ pub trait ActorServices: Send + Sync + 'static {
         args: Vec<SubmittedArg>,
         num_returns: u32,
         options: &MethodOptions,
-    ) -> Vec<ObjectId>;
+    ) -> Result<Vec<ObjectId>, String>;
 
     /// The handle object of the live actor `name` of class `class`, with one reference for
     /// the caller.

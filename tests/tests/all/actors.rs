@@ -118,6 +118,11 @@ async fn a_node_holds_10000_live_actors() -> anyhow::Result<()> {
         max_instances: 10_100,
         max_task_memory: 64 << 20,
         default_task_memory: 64 << 20,
+        // Past the default quota of 1,000 live actors per job.
+        default_quotas: wasmray_node::JobQuotas {
+            max_actors: 10_000,
+            ..Default::default()
+        },
         ..test_config(2.0, Arc::clone(&output))
     };
     let node = Node::start(config)?;

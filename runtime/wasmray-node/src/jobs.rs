@@ -1,0 +1,85 @@
+//! Each job's quotas and what is charged against them on this node: its account in the
+//! object store and its rate-limited output.
+//!
+//! A job is registered when its driver starts and forgotten when it ends. Work of a job this
+//! node does not know (a detached actor outliving its driver, and later work arriving from
+//! other nodes) runs under the node's default quotas, in an entry made when first needed.
+//! Counting tasks and actors is the scheduler's (`Scheduler::job_tasks`); this component only
+//! holds the figures and the per-job parts that live outside the scheduler.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use wasmray_core::{IdMap, JobId, JobQuotas};
+use wasmray_store::{Account, AccountLimits};
+use wasmray_wasm::{OutputRate, OutputSink, RateLimited};
+
+/// One job on this node.
+pub(crate) struct Job {
+    pub(crate) quotas: JobQuotas,
+    /// What the job's objects take in the store.
+    pub(crate) account: Arc<Account>,
+    /// Where the job's guests write.
+    pub(crate) output: Arc<RateLimited>,
+}
+
+impl Job {
+    fn new(quotas: JobQuotas, sink: &Arc<dyn OutputSink>) -> Arc<Self> {
+        let rate = OutputRate {
+            bytes_per_sec: quotas.output_bytes_per_sec,
+            // Eight seconds' worth at once: a burst of output is normal, a flood is not.
+            burst: quotas.output_bytes_per_sec.saturating_mul(8),
+        };
+        Arc::new(Self {
+            quotas,
+            account: Account::new(AccountLimits {
+                max_objects: quotas.max_objects,
+                max_bytes: quotas.max_object_bytes,
+                max_spill_bytes: quotas.max_spill_bytes,
+            }),
+            output: Arc::new(RateLimited::new(Arc::clone(sink), rate)),
+        })
+    }
+}
+
+/// The jobs this node runs work of.
+pub(crate) struct Jobs {
+    defaults: JobQuotas,
+    sink: Arc<dyn OutputSink>,
+    jobs: Mutex<IdMap<JobId, Arc<Job>>>,
+}
+
+impl Jobs {
+    pub(crate) fn new(defaults: JobQuotas, sink: Arc<dyn OutputSink>) -> Self {
+        Self {
+            defaults,
+            sink,
+            jobs: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdMap<JobId, Arc<Job>>> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a job that starts here with its own quotas.
+    pub(crate) fn begin(&self, job: JobId, quotas: JobQuotas) -> Arc<Job> {
+        let entry = Job::new(quotas, &self.sink);
+        self.lock().insert(job, Arc::clone(&entry));
+        entry
+    }
+
+    /// The job's entry; one with the node's defaults if the job is not known here.
+    pub(crate) fn get(&self, job: JobId) -> Arc<Job> {
+        let mut jobs = self.lock();
+        let entry = jobs
+            .entry(job)
+            .or_insert_with(|| Job::new(self.defaults, &self.sink));
+        Arc::clone(entry)
+    }
+
+    /// Forgets a job whose driver ended; what it still holds keeps its charges until it goes.
+    pub(crate) fn end(&self, job: JobId) {
+        if let Some(entry) = self.lock().remove(&job) {
+            entry.output.flush();
+        }
+    }
+}
