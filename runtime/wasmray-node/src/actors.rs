@@ -88,7 +88,10 @@ impl NodeInner {
         let mut pooled = match self.instantiate(&spec, nested).await {
             Ok(pooled) => pooled,
             Err(error) => {
-                self.report_failure(spec.id, error, true);
+                // A constructor's instance past its own limits is the actor's failure, not
+                // the node's: not retried as one.
+                let system = error.kind == wasmray_core::ErrorKind::System;
+                self.report_failure(spec.id, error, system);
                 return;
             }
         };

@@ -32,13 +32,7 @@ impl NodeInner {
             actor: spec.actor(),
             gpu_ids: run.gpu_ids.clone(),
         };
-        let limits = CallLimits {
-            memory_bytes: spec.memory_limit.unwrap_or(self.config.default_task_memory),
-            cpu_time: spec
-                .cpu_time_limit_ms
-                .map(Duration::from_millis)
-                .or(self.config.default_cpu_time_limit),
-        };
+        let limits = self.call_limits(spec);
         TaskCall {
             export,
             num_returns: spec.num_returns,
@@ -47,6 +41,17 @@ impl NodeInner {
             caller,
             limits,
             label,
+        }
+    }
+
+    /// A spec's memory cap and CPU-time limit, or the node's defaults.
+    pub(crate) fn call_limits(&self, spec: &TaskSpec<Value>) -> CallLimits {
+        CallLimits {
+            memory_bytes: spec.memory_limit.unwrap_or(self.config.default_task_memory),
+            cpu_time: spec
+                .cpu_time_limit_ms
+                .map(Duration::from_millis)
+                .or(self.config.default_cpu_time_limit),
         }
     }
 
@@ -81,16 +86,20 @@ impl NodeInner {
         let spec = Arc::clone(&run.spec);
         let running = self.running.enter(spec.id);
         let key = PoolKey::new(spec.job, spec.module, spec.function.clone());
-        let pooled = match self.pool.take(&key) {
+        // An idle instance whose memory grew past this call's cap is not reused.
+        let memory_cap = self.call_limits(&spec).memory_bytes;
+        let idle = self
+            .pool
+            .take(&key)
+            .filter(|pooled| pooled.instance.memory_bytes() <= memory_cap);
+        let pooled = match idle {
             Some(pooled) => pooled,
             None => match self.instantiate(&spec, None).await {
                 Ok(pooled) => pooled,
                 Err(error) => {
                     self.with_sched(|sched, now| {
-                        let outcome = Outcome::Failed {
-                            error,
-                            system: true,
-                        };
+                        let system = error.kind == ErrorKind::System;
+                        let outcome = Outcome::Failed { error, system };
                         sched.handle(
                             now,
                             Event::Finished {
@@ -149,14 +158,15 @@ impl NodeInner {
         spec: &TaskSpec<Value>,
         nested: Option<Arc<dyn NestedCalls>>,
     ) -> Result<PooledInstance, TaskError> {
-        let system = |message: String| TaskError {
-            kind: ErrorKind::System,
+        let failed = |kind: ErrorKind, message: String| TaskError {
+            kind,
             function: spec.function.clone(),
             message,
             backtrace: None,
             task_chain: spec.lineage.error_chain(),
             cause: None,
         };
+        let system = |message: String| failed(ErrorKind::System, message);
         let module = self
             .host
             .module(&spec.module)
@@ -171,12 +181,13 @@ impl NodeInner {
             services: GuestServices::shared(self),
             output: Arc::clone(&job.output) as Arc<dyn wasmray_wasm::OutputSink>,
             max_handles: job.quotas.max_handles,
+            limits: self.call_limits(spec),
             args: vec![module.name().to_owned()],
             nested,
         };
         let instance = GuestInstance::new(&self.host, &module, setup)
             .await
-            .map_err(|e| system(e.to_string()))?;
+            .map_err(|e| failed(e.error_kind(), e.to_string()))?;
         Ok(PooledInstance::new(instance, slot))
     }
 }

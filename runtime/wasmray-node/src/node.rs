@@ -27,7 +27,7 @@ use wasmray_sched::{
 };
 use wasmray_store::{ObjectStore, StoreStats};
 use wasmray_wasm::{
-    Caller, GuestInstance, GuestModule, InstanceSetup, MainOutcome, Stream, WasmHost,
+    CallLimits, Caller, GuestInstance, GuestModule, InstanceSetup, MainOutcome, Stream, WasmHost,
     WasmHostConfig,
 };
 
@@ -237,6 +237,12 @@ impl NodeInner {
         // A driver's instance takes one of the pool's slots like any other, so that a task
         // never finds the slot it was promised taken by a driver.
         let _slot = self.pool.slot().await.ok_or(NodeError::ShuttingDown)?;
+        // A driver is held to the node's largest memory cap and the tasks' default CPU limit
+        // (time blocked in `get` does not count), its start function included.
+        let driver_limits = CallLimits {
+            memory_bytes: self.config.max_task_memory,
+            cpu_time: self.config.default_cpu_time_limit,
+        };
         let mut instance = GuestInstance::new(
             &self.host,
             module,
@@ -244,6 +250,7 @@ impl NodeInner {
                 services: GuestServices::shared(self),
                 output,
                 max_handles: quotas.max_handles,
+                limits: driver_limits,
                 args: argv,
                 nested: None,
             },
@@ -258,7 +265,7 @@ impl NodeInner {
             actor: None,
             gpu_ids: Vec::new(),
         };
-        let finished = instance.run_main(caller, self.config.max_task_memory).await;
+        let finished = instance.run_main(caller, driver_limits).await;
         self.release(&finished.held);
         // The job's actors go with its driver, unless detached (as in Ray).
         self.event(Event::JobFinished(job));

@@ -15,6 +15,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 use wasmray_sched::{Action, Scheduler, Time};
+use wasmray_wasm::coarse_clock;
 
 /// The scheduler and whether someone is carrying out its actions.
 struct Guarded {
@@ -131,19 +132,4 @@ impl Drop for Claim<'_> {
     fn drop(&mut self) {
         self.0.guarded().draining = false;
     }
-}
-
-/// `CLOCK_MONOTONIC_COARSE`: the monotonic clock as of the kernel's last tick.
-fn coarse_clock() -> std::time::Duration {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, writable `timespec` for the call; the clock ID is a constant
-    // every Linux kernel this runs on provides. On failure `now` keeps its zeros.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut now) };
-    std::time::Duration::new(
-        u64::try_from(now.tv_sec).unwrap_or(0),
-        u32::try_from(now.tv_nsec).unwrap_or(0),
-    )
 }

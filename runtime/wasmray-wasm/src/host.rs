@@ -193,6 +193,9 @@ impl Drop for WasmHost {
     }
 }
 
+/// The most stack a guest's wasm may use; deeper recursion traps ("call stack exhausted").
+pub const MAX_WASM_STACK: usize = 1 << 20;
+
 fn engine_config(config: &WasmHostConfig) -> Config {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_core_instances(config.max_instances)
@@ -209,6 +212,9 @@ fn engine_config(config: &WasmHostConfig) -> Config {
         .table_keep_resident(16 << 10);
     let mut wasm = Config::new();
     wasm.epoch_interruption(true)
+        .max_wasm_stack(MAX_WASM_STACK)
+        // Room on each fiber for the host's own frames below the guest's.
+        .async_stack_size(MAX_WASM_STACK + (1 << 20))
         .wasm_backtrace_max_frames(NonZeroUsize::new(64))
         .cranelift_opt_level(OptLevel::Speed)
         .memory_reservation(config.max_memory_bytes.min(4 << 30))

@@ -20,7 +20,7 @@ use crate::state::{CallState, GuestState, HandleTable, MemoryCap};
 use std::sync::Arc;
 use wasmray_abi::exports;
 use wasmray_core::ObjectId;
-use wasmtime::{Instance, Store, UpdateDeadline};
+use wasmtime::{CallHook, Instance, Store, UpdateDeadline};
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 
 /// How an instance is set up.
@@ -29,6 +29,9 @@ pub struct InstanceSetup {
     pub output: Arc<dyn OutputSink>,
     /// Most handles the instance may hold at once (its job's quota).
     pub max_handles: u32,
+    /// The memory cap and CPU-time limit of instantiation (the start function and the ABI
+    /// check): those of the first call the instance serves.
+    pub limits: CallLimits,
     /// Command-line arguments the guest sees (the driver's `[args]`; the module's name for
     /// tasks).
     pub args: Vec<String>,
@@ -62,6 +65,15 @@ impl GuestInstance {
         module: &Arc<GuestModule>,
         setup: InstanceSetup,
     ) -> Result<Self, WasmError> {
+        let limits = setup.limits;
+        let declared = module.initial_memory_bytes() as u64;
+        if declared > limits.memory_bytes {
+            return Err(WasmError::InitialMemory {
+                module: module.name.clone(),
+                declared,
+                limit: limits.memory_bytes,
+            });
+        }
         let output = GuestOutput::new(setup.output, None);
         let wasi = WasiCtxBuilder::new()
             .stdout(output.writer(Stream::Stdout))
@@ -71,7 +83,7 @@ impl GuestInstance {
         let state = GuestState {
             wasi,
             limits: MemoryCap {
-                max_bytes: host.config().max_memory_bytes as usize,
+                max_bytes: limits.memory_bytes as usize,
                 hit: false,
             },
             services: setup.services,
@@ -81,8 +93,9 @@ impl GuestInstance {
             staged: None,
             call: None,
             ticks: 0,
-            tick_limit: None,
+            tick_limit: limits.cpu_time.map(WasmHost::ticks_for),
             deadline_hit: false,
+            host_time: Default::default(),
             kill: KillSwitch::default(),
             nested: setup.nested,
             stack_pointer: None,
@@ -103,15 +116,13 @@ impl GuestInstance {
             }
             Ok(UpdateDeadline::Yield(1))
         });
+        store.call_hook(|mut context, hook| on_call_hook(context.data_mut(), hook));
         store.set_epoch_deadline(1);
         let instance = module
             .pre
             .instantiate_async(&mut store)
             .await
-            .map_err(|e| WasmError::Instantiate {
-                module: module.name.clone(),
-                message: format!("{e:#}"),
-            })?;
+            .map_err(|e| instantiation_error(&store, module, e))?;
         let memory = instance.get_memory(&mut store, exports::MEMORY);
         store.data_mut().memory = memory;
         let stack_pointer = instance.get_global(&mut store, STACK_POINTER_EXPORT);
@@ -123,14 +134,10 @@ impl GuestInstance {
                 export: exports::ABI_VERSION,
             })?;
         store.set_epoch_deadline(1);
-        let found =
-            version
-                .call_async(&mut store, ())
-                .await
-                .map_err(|e| WasmError::Instantiate {
-                    module: module.name.clone(),
-                    message: format!("{e:#}"),
-                })?;
+        let found = version
+            .call_async(&mut store, ())
+            .await
+            .map_err(|e| instantiation_error(&store, module, e))?;
         check_abi_version(&module.name, found)?;
         Ok(Self {
             store,
@@ -144,6 +151,15 @@ impl GuestInstance {
 
     pub fn module(&self) -> &Arc<GuestModule> {
         &self.module
+    }
+
+    /// The size of the instance's linear memory now (a reused instance must not serve a
+    /// call whose memory cap is below it).
+    pub fn memory_bytes(&self) -> u64 {
+        self.store
+            .data()
+            .memory
+            .map_or(0, |memory| memory.data_size(&self.store) as u64)
     }
 
     /// Calls served so far.
@@ -206,16 +222,9 @@ impl GuestInstance {
         state.limits.hit || state.deadline_hit || state.kill.is_killed()
     }
 
-    /// Runs the module's `main` as the driver.
-    pub async fn run_main(&mut self, caller: Caller, memory_bytes: u64) -> Finished<MainOutcome> {
-        self.begin(
-            CallState::new(caller, Vec::new(), 0),
-            CallLimits {
-                memory_bytes,
-                cpu_time: None,
-            },
-            None,
-        );
+    /// Runs the module's `main` as the driver, within `limits`.
+    pub async fn run_main(&mut self, caller: Caller, limits: CallLimits) -> Finished<MainOutcome> {
+        self.begin(CallState::new(caller, Vec::new(), 0), limits, None);
         let result = match self
             .instance
             .get_typed_func::<(), ()>(&mut self.store, exports::START)
@@ -249,6 +258,7 @@ impl GuestInstance {
         state.limits.max_bytes = limits.memory_bytes as usize;
         state.limits.hit = false;
         state.ticks = 0;
+        state.host_time.reset();
         state.deadline_hit = false;
         state.tick_limit = limits.cpu_time.map(WasmHost::ticks_for);
         state.call = Some(call);
@@ -284,6 +294,49 @@ impl GuestInstance {
         // `begin` set the call and guests have no way to remove it.
         let call = state.call.take().expect("a call is in progress");
         (call, held)
+    }
+}
+
+/// The store's call hook: counts time in host imports as epoch ticks (`cpu_clock.rs`) and
+/// stops a call past its limit.
+fn on_call_hook(state: &mut GuestState, hook: CallHook) -> wasmtime::Result<()> {
+    match hook {
+        CallHook::CallingHost => state.host_time.enter(),
+        CallHook::ReturningFromHost => {
+            state.ticks += state.host_time.leave(crate::state::EPOCH_TICK);
+            if state.tick_limit.is_some_and(|limit| state.ticks > limit) {
+                state.deadline_hit = true;
+                return Err(wasmtime::Error::msg(
+                    "the call ran past its cpu time limit inside a host import",
+                ));
+            }
+        }
+        CallHook::CallingWasm | CallHook::ReturningFromWasm => {}
+    }
+    Ok(())
+}
+
+/// Why instantiation (the start function included) failed: a limit it hit, or the trap.
+fn instantiation_error(
+    store: &Store<GuestState>,
+    module: &GuestModule,
+    error: wasmtime::Error,
+) -> WasmError {
+    let state = store.data();
+    let module = module.name.clone();
+    if state.deadline_hit {
+        let limit_ms = state.tick_limit.unwrap_or(0) * crate::state::EPOCH_TICK.as_millis() as u64;
+        WasmError::StartDeadline { module, limit_ms }
+    } else if state.limits.hit {
+        WasmError::StartOutOfMemory {
+            module,
+            limit: state.limits.max_bytes as u64,
+        }
+    } else {
+        WasmError::Instantiate {
+            module,
+            message: format!("{error:#}"),
+        }
     }
 }
 

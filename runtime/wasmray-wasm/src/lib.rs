@@ -10,6 +10,7 @@ mod actor_imports;
 mod cache;
 mod call;
 mod counted;
+mod cpu_clock;
 mod failure;
 mod guest_io;
 mod handles;
@@ -30,6 +31,7 @@ mod state;
 
 pub use call::{CallLimits, Caller, Finished, MainOutcome, TaskCall, TaskOutcome};
 pub use counted::{CountedValue, ReleaseContained};
+pub use cpu_clock::coarse_clock;
 pub use host::{EPOCH_TICK, WasmHost, WasmHostConfig};
 pub use instance::{GuestInstance, InstanceSetup};
 pub use kill::KillSwitch;
@@ -42,6 +44,20 @@ pub use services::{
 };
 
 use std::path::PathBuf;
+
+impl WasmError {
+    /// The kind of task error this is when it stops a task from starting: the guest's own
+    /// limits are its fault (not retried as a system failure); anything else is the node's.
+    pub fn error_kind(&self) -> wasmray_abi::ErrorKind {
+        match self {
+            WasmError::InitialMemory { .. } | WasmError::StartOutOfMemory { .. } => {
+                wasmray_abi::ErrorKind::OutOfMemory
+            }
+            WasmError::StartDeadline { .. } => wasmray_abi::ErrorKind::DeadlineExceeded,
+            _ => wasmray_abi::ErrorKind::System,
+        }
+    }
+}
 
 /// Why a module could not be loaded or instantiated.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +93,18 @@ pub enum WasmError {
     Link { module: String, message: String },
     #[error("cannot instantiate `{module}`: {message}")]
     Instantiate { module: String, message: String },
+    #[error(
+        "`{module}` declares {declared} bytes of initial memory, more than its memory limit of {limit} bytes"
+    )]
+    InitialMemory {
+        module: String,
+        declared: u64,
+        limit: u64,
+    },
+    #[error("`{module}`'s start function grew its memory past its memory limit of {limit} bytes")]
+    StartOutOfMemory { module: String, limit: u64 },
+    #[error("`{module}`'s start function ran for more than its cpu time limit of {limit_ms} ms")]
+    StartDeadline { module: String, limit_ms: u64 },
     #[error("cannot create the wasm engine: {0}")]
     Engine(String),
 }

@@ -33,8 +33,15 @@ pub(crate) async fn block_on<T>(
             // child was cancelled with it must not go on with the child's error).
             biased;
             () = kill.killed() => return Err(wasmtime::Error::msg("the instance was stopped")),
-            value = &mut wait => return Ok(value),
-            call = next_call => run_nested(caller, call).await,
+            value = &mut wait => {
+                // Blocked time is not CPU time (see cpu_clock.rs).
+                caller.data_mut().host_time.restart();
+                return Ok(value);
+            }
+            call = next_call => {
+                run_nested(caller, call).await;
+                caller.data_mut().host_time.restart();
+            }
         }
     }
 }
