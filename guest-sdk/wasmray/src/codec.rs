@@ -89,7 +89,11 @@ pub(crate) fn encode_failed<T: ?Sized>(error: postcard::Error) -> ! {
 /// # Panics
 /// Never in practice: ABI records always encode.
 pub(crate) fn encode_record<T: Serialize>(record: &T) -> Vec<u8> {
-    match wasmray_abi::encode(record) {
+    // Measured first: a record may carry a large argument, and a growing buffer would need
+    // twice its size at once (a 1 GiB argument would overflow wasm32's address space).
+    let encoded = serializer::encoded_len(record)
+        .and_then(|len| serializer::serialize(record, Exact(Vec::with_capacity(len))));
+    match encoded {
         Ok(bytes) => bytes,
         Err(error) => panic!(
             "wasmray: cannot encode the ABI record `{}`: {error}",

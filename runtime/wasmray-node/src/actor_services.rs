@@ -182,7 +182,7 @@ impl ActorServices for GuestServices {
         options: &MethodOptions,
     ) -> Result<Vec<ObjectId>, String> {
         let node = &self.node;
-        node.admit_task(caller.job)?;
+        node.admit_task(caller)?;
         let target = actor.actor();
         let info = target.and_then(|id| node.lock_sched().actor_info(id));
         let function = match (&info, method.contains("::")) {

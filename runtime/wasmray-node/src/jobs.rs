@@ -1,9 +1,11 @@
 //! Each job's quotas and what is charged against them on this node: its account in the
 //! object store and its rate-limited output.
 //!
-//! A job is registered when its driver starts and forgotten when it ends. Work of a job this
-//! node does not know (a detached actor outliving its driver, and later work arriving from
-//! other nodes) runs under the node's default quotas, in an entry made when first needed.
+//! A job is registered when its driver starts and forgotten when it ends; its ID is then
+//! remembered as ended (eight bytes), so that what the job left running cannot start new
+//! work: only its detached actors may still submit. Work of a job this node does not know
+//! (a detached actor outliving its driver, and later work arriving from other nodes) runs
+//! under the node's default quotas, in an entry made when first needed.
 //! Counting tasks and actors is the scheduler's (`Scheduler::job_tasks`); this component only
 //! holds the figures and the per-job parts that live outside the scheduler.
 
@@ -44,16 +46,27 @@ impl Job {
 pub(crate) struct Jobs {
     defaults: JobQuotas,
     sink: Arc<dyn OutputSink>,
+    /// The node's own reports (unhandled errors), at the default rate of one job.
+    reports: RateLimited,
     jobs: Mutex<IdMap<JobId, Arc<Job>>>,
+    ended: Mutex<IdMap<JobId, ()>>,
 }
 
 impl Jobs {
     pub(crate) fn new(defaults: JobQuotas, sink: Arc<dyn OutputSink>) -> Self {
         Self {
             defaults,
+            reports: RateLimited::new(Arc::clone(&sink), OutputRate::default()),
             sink,
             jobs: Mutex::default(),
+            ended: Mutex::default(),
         }
+    }
+
+    /// Where the node's reports about jobs go (rate-limited: a job that fails a million
+    /// tasks nobody reads must not flood the terminal).
+    pub(crate) fn reports(&self) -> &RateLimited {
+        &self.reports
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, IdMap<JobId, Arc<Job>>> {
@@ -78,8 +91,20 @@ impl Jobs {
 
     /// Forgets a job whose driver ended; what it still holds keeps its charges until it goes.
     pub(crate) fn end(&self, job: JobId) {
+        self.ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(job, ());
         if let Some(entry) = self.lock().remove(&job) {
             entry.output.flush();
         }
+    }
+
+    /// Whether the job's driver has ended here.
+    pub(crate) fn has_ended(&self, job: JobId) -> bool {
+        self.ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&job)
     }
 }

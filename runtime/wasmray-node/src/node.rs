@@ -27,8 +27,8 @@ use wasmray_sched::{
 };
 use wasmray_store::{ObjectStore, StoreStats};
 use wasmray_wasm::{
-    CallLimits, Caller, GuestInstance, GuestModule, InstanceSetup, MainOutcome, Stream, WasmHost,
-    WasmHostConfig,
+    CallLimits, Caller, GuestInstance, GuestModule, InstanceSetup, MainOutcome, OutputSink, Stream,
+    WasmHost, WasmHostConfig,
 };
 
 /// How a driver ended.
@@ -158,6 +158,17 @@ impl Node {
             store: self.inner.store.stats(),
             idle_instances: self.inner.pool.idle_count(),
         }
+    }
+
+    /// The most memory the node keeps resident by design once its work is gone and its idle
+    /// instances dropped: warm arena pages and warm instance slots.
+    pub fn retained_bytes_bound(&self) -> u64 {
+        self.inner.store.retained_bytes_bound() + self.inner.host.retained_bytes_bound()
+    }
+
+    /// Drops the idle instances kept for reuse (their memory goes back to the system).
+    pub fn drop_idle_instances(&self) {
+        self.inner.pool.clear();
     }
 
     /// Stops taking work and drops idle instances. Running tasks finish on their own.
@@ -329,11 +340,13 @@ fn apply(node: &Arc<NodeInner>, action: Action<Value>) {
             // This node asks its head directly (it is the head).
             Action::Answered { .. } => {}
             Action::Fenced => tracing::error!("the head declared this node dead"),
+            // A cancelled task's results were given up on purpose (as in Ray).
+            Action::UnhandledError(error) if error.kind == wasmray_core::ErrorKind::Cancelled => {}
             Action::UnhandledError(error) => {
                 let text = format!("unhandled error (the result was never retrieved): {error}");
                 for line in text.lines() {
-                    node.config
-                        .output
+                    node.jobs
+                        .reports()
                         .line(Some("wasmray"), Stream::Stderr, line);
                 }
             }

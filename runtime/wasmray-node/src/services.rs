@@ -118,9 +118,14 @@ impl NodeInner {
             .map_err(|e| e.to_string())
     }
 
-    /// Refuses a submission of `job` when the job already has its quota of tasks pending
-    /// or running.
-    pub(crate) fn admit_task(&self, job: JobId) -> Result<(), String> {
+    /// Refuses a submission of `caller`'s job when the job already has its quota of tasks
+    /// pending or running, or when its driver has ended and the caller is not an actor (a
+    /// detached actor outlives its driver; a task left running does not get to start more).
+    pub(crate) fn admit_task(&self, caller: &Caller) -> Result<(), String> {
+        let job = caller.job;
+        if caller.actor.is_none() && self.jobs.has_ended(job) {
+            return Err("the job has ended: its tasks can start no more work".to_owned());
+        }
         let quotas = self.jobs.get(job).quotas;
         if self.lock_sched().job_tasks(job) >= quotas.max_pending_tasks {
             return Err(QuotaExceeded::new(Quota::PendingTasks, &quotas).to_string());
@@ -272,7 +277,7 @@ pub(crate) fn resources_of(options: &CallOptions) -> Result<ResourceSet, Resourc
 impl NodeServices for GuestServices {
     fn submit(&self, caller: &Caller, submission: Submission) -> Result<Vec<ObjectId>, String> {
         let node = &self.node;
-        node.admit_task(caller.job)?;
+        node.admit_task(caller)?;
         Ok(match node.spec_of(caller, submission) {
             (spec, None) => {
                 let ids = spec.return_ids().collect();

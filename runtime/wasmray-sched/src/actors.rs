@@ -296,11 +296,16 @@ impl<V: ObjectValue> Scheduler<V> {
     /// other node.
     pub(crate) fn driver_exited(&mut self, job: JobId) {
         self.job_finished(job);
+        // A job that made a million objects must not leave a table sized for them.
+        self.objects.shrink();
+        self.tasks.shrink();
         self.send(Peer::Head, Message::JobEnded { job });
     }
 
-    /// Kills every actor of `job` that is not detached and runs (or is owned) here.
+    /// Kills every actor of `job` that is not detached and runs (or is owned) here, and
+    /// cancels the job's tasks.
     pub(crate) fn job_finished(&mut self, job: JobId) {
+        self.cancel_job_tasks(job);
         let doomed: Vec<(ActorId, String)> = self
             .actors
             .entries

@@ -233,6 +233,13 @@ impl<V: ObjectValue> ObjectTable<V> {
         self.entries.len()
     }
 
+    /// Gives back the memory of a table that grew far past what it holds now.
+    pub(crate) fn shrink(&mut self) {
+        if self.entries.len() * 4 < self.entries.capacity() {
+            self.entries.shrink_to_fit();
+        }
+    }
+
     pub(crate) fn get(&self, id: ObjectId) -> Option<&ObjectEntry<V>> {
         self.entries.get(&id)
     }

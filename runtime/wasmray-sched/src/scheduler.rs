@@ -680,8 +680,27 @@ impl<V: ObjectValue> Scheduler<V> {
         if object.is_put() || object.actor().is_some() {
             return false;
         }
+        self.cancel_tasks(vec![(object.task, "cancelled by the caller")], recursive)
+    }
+
+    /// Cancels every plain task of `job` (its driver ended): nothing a job started outlives
+    /// it but its detached actors.
+    pub(crate) fn cancel_job_tasks(&mut self, job: JobId) {
+        let doomed: Vec<(TaskId, &'static str)> = self
+            .tasks
+            .iter()
+            .filter(|(_, e)| e.spec.job == job && matches!(e.spec.kind, TaskKind::Task))
+            .map(|(&task, _)| (task, "cancelled: its job ended"))
+            .collect();
+        if !doomed.is_empty() {
+            self.cancel_tasks(doomed, false);
+        }
+    }
+
+    /// Cancels `roots` (and with `recursive`, the tasks they submitted); whether any was found.
+    fn cancel_tasks(&mut self, roots: Vec<(TaskId, &'static str)>, recursive: bool) -> bool {
         let mut found = false;
-        let mut pending = vec![(object.task, "cancelled by the caller")];
+        let mut pending = roots;
         let mut stops = Vec::new();
         while let Some((task, why)) = pending.pop() {
             let Some(entry) = self.tasks.get_mut(&task) else {

@@ -75,6 +75,13 @@ impl<V> TaskTable<V> {
         }
     }
 
+    /// Gives back the memory of a table that grew far past what it holds now.
+    pub(crate) fn shrink(&mut self) {
+        if self.entries.len() * 4 < self.entries.capacity() {
+            self.entries.shrink_to_fit();
+        }
+    }
+
     /// Tasks of `job` in the table (pending, running, or leased here from another node).
     pub(crate) fn of_job(&self, job: JobId) -> u64 {
         self.per_job.get(&job).copied().unwrap_or(0)

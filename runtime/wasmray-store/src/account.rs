@@ -111,6 +111,22 @@ impl Account {
         Self::take(&self.spilled, len, self.limits.max_spill_bytes)
     }
 
+    /// A full store, as this account's owner should hear of it: when the account has
+    /// spilled so much that another `len` bytes would pass its spill limit, that limit is
+    /// what kept its objects in memory, and the error names the quota.
+    pub(crate) fn explain_full(&self, error: StoreError, len: usize) -> StoreError {
+        let spilled = self.spilled.load(Ordering::Relaxed);
+        match error {
+            StoreError::Full { .. }
+                if spilled > 0
+                    && spilled.saturating_add(len as u64) > self.limits.max_spill_bytes =>
+            {
+                self.exceeded(Quota::SpillBytes, self.limits.max_spill_bytes)
+            }
+            other => other,
+        }
+    }
+
     /// `len` bytes are on disk again (a restore that could not finish), limit or not.
     pub(crate) fn respill(&self, len: u64) {
         self.spilled.fetch_add(len, Ordering::Relaxed);

@@ -74,6 +74,10 @@ impl Arena {
         self.lock().capacity()
     }
 
+    pub(crate) fn warm_limit(&self) -> u64 {
+        self.warm_limit
+    }
+
     pub(crate) fn used(&self) -> u64 {
         self.lock().used()
     }

@@ -41,7 +41,7 @@ pub enum StoreError {
     )]
     TooLarge { requested: u64, capacity: u64 },
     #[error(
-        "object store is full: {requested} bytes requested, {used} of {capacity} bytes in use by objects that are being read or mapped"
+        "object store is full: {requested} bytes requested, {used} of {capacity} bytes in use by objects that cannot be spilled now (being read or mapped, or their job is at its spill quota)"
     )]
     Full {
         requested: u64,
@@ -120,12 +120,18 @@ impl ObjectStore {
         // Checked before anything is allocated: the account's limits, then the store's room.
         if len < INLINE_MAX {
             let charge = Charge::new(account, len as u64, Some(&self.inner.counters))?;
-            self.inner.make_room(0)?;
+            self.inner
+                .make_room(0)
+                .map_err(|e| account.explain_full(e, len))?;
             let room = reservation::Room::Inline(vec![0; len].into_boxed_slice());
             return Ok(Reservation::new(room, len, charge, &self.inner));
         }
         let charge = Charge::new(account, len as u64, None)?;
-        let room = reservation::Room::Arena(self.inner.reserve(len)?);
+        let room = self
+            .inner
+            .reserve(len)
+            .map_err(|e| account.explain_full(e, len))?;
+        let room = reservation::Room::Arena(room);
         Ok(Reservation::new(room, len, charge, &self.inner))
     }
 
@@ -150,6 +156,12 @@ impl ObjectStore {
             spilled: counters.spilled_bytes.load(Ordering::Relaxed),
             objects: counters.objects.load(Ordering::Relaxed),
         }
+    }
+
+    /// The most arena memory kept resident once every object is gone (freed pages kept warm
+    /// for the next large put).
+    pub fn retained_bytes_bound(&self) -> u64 {
+        self.inner.arena.warm_limit()
     }
 
     /// Where spilled objects go.
@@ -381,7 +393,10 @@ mod tests {
             .unwrap();
         assert_eq!(capped.usage().spilled_bytes, 1 << 20);
         let error = store.create(&capped, 1 << 20, vec![], |_| {}).unwrap_err();
-        assert!(matches!(error, StoreError::Full { .. }), "{error}");
+        assert!(
+            error.to_string().contains("--max-spill-bytes"),
+            "the spill quota kept the store full: {error}"
+        );
         let too_much = store.create(&capped, 6 << 20, vec![], |_| {}).unwrap_err();
         assert!(
             too_much.to_string().contains("--max-object-bytes"),

@@ -1,14 +1,16 @@
-//! Counting the time a call spends inside host imports against its CPU-time limit.
+//! A call's CPU-time budget: the time it has run, inside wasm or inside host imports, but not
+//! the time it spent blocked (`get`, `wait`, a sleep: all through `nested::block_on`).
 //!
-//! Epoch ticks count time in wasm; an import that computes for a long time (a `wait` on
-//! millions of handles, a flood of output) would otherwise be free. The store's call hook
-//! reads the coarse monotonic clock on the way into and out of every import and adds the
-//! difference to the call's ticks. Time an import spends blocked (`get`, `wait`, a sleep,
-//! all through `nested::block_on`) is not CPU: the block restarts the interval when it ends.
+//! Counting epoch ticks would count only wasm: an import that computes for long (a `wait`
+//! on millions of handles, a flood of output) would be nearly free. So the budget is the
+//! call's time since it began minus its blocked time, read from the coarse monotonic clock
+//! (~5 ns a read, kernel-tick resolution of 1–4 ms, far below any limit) by the epoch
+//! callback (every tick of wasm) and by the store's call hook on every return from the host.
+//! A call nested in a blocked one (a concurrent actor) runs on a budget of its own; the
+//! blocked call's is set aside meanwhile.
 //!
-//! The coarse clock advances once per kernel tick (1–4 ms), so a short import usually reads
-//! 0 and now and then a whole tick: summed over many imports that is the true time on
-//! average, at ~5 ns a read instead of ~25 ns.
+//! The figure is wall time while running, which is CPU time as long as the worker thread is
+//! not preempted (the node runs one worker per core).
 
 use std::time::Duration;
 
@@ -27,40 +29,74 @@ pub fn coarse_clock() -> Duration {
     )
 }
 
-/// Time spent in host imports and not yet counted as a whole tick.
-#[derive(Debug, Default)]
-pub(crate) struct HostTime {
-    since: Option<Duration>,
-    pending: Duration,
+/// One call's CPU-time budget; see the module doc.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuBudget {
+    limit: Option<Duration>,
+    started: Duration,
+    blocked: Duration,
+    /// When the block in progress began.
+    block_began: Option<Duration>,
 }
 
-impl HostTime {
-    /// An import's time so far is not CPU (it was blocked): count from now.
-    pub(crate) fn restart(&mut self) {
-        if self.since.is_some() {
-            self.since = Some(coarse_clock());
+impl CpuBudget {
+    /// A budget of `limit` (none: unlimited) starting now.
+    pub(crate) fn start(limit: Option<Duration>) -> Self {
+        Self {
+            limit,
+            started: coarse_clock(),
+            blocked: Duration::ZERO,
+            block_began: None,
         }
     }
 
-    /// The guest calls into the host.
-    pub(crate) fn enter(&mut self) {
-        self.since = Some(coarse_clock());
+    pub(crate) fn limit(&self) -> Option<Duration> {
+        self.limit
     }
 
-    /// The host returns to the guest: the whole `tick`s spent in the host since `enter` (and
-    /// left over from before), to count against the call's limit.
-    pub(crate) fn leave(&mut self, tick: Duration) -> u64 {
-        let Some(since) = self.since.take() else {
-            return 0;
-        };
-        self.pending += coarse_clock().saturating_sub(since);
-        let ticks = (self.pending.as_micros() / tick.as_micros().max(1)) as u32;
-        self.pending -= tick * ticks;
-        u64::from(ticks)
+    /// The call blocks: time from now on does not count.
+    pub(crate) fn block(&mut self) {
+        self.block_began.get_or_insert_with(coarse_clock);
     }
 
-    /// Starts over for a new call.
-    pub(crate) fn reset(&mut self) {
-        *self = Self::default();
+    /// The call runs again.
+    pub(crate) fn unblock(&mut self) {
+        if let Some(began) = self.block_began.take() {
+            self.blocked += coarse_clock().saturating_sub(began);
+        }
+    }
+
+    /// Time the call has run.
+    pub(crate) fn used(&self) -> Duration {
+        let now = self.block_began.unwrap_or_else(coarse_clock);
+        now.saturating_sub(self.started)
+            .saturating_sub(self.blocked)
+    }
+
+    /// Whether the call has run past its limit.
+    pub(crate) fn exceeded(&self) -> bool {
+        self.limit.is_some_and(|limit| self.used() > limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocked_time_does_not_count() {
+        let mut budget = CpuBudget::start(Some(Duration::from_millis(30)));
+        budget.block();
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!budget.exceeded(), "blocked: {:?}", budget.used());
+        budget.unblock();
+        assert!(
+            budget.used() < Duration::from_millis(30),
+            "{:?}",
+            budget.used()
+        );
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(60) {}
+        assert!(budget.exceeded(), "ran: {:?}", budget.used());
     }
 }

@@ -53,7 +53,7 @@ pub(crate) fn classify(
             "its instance was stopped (the actor was killed)".to_owned(),
         )
     } else if state.deadline_hit {
-        let limit = state.tick_limit.unwrap_or(0) * crate::state::EPOCH_TICK.as_millis() as u64;
+        let limit = state.cpu.limit().unwrap_or_default().as_millis();
         (
             ErrorKind::DeadlineExceeded,
             format!("ran for more than its cpu time limit of {limit} ms"),

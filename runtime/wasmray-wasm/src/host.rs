@@ -9,7 +9,7 @@
 
 use crate::WasmError;
 use crate::cache::ModuleCache;
-use crate::module::GuestModule;
+use crate::module::{GuestModule, declared_memory_bytes};
 use crate::stack_pointer::with_stack_pointer_export;
 use crate::state::GuestState;
 use sha2::{Digest, Sha256};
@@ -18,7 +18,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use wasmray_core::ModuleId;
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, Linker, Module, OptLevel, PoolingAllocationConfig,
@@ -69,6 +69,12 @@ impl std::fmt::Debug for WasmHost {
 }
 
 impl WasmHost {
+    /// The most memory the host keeps resident once every instance is gone: each slot used
+    /// keeps its first pages warm for the next tenant.
+    pub fn retained_bytes_bound(&self) -> u64 {
+        u64::from(self.config.max_instances) * (MEMORY_KEEP_RESIDENT + TABLE_KEEP_RESIDENT) as u64
+    }
+
     pub fn new(config: WasmHostConfig) -> Result<Self, WasmError> {
         let engine = Engine::new(&engine_config(&config)).map_err(|e| {
             let mut message = format!("{e:#}");
@@ -146,6 +152,14 @@ impl WasmHost {
             Some(module) => module,
             None => {
                 let started = Instant::now();
+                let limit = self.config.max_memory_bytes;
+                if let Some(declared) = declared_memory_bytes(bytes).filter(|&d| d > limit) {
+                    return Err(WasmError::InitialMemory {
+                        module: name.to_owned(),
+                        declared,
+                        limit,
+                    });
+                }
                 let prepared = with_stack_pointer_export(bytes);
                 let module =
                     Module::new(&self.engine, &prepared).map_err(|e| WasmError::Compile {
@@ -180,11 +194,6 @@ impl WasmHost {
             .get(id)
             .cloned()
     }
-
-    /// Ticks of the epoch clock in `limit` (at least one).
-    pub(crate) fn ticks_for(limit: Duration) -> u64 {
-        (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
-    }
 }
 
 impl Drop for WasmHost {
@@ -192,6 +201,10 @@ impl Drop for WasmHost {
         self.ticker.stop();
     }
 }
+
+/// Bytes of a slot's memory and table kept resident when its instance goes (reused warm).
+const MEMORY_KEEP_RESIDENT: usize = 64 << 10;
+const TABLE_KEEP_RESIDENT: usize = 16 << 10;
 
 /// The most stack a guest's wasm may use; deeper recursion traps ("call stack exhausted").
 pub const MAX_WASM_STACK: usize = 1 << 20;
@@ -208,8 +221,8 @@ fn engine_config(config: &WasmHostConfig) -> Config {
         .table_elements(100_000)
         // Keep freshly used pages of a slot warm: first-touch faults, not copies, dominate
         // short tasks on this kind of machine.
-        .linear_memory_keep_resident(64 << 10)
-        .table_keep_resident(16 << 10);
+        .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
+        .table_keep_resident(TABLE_KEEP_RESIDENT);
     let mut wasm = Config::new();
     wasm.epoch_interruption(true)
         .max_wasm_stack(MAX_WASM_STACK)

@@ -8,6 +8,7 @@
 
 use crate::WasmError;
 use crate::call::{CallLimits, Caller, Finished, MainOutcome, TaskCall, TaskOutcome};
+use crate::cpu_clock::CpuBudget;
 use crate::failure::{classify, task_outcome};
 use crate::host::WasmHost;
 use crate::kill::KillSwitch;
@@ -92,10 +93,8 @@ impl GuestInstance {
             handles: HandleTable::with_limit(setup.max_handles as usize),
             staged: None,
             call: None,
-            ticks: 0,
-            tick_limit: limits.cpu_time.map(WasmHost::ticks_for),
+            cpu: CpuBudget::start(limits.cpu_time),
             deadline_hit: false,
-            host_time: Default::default(),
             kill: KillSwitch::default(),
             nested: setup.nested,
             stack_pointer: None,
@@ -106,11 +105,10 @@ impl GuestInstance {
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_callback(|mut context| {
             let state = context.data_mut();
-            state.ticks += 1;
             if state.kill.is_killed() {
                 return Ok(UpdateDeadline::Interrupt);
             }
-            if state.tick_limit.is_some_and(|limit| state.ticks > limit) {
+            if state.cpu.exceeded() {
                 state.deadline_hit = true;
                 return Ok(UpdateDeadline::Interrupt);
             }
@@ -257,10 +255,8 @@ impl GuestInstance {
         state.output.set_label(label);
         state.limits.max_bytes = limits.memory_bytes as usize;
         state.limits.hit = false;
-        state.ticks = 0;
-        state.host_time.reset();
+        state.cpu = CpuBudget::start(limits.cpu_time);
         state.deadline_hit = false;
-        state.tick_limit = limits.cpu_time.map(WasmHost::ticks_for);
         state.call = Some(call);
         self.store.set_epoch_deadline(1);
     }
@@ -297,21 +293,14 @@ impl GuestInstance {
     }
 }
 
-/// The store's call hook: counts time in host imports as epoch ticks (`cpu_clock.rs`) and
-/// stops a call past its limit.
+/// The store's call hook: a call whose time inside a host import took it past its CPU-time
+/// limit stops on the way back to wasm (`cpu_clock.rs`).
 fn on_call_hook(state: &mut GuestState, hook: CallHook) -> wasmtime::Result<()> {
-    match hook {
-        CallHook::CallingHost => state.host_time.enter(),
-        CallHook::ReturningFromHost => {
-            state.ticks += state.host_time.leave(crate::state::EPOCH_TICK);
-            if state.tick_limit.is_some_and(|limit| state.ticks > limit) {
-                state.deadline_hit = true;
-                return Err(wasmtime::Error::msg(
-                    "the call ran past its cpu time limit inside a host import",
-                ));
-            }
-        }
-        CallHook::CallingWasm | CallHook::ReturningFromWasm => {}
+    if matches!(hook, CallHook::ReturningFromHost) && state.cpu.exceeded() {
+        state.deadline_hit = true;
+        return Err(wasmtime::Error::msg(
+            "the call ran past its cpu time limit inside a host import",
+        ));
     }
     Ok(())
 }
@@ -325,7 +314,7 @@ fn instantiation_error(
     let state = store.data();
     let module = module.name.clone();
     if state.deadline_hit {
-        let limit_ms = state.tick_limit.unwrap_or(0) * crate::state::EPOCH_TICK.as_millis() as u64;
+        let limit_ms = state.cpu.limit().unwrap_or_default().as_millis() as u64;
         WasmError::StartDeadline { module, limit_ms }
     } else if state.limits.hit {
         WasmError::StartOutOfMemory {

@@ -150,3 +150,28 @@ pub(crate) fn check_abi_version(name: &str, found: i32) -> Result<(), WasmError>
         })
     }
 }
+
+/// The initial size, in bytes, of the largest memory `bytes` declares (or imports); `None`
+/// when the module cannot be read (compiling it then says why).
+pub(crate) fn declared_memory_bytes(bytes: &[u8]) -> Option<u64> {
+    let mut largest = 0u64;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload.ok()? {
+            wasmparser::Payload::MemorySection(memories) => {
+                for memory in memories {
+                    largest = largest.max(memory.ok()?.initial.saturating_mul(65536));
+                }
+            }
+            wasmparser::Payload::ImportSection(imports) => {
+                for import in imports.into_imports() {
+                    if let wasmparser::TypeRef::Memory(memory) = import.ok()?.ty {
+                        largest = largest.max(memory.initial.saturating_mul(65536));
+                    }
+                }
+            }
+            wasmparser::Payload::CodeSectionStart { .. } => break,
+            _ => {}
+        }
+    }
+    Some(largest)
+}

@@ -21,6 +21,19 @@ pub(crate) async fn block_on<T>(
     let kill = caller.data().kill.clone();
     let nested = caller.data().nested.clone();
     let mut wait = std::pin::pin!(wait);
+    // Blocked time is not CPU time (see cpu_clock.rs); however this ends, the call runs again.
+    caller.data_mut().cpu.block();
+    let outcome = block(caller, kill, nested, &mut wait).await;
+    caller.data_mut().cpu.unblock();
+    outcome
+}
+
+async fn block<T>(
+    caller: &mut Caller<'_, GuestState>,
+    kill: crate::kill::KillSwitch,
+    nested: Option<std::sync::Arc<dyn crate::NestedCalls>>,
+    wait: &mut std::pin::Pin<&mut impl Future<Output = T>>,
+) -> wasmtime::Result<T> {
     loop {
         let next_call = async {
             match &nested {
@@ -33,15 +46,8 @@ pub(crate) async fn block_on<T>(
             // child was cancelled with it must not go on with the child's error).
             biased;
             () = kill.killed() => return Err(wasmtime::Error::msg("the instance was stopped")),
-            value = &mut wait => {
-                // Blocked time is not CPU time (see cpu_clock.rs).
-                caller.data_mut().host_time.restart();
-                return Ok(value);
-            }
-            call = next_call => {
-                run_nested(caller, call).await;
-                caller.data_mut().host_time.restart();
-            }
+            value = wait.as_mut() => return Ok(value),
+            call = next_call => run_nested(caller, call).await,
         }
     }
 }
@@ -54,6 +60,11 @@ async fn run_nested(caller: &mut Caller<'_, GuestState>, nested: NestedCall) {
         .call
         .replace(CallState::new(call.caller, call.args, call.num_returns));
     let outer_staged = state.staged.take();
+    // The nested call runs on a budget of its own; the blocked call's waits meanwhile.
+    let outer_cpu = std::mem::replace(
+        &mut state.cpu,
+        crate::cpu_clock::CpuBudget::start(call.limits.cpu_time),
+    );
     let outer_label = state.output.label();
     state.output.set_label(Some(call.label));
     let func = caller
@@ -74,6 +85,7 @@ async fn run_nested(caller: &mut Caller<'_, GuestState>, nested: NestedCall) {
     let state = caller.data_mut();
     let finished_call = std::mem::replace(&mut state.call, outer);
     state.staged = outer_staged;
+    state.cpu = outer_cpu;
     state.output.set_label(outer_label);
     let instance_lost = state.limits.hit || state.deadline_hit || state.kill.is_killed();
     let Some(finished_call) = finished_call else {

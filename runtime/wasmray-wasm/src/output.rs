@@ -153,13 +153,15 @@ impl Default for OutputRate {
 }
 
 /// A job's output: lines beyond its [`OutputRate`] are dropped, and a marker saying how many
-/// goes out before the next line that fits (or at [`RateLimited::finish`]). Each line costs
-/// its length plus one.
+/// goes out before the next line that fits, at most once a second (and at
+/// [`RateLimited::finish`]). Each line costs its length plus one. The driver's lines and its
+/// tasks' lines have a bucket each, so a flooding task never silences its driver.
 pub struct RateLimited {
     inner: Arc<dyn OutputSink>,
     rate: OutputRate,
     start: Instant,
-    state: Mutex<Bucket>,
+    /// The driver's bucket, then the tasks'.
+    state: Mutex<[Bucket; 2]>,
 }
 
 struct Bucket {
@@ -167,7 +169,23 @@ struct Bucket {
     at: Duration,
     dropped_lines: u64,
     dropped_bytes: u64,
+    last_marker: Option<Duration>,
 }
+
+impl Bucket {
+    fn full(rate: OutputRate) -> Self {
+        Self {
+            tokens: rate.burst,
+            at: Duration::ZERO,
+            dropped_lines: 0,
+            dropped_bytes: 0,
+            last_marker: None,
+        }
+    }
+}
+
+/// The least time between two markers.
+const MARKER_EVERY: Duration = Duration::from_secs(1);
 
 impl RateLimited {
     pub fn new(inner: Arc<dyn OutputSink>, rate: OutputRate) -> Self {
@@ -175,18 +193,14 @@ impl RateLimited {
             inner,
             rate,
             start: Instant::now(),
-            state: Mutex::new(Bucket {
-                tokens: rate.burst,
-                at: Duration::ZERO,
-                dropped_lines: 0,
-                dropped_bytes: 0,
-            }),
+            state: Mutex::new([Bucket::full(rate), Bucket::full(rate)]),
         }
     }
 
     /// [`OutputSink::line`] at `now` (time since this sink was made).
     pub fn line_at(&self, now: Duration, label: Option<&str>, stream: Stream, line: &str) {
-        let mut bucket = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut buckets = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let bucket = &mut buckets[usize::from(label.is_some())];
         let refill = now.saturating_sub(bucket.at).as_micros() as u64;
         let refill = refill.saturating_mul(self.rate.bytes_per_sec) / 1_000_000;
         if refill > 0 {
@@ -199,15 +213,30 @@ impl RateLimited {
             bucket.dropped_bytes += cost;
             return;
         }
+        if bucket.dropped_lines > 0
+            && bucket
+                .last_marker
+                .is_some_and(|last| now.saturating_sub(last) < MARKER_EVERY)
+        {
+            // Still dropping: this line goes into the next marker's count instead.
+            bucket.dropped_lines += 1;
+            bucket.dropped_bytes += cost;
+            return;
+        }
         bucket.tokens -= cost;
-        self.report_dropped(&mut bucket);
+        if bucket.dropped_lines > 0 {
+            bucket.last_marker = Some(now);
+        }
+        self.report_dropped(bucket);
         self.inner.line(label, stream, line);
     }
 
     /// Says how much was dropped since the last line that went out, if anything was.
     pub fn finish(&self) {
-        let mut bucket = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        self.report_dropped(&mut bucket);
+        let mut buckets = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for bucket in buckets.iter_mut() {
+            self.report_dropped(bucket);
+        }
     }
 
     fn report_dropped(&self, bucket: &mut Bucket) {
@@ -534,6 +563,22 @@ mod tests {
                 "Some(\"wasmray\")|[1 lines (28 bytes) of output dropped: over the job's output rate of 100 bytes/s]",
             ]
         );
+    }
+
+    #[test]
+    fn a_flooding_task_does_not_silence_its_driver() {
+        let capture = Arc::new(Capture::default());
+        let rate = OutputRate {
+            bytes_per_sec: 100,
+            burst: 10,
+        };
+        let limited = RateLimited::new(capture.clone(), rate);
+        for _ in 0..5 {
+            limited.line_at(Duration::ZERO, Some("f task=1"), Stream::Stdout, "flood");
+        }
+        limited.line_at(Duration::ZERO, None, Stream::Stdout, "result");
+        let lines = capture.0.lock().unwrap().clone();
+        assert_eq!(lines.last().map(String::as_str), Some("None|result"));
     }
 
     #[test]

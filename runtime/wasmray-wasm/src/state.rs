@@ -26,12 +26,9 @@ pub(crate) struct GuestState {
     pub(crate) handles: HandleTable,
     pub(crate) staged: Option<Staged>,
     pub(crate) call: Option<CallState>,
-    /// Ticks of the epoch clock this call has run for (blocked time does not tick).
-    pub(crate) ticks: u64,
-    pub(crate) tick_limit: Option<u64>,
+    /// The call's CPU-time budget (see `cpu_clock.rs`).
+    pub(crate) cpu: crate::cpu_clock::CpuBudget,
     pub(crate) deadline_hit: bool,
-    /// Time in host imports not yet counted as ticks (see `cpu_clock.rs`).
-    pub(crate) host_time: crate::cpu_clock::HostTime,
     pub(crate) kill: crate::kill::KillSwitch,
     /// Where an actor with `max_concurrency > 1` finds calls to run while one is blocked.
     pub(crate) nested: Option<std::sync::Arc<dyn crate::NestedCalls>>,

@@ -7,6 +7,7 @@ mod buffers;
 mod cli;
 mod examples;
 mod guests;
+mod hostile;
 mod invariants;
 mod sandbox;
 mod zero_copy;
