@@ -36,20 +36,24 @@ fn args_of(args: Vec<SubmittedArg>) -> Vec<ArgSpec<Value>> {
         .collect()
 }
 
-/// The namespace a job's actor names live in unless one is given.
-fn default_namespace(caller: &Caller) -> String {
-    format!("job-{}", caller.job.0)
+/// The key a name lives under at the head: the job's scope (its own, or the shared
+/// namespace it was started in) and the namespace the guest gave (`default` when none). One
+/// job therefore never finds, calls or takes another's names unless both were started in the
+/// same shared namespace; a guest's namespace string only ever nests inside its job's scope.
+fn scoped_name(scope: &str, namespace: Option<&str>, name: &str) -> ActorName {
+    ActorName {
+        namespace: format!("{scope}/{}", namespace.unwrap_or("default")),
+        name: name.to_owned(),
+    }
 }
 
-/// The name a creation asks for, in its namespace (the job's unless given).
-fn name_of(caller: &Caller, options: &ActorOptions) -> Option<ActorName> {
-    options.name.clone().map(|name| ActorName {
-        namespace: options
-            .namespace
-            .clone()
-            .unwrap_or_else(|| default_namespace(caller)),
-        name,
-    })
+impl NodeInner {
+    /// The name a creation asks for, scoped to the caller's job.
+    fn name_of(&self, caller: &Caller, options: &ActorOptions) -> Option<ActorName> {
+        let name = options.name.as_deref()?;
+        let scope = &self.jobs.get(caller.job).scope;
+        Some(scoped_name(scope, options.namespace.as_deref(), name))
+    }
 }
 
 /// An actor's resources: held for its life; 0 CPUs unless asked (as in Ray).
@@ -99,7 +103,7 @@ impl NodeInner {
         let class = request.class;
         let options = request.options;
         let resources = actor_resources(&options).unwrap_or_default();
-        let name = name_of(caller, &options);
+        let name = self.name_of(caller, &options);
         let actor = ActorSpec {
             class: class.clone(),
             max_restarts: options.max_restarts.unwrap_or(0),
@@ -149,7 +153,7 @@ impl ActorServices for GuestServices {
         let id = node.mint.next_task();
         // A name is claimed at the head before the actor exists; the scheduler gives it back
         // when the actor dies.
-        if let Some(name) = name_of(caller, &request.options) {
+        if let Some(name) = node.name_of(caller, &request.options) {
             let claimed = node
                 .head
                 .lock()
@@ -158,7 +162,8 @@ impl ActorServices for GuestServices {
             if !claimed {
                 let message = format!(
                     "an actor named `{}` already exists in namespace `{}`",
-                    name.name, name.namespace
+                    name.name,
+                    request.options.namespace.as_deref().unwrap_or("default")
                 );
                 return Err(error(ErrorKind::InvalidTask, &class, message, caller));
             }
@@ -255,15 +260,12 @@ impl ActorServices for GuestServices {
         class: &str,
     ) -> Result<ObjectId, TaskError> {
         let node = &self.node;
-        let key = ActorName {
-            namespace: namespace.map_or_else(|| default_namespace(caller), str::to_owned),
-            name: name.to_owned(),
-        };
+        let key = scoped_name(&node.jobs.get(caller.job).scope, namespace, name);
         let not_found = |message: String| error(ErrorKind::InvalidTask, class, message, caller);
         let missing = || {
             not_found(format!(
-                "no live actor named `{}` in namespace `{}`",
-                key.name, key.namespace
+                "no live actor named `{name}` in namespace `{}`",
+                namespace.unwrap_or("default")
             ))
         };
         let (task, found_class) = node

@@ -14,9 +14,20 @@ use wasmray_core::{IdMap, JobId, JobQuotas};
 use wasmray_store::{Account, AccountLimits};
 use wasmray_wasm::{OutputRate, OutputSink, RateLimited};
 
+/// How a job is run: its quotas, and the shared namespace it joins, if any.
+#[derive(Debug, Clone, Default)]
+pub struct JobOptions {
+    pub quotas: JobQuotas,
+    /// Jobs started with the same shared namespace see each other's named actors; a job
+    /// without one sees only its own (Ray's `ray.init(namespace=..)`, opt-in here).
+    pub namespace: Option<String>,
+}
+
 /// One job on this node.
 pub(crate) struct Job {
     pub(crate) quotas: JobQuotas,
+    /// Where its actor names live: `job-<id>`, or `shared:<namespace>`.
+    pub(crate) scope: String,
     /// What the job's objects take in the store.
     pub(crate) account: Arc<Account>,
     /// Where the job's guests write.
@@ -24,7 +35,12 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    fn new(quotas: JobQuotas, sink: &Arc<dyn OutputSink>) -> Arc<Self> {
+    fn new(job: JobId, options: JobOptions, sink: &Arc<dyn OutputSink>) -> Arc<Self> {
+        let quotas = options.quotas;
+        let scope = match options.namespace {
+            Some(shared) => format!("shared:{shared}"),
+            None => format!("job-{}", job.0),
+        };
         let rate = OutputRate {
             bytes_per_sec: quotas.output_bytes_per_sec,
             // Eight seconds' worth at once: a burst of output is normal, a flood is not.
@@ -32,6 +48,7 @@ impl Job {
         };
         Arc::new(Self {
             quotas,
+            scope,
             account: Account::new(AccountLimits {
                 max_objects: quotas.max_objects,
                 max_bytes: quotas.max_object_bytes,
@@ -63,6 +80,13 @@ impl Jobs {
         }
     }
 
+    fn default_options(&self) -> JobOptions {
+        JobOptions {
+            quotas: self.defaults,
+            namespace: None,
+        }
+    }
+
     /// Where the node's reports about jobs go (rate-limited: a job that fails a million
     /// tasks nobody reads must not flood the terminal).
     pub(crate) fn reports(&self) -> &RateLimited {
@@ -73,9 +97,9 @@ impl Jobs {
         self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a job that starts here with its own quotas.
-    pub(crate) fn begin(&self, job: JobId, quotas: JobQuotas) -> Arc<Job> {
-        let entry = Job::new(quotas, &self.sink);
+    /// Registers a job that starts here with its own options.
+    pub(crate) fn begin(&self, job: JobId, options: JobOptions) -> Arc<Job> {
+        let entry = Job::new(job, options, &self.sink);
         self.lock().insert(job, Arc::clone(&entry));
         entry
     }
@@ -85,7 +109,7 @@ impl Jobs {
         let mut jobs = self.lock();
         let entry = jobs
             .entry(job)
-            .or_insert_with(|| Job::new(self.defaults, &self.sink));
+            .or_insert_with(|| Job::new(job, self.default_options(), &self.sink));
         Arc::clone(entry)
     }
 

@@ -31,6 +31,7 @@ pub use control::{
     ControlError, LATEST_NODE_FILE, ObjectReport, StatusReport, latest_socket, query_memory,
     query_status,
 };
+pub use jobs::JobOptions;
 pub use node::{DriverExit, Node, NodeStats};
 pub use wasmray_abi::{ErrorKind, TaskError};
 pub use wasmray_core::{JobQuotas, terminal_safe, terminal_safe_lines};

@@ -12,6 +12,7 @@
 //! its view never sends one.
 
 use crate::inner::{NodeInner, Parts};
+use crate::jobs::JobOptions;
 use crate::sched_cell::SchedCell;
 use crate::services::GuestServices;
 use crate::value::Value;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::{PoisonError, Weak};
 use std::time::{Duration, Instant};
-use wasmray_core::{CPU, GPU, JobId, JobQuotas, Lineage, NodeId, ResourceSet, TaskError, TaskKind};
+use wasmray_core::{CPU, GPU, JobId, Lineage, NodeId, ResourceSet, TaskError, TaskKind};
 use wasmray_sched::{
     Action, Event, Head, HeadConfig, Peer, RunTask, SchedConfig, SchedStats, Scheduler, Time,
 };
@@ -127,23 +128,27 @@ impl Node {
         module: &Arc<GuestModule>,
         args: &[String],
     ) -> Result<DriverExit, NodeError> {
-        self.run_job(module, args, self.inner.config.default_quotas)
-            .await
+        let options = JobOptions {
+            quotas: self.inner.config.default_quotas,
+            namespace: None,
+        };
+        self.run_job(module, args, options).await
     }
 
-    /// As [`Node::run_driver`], with the job held to `quotas` instead of the node's defaults.
+    /// As [`Node::run_driver`], with the job's own options (quotas instead of the node's
+    /// defaults, a shared namespace).
     pub async fn run_job(
         &self,
         module: &Arc<GuestModule>,
         args: &[String],
-        quotas: JobQuotas,
+        options: JobOptions,
     ) -> Result<DriverExit, NodeError> {
         let inner = Arc::clone(&self.inner);
         let module = Arc::clone(module);
         let args = args.to_vec();
         // Dropping this future stops the driver, as it did when the driver ran inside it.
         let mut driver = AbortOnDrop(tokio::spawn(async move {
-            inner.run_driver(&module, &args, quotas).await
+            inner.run_driver(&module, &args, options).await
         }));
         match (&mut driver.0).await {
             Ok(result) => result,
@@ -225,7 +230,7 @@ impl NodeInner {
         self: &Arc<Self>,
         module: &Arc<GuestModule>,
         args: &[String],
-        quotas: JobQuotas,
+        options: JobOptions,
     ) -> Result<DriverExit, NodeError> {
         if self.shutting_down.load(Ordering::Relaxed) {
             return Err(NodeError::ShuttingDown);
@@ -239,7 +244,8 @@ impl NodeInner {
             .unwrap_or_else(PoisonError::into_inner)
             .new_job();
         self.errors.begin(job);
-        let output = Arc::clone(&self.jobs.begin(job, quotas).output);
+        let quotas = options.quotas;
+        let output = Arc::clone(&self.jobs.begin(job, options).output);
         // However the driver ends, the job's entry goes and its output is flushed.
         let _job = EndJob(self, job);
         let driver = self.mint.next_task();

@@ -26,7 +26,7 @@ use anyhow::{Context, bail};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use wasmray_node::{DriverExit, JobQuotas, Node, NodeConfig, OutputSink, Stream};
+use wasmray_node::{DriverExit, JobOptions, JobQuotas, Node, NodeConfig, OutputSink, Stream};
 
 /// Counts what guests print, keeping the first lines each driver writes.
 #[derive(Default)]
@@ -193,17 +193,21 @@ async fn run(options: Options, tally: Arc<Tally>) -> anyhow::Result<()> {
         })
     };
 
+    let job = JobOptions {
+        quotas: options.quotas,
+        namespace: None,
+    };
     let started = Instant::now();
     let exit = if options.module.ends_with(".wat") {
         let text = std::fs::read_to_string(&options.module)?;
         let bytes = wat::parse_str(&text)?;
         match node.load_module_bytes("hostile.wasm", &bytes) {
-            Ok(module) => node.run_job(&module, &options.args, options.quotas).await,
+            Ok(module) => node.run_job(&module, &options.args, job.clone()).await,
             Err(error) => Err(error),
         }
     } else {
         match node.load_module(options.module.as_ref()) {
-            Ok(module) => node.run_job(&module, &options.args, options.quotas).await,
+            Ok(module) => node.run_job(&module, &options.args, job.clone()).await,
             Err(error) => Err(error),
         }
     };

@@ -91,8 +91,15 @@ async fn a_detached_actor_outlives_the_driver_that_made_it() -> anyhow::Result<(
     let output = Arc::new(Capture::default());
     let node = Node::start(test_config(2.0, Arc::clone(&output)))?;
     let module = node.load_module(guests::ACTORS.as_ref())?;
+    // Jobs see each other's named actors only in a shared namespace they both joined.
+    let shared = wasmray_node::JobOptions {
+        namespace: Some("team".to_owned()),
+        ..Default::default()
+    };
     for mode in ["detached-create", "detached-lookup"] {
-        let exit = node.run_driver(&module, &[mode.to_owned()]).await?;
+        let exit = node
+            .run_job(&module, &[mode.to_owned()], shared.clone())
+            .await?;
         assert!(
             matches!(exit, DriverExit::Exited(0)),
             "{mode}: {exit:?}\n{}",
@@ -137,6 +144,46 @@ async fn a_node_holds_10000_live_actors() -> anyhow::Result<()> {
     assert_eq!(
         value_after(&lines, "all 10000 answered, sum = "),
         Some("49995000")
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_can_neither_find_nor_squat_another_jobs_actor_names() -> anyhow::Result<()> {
+    let output = Arc::new(Capture::default());
+    let node = Node::start(test_config(2.0, Arc::clone(&output)))?;
+    let module = node.load_module(guests::ACTORS.as_ref())?;
+    // Job 1 names a detached actor `keeper` in namespace `tests`.
+    let exit = node
+        .run_driver(&module, &["detached-create".to_owned()])
+        .await?;
+    assert!(matches!(exit, DriverExit::Exited(0)), "{exit:?}");
+    // Job 2 looks for it by that name and namespace: not there for it.
+    let exit = node
+        .run_driver(&module, &["detached-lookup".to_owned()])
+        .await?;
+    // `main` returned the lookup's error: exit 1, the error printed.
+    assert!(matches!(exit, DriverExit::Exited(1)), "{exit:?}");
+    assert!(
+        output
+            .all_text()
+            .contains("no live actor named `keeper` in namespace `tests`"),
+        "{}",
+        output.all_text()
+    );
+    // Job 3 takes the same name for its own actor: job 1's claim does not reach it.
+    let exit = node
+        .run_driver(&module, &["detached-create".to_owned()])
+        .await?;
+    assert!(
+        matches!(exit, DriverExit::Exited(0)),
+        "{exit:?}\n{}",
+        output.all_text()
+    );
+    assert_eq!(
+        node.stats().sched.actors,
+        2,
+        "two detached actors, one per job"
     );
     Ok(())
 }
