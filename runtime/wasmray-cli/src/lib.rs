@@ -7,6 +7,7 @@
 
 mod cache_dir;
 mod control_target;
+mod job_args;
 mod memory;
 mod microbenchmark;
 mod new;

@@ -1,6 +1,7 @@
 //! `wasmray run app.wasm [[--] args]`: start an embedded single-node cluster, run the module's
 //! `main` as the driver, and exit with its result.
 
+use crate::job_args::JobArgs;
 use crate::{cache_dir, sizes};
 use anyhow::Context;
 use clap::Args;
@@ -46,10 +47,13 @@ pub(crate) struct RunArgs {
     /// Compile the module afresh and cache nothing.
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
+    #[command(flatten)]
+    job: JobArgs,
 }
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = node_config(&args)?;
+    let job = args.job.options(config.default_quotas)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("wasmray-worker")
@@ -61,7 +65,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             tracing::warn!(%error, "`wasmray status` will not reach this node");
         }
         let module = node.load_module(&args.module)?;
-        node.run_driver(&module, &args.args).await
+        node.run_job(&module, &args.args, job).await
     })?;
     // Tasks the driver left running die with the job, as in Ray.
     runtime.shutdown_timeout(Duration::from_millis(100));

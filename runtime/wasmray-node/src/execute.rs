@@ -182,6 +182,7 @@ impl NodeInner {
             output: Arc::clone(&job.output) as Arc<dyn wasmray_wasm::OutputSink>,
             max_handles: job.quotas.max_handles,
             limits: self.call_limits(spec),
+            dirs: Arc::clone(&job.dirs),
             args: vec![module.name().to_owned()],
             nested,
         };

@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use wasmray_core::{IdMap, JobId, JobQuotas};
 use wasmray_store::{Account, AccountLimits};
-use wasmray_wasm::{OutputRate, OutputSink, RateLimited};
+use wasmray_wasm::{DirGrant, OutputRate, OutputSink, RateLimited};
 
 /// How a job is run: its quotas, and the shared namespace it joins, if any.
 #[derive(Debug, Clone, Default)]
@@ -21,6 +21,8 @@ pub struct JobOptions {
     /// Jobs started with the same shared namespace see each other's named actors; a job
     /// without one sees only its own (Ray's `ray.init(namespace=..)`, opt-in here).
     pub namespace: Option<String>,
+    /// Host directories the job's guests may use; without one, a guest sees no filesystem.
+    pub dirs: Vec<DirGrant>,
 }
 
 /// One job on this node.
@@ -28,6 +30,8 @@ pub(crate) struct Job {
     pub(crate) quotas: JobQuotas,
     /// Where its actor names live: `job-<id>`, or `shared:<namespace>`.
     pub(crate) scope: String,
+    /// The directories its guests may use.
+    pub(crate) dirs: Arc<[DirGrant]>,
     /// What the job's objects take in the store.
     pub(crate) account: Arc<Account>,
     /// Where the job's guests write.
@@ -49,6 +53,7 @@ impl Job {
         Arc::new(Self {
             quotas,
             scope,
+            dirs: options.dirs.into(),
             account: Account::new(AccountLimits {
                 max_objects: quotas.max_objects,
                 max_bytes: quotas.max_object_bytes,
@@ -83,7 +88,7 @@ impl Jobs {
     fn default_options(&self) -> JobOptions {
         JobOptions {
             quotas: self.defaults,
-            namespace: None,
+            ..JobOptions::default()
         }
     }
 

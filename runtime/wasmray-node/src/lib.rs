@@ -37,7 +37,7 @@ pub use wasmray_abi::{ErrorKind, TaskError};
 pub use wasmray_core::{JobQuotas, terminal_safe, terminal_safe_lines};
 pub use wasmray_sched::SchedStats;
 pub use wasmray_store::StoreStats;
-pub use wasmray_wasm::{OutputSink, StdioSink, Stream, WasmError};
+pub use wasmray_wasm::{DirGrant, OutputSink, StdioSink, Stream, WasmError};
 
 /// Why a node could not start or run a driver.
 #[derive(Debug, thiserror::Error)]

@@ -130,7 +130,7 @@ impl Node {
     ) -> Result<DriverExit, NodeError> {
         let options = JobOptions {
             quotas: self.inner.config.default_quotas,
-            namespace: None,
+            ..JobOptions::default()
         };
         self.run_job(module, args, options).await
     }
@@ -245,7 +245,9 @@ impl NodeInner {
             .new_job();
         self.errors.begin(job);
         let quotas = options.quotas;
-        let output = Arc::clone(&self.jobs.begin(job, options).output);
+        let entry = self.jobs.begin(job, options);
+        let output = Arc::clone(&entry.output);
+        let dirs = Arc::clone(&entry.dirs);
         // However the driver ends, the job's entry goes and its output is flushed.
         let _job = EndJob(self, job);
         let driver = self.mint.next_task();
@@ -268,6 +270,7 @@ impl NodeInner {
                 output,
                 max_handles: quotas.max_handles,
                 limits: driver_limits,
+                dirs,
                 args: argv,
                 nested: None,
             },

@@ -22,7 +22,17 @@ use std::sync::Arc;
 use wasmray_abi::exports;
 use wasmray_core::ObjectId;
 use wasmtime::{CallHook, Instance, Store, UpdateDeadline};
-use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+/// A host directory a job's guests may use, as WASI sees it: preopened at `guest`. Nothing
+/// outside it is reachable through it (`..` and symlinks out of it are refused by
+/// wasmtime-wasi's capability-based filesystem).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    pub host: std::path::PathBuf,
+    pub guest: String,
+    pub writable: bool,
+}
 
 /// How an instance is set up.
 pub struct InstanceSetup {
@@ -33,6 +43,8 @@ pub struct InstanceSetup {
     /// The memory cap and CPU-time limit of instantiation (the start function and the ABI
     /// check): those of the first call the instance serves.
     pub limits: CallLimits,
+    /// Host directories the guest may use (its job's grants); none by default.
+    pub dirs: Arc<[DirGrant]>,
     /// Command-line arguments the guest sees (the driver's `[args]`; the module's name for
     /// tasks).
     pub args: Vec<String>,
@@ -76,11 +88,23 @@ impl GuestInstance {
             });
         }
         let output = GuestOutput::new(setup.output, None);
-        let wasi = WasiCtxBuilder::new()
-            .stdout(output.writer(Stream::Stdout))
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(output.writer(Stream::Stdout))
             .stderr(output.writer(Stream::Stderr))
-            .args(&setup.args)
-            .build_p1();
+            .args(&setup.args);
+        for grant in setup.dirs.iter() {
+            let perms = if grant.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&grant.host, &grant.guest, perms)
+                .map_err(|e| WasmError::Instantiate {
+                    module: module.name.clone(),
+                    message: format!("cannot grant `{}`: {e:#}", grant.host.display()),
+                })?;
+        }
+        let wasi = wasi.build_p1();
         let state = GuestState {
             wasi,
             limits: MemoryCap {

@@ -33,7 +33,7 @@ pub use call::{CallLimits, Caller, Finished, MainOutcome, TaskCall, TaskOutcome}
 pub use counted::{CountedValue, ReleaseContained};
 pub use cpu_clock::coarse_clock;
 pub use host::{EPOCH_TICK, WasmHost, WasmHostConfig};
-pub use instance::{GuestInstance, InstanceSetup};
+pub use instance::{DirGrant, GuestInstance, InstanceSetup};
 pub use kill::KillSwitch;
 pub use memory::GuestFault;
 pub use module::GuestModule;

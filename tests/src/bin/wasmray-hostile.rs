@@ -195,7 +195,7 @@ async fn run(options: Options, tally: Arc<Tally>) -> anyhow::Result<()> {
 
     let job = JobOptions {
         quotas: options.quotas,
-        namespace: None,
+        ..JobOptions::default()
     };
     let started = Instant::now();
     let exit = if options.module.ends_with(".wat") {

@@ -458,3 +458,161 @@ fn wasmray_new_makes_a_crate_that_cargo_run_builds_and_runs() {
         "is not the wasmray SDK",
     );
 }
+
+#[test]
+fn allow_dir_grants_one_directory_and_nothing_else() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::write(data.join("granted.txt"), "granted").expect("write");
+    std::fs::write(root.path().join("secret.txt"), "secret").expect("write");
+    std::os::unix::fs::symlink("../secret.txt", data.join("link-out")).expect("symlink");
+    let grant = |mode: &str| format!("{}:/data:{mode}", data.display());
+    let cases = [
+        (
+            Some(grant("ro")),
+            "fs: passwd=denied root=denied granted=ok dotdot=denied symlink=denied write=denied env=0",
+        ),
+        (
+            Some(grant("rw")),
+            "fs: passwd=denied root=denied granted=ok dotdot=denied symlink=denied write=ok env=0",
+        ),
+        (
+            None,
+            "fs: passwd=denied root=denied granted=denied dotdot=denied symlink=denied write=denied env=0",
+        ),
+    ];
+    for (grant, expected) in cases {
+        let mut args = vec!["run", guests::HOSTILE, "fs", "/data"];
+        if let Some(grant) = &grant {
+            args.extend(["--allow-dir", grant.as_str()]);
+        }
+        let out = wasmray(&args, &test_cache_dir());
+        assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).trim(), expected, "{grant:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(data.join("written.txt")).expect("the rw grant wrote"),
+        "hello"
+    );
+    let missing = wasmray(
+        &[
+            "run",
+            guests::HOSTILE,
+            "fs",
+            "--allow-dir",
+            "/no/such/dir:/data",
+        ],
+        &test_cache_dir(),
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing.stderr).contains("/no/such/dir"),
+        "{}",
+        text(&missing.stderr)
+    );
+}
+
+#[test]
+fn job_quota_flags_reach_the_job() {
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["fork-bomb", "--max-pending-tasks", "50"],
+            "the job's quota of 50 tasks pending or running is reached",
+        ),
+        (
+            &["actors", "--max-actors", "5"],
+            "the job's quota of 5 live actors is reached (raise it with --max-actors)",
+        ),
+        (
+            &["inline-flood", "--max-objects", "1000"],
+            "the job's quota of 1000 objects held is reached (raise it with --max-objects)",
+        ),
+        (
+            &["spill-flood", "--max-object-bytes", "10MiB"],
+            "the job's quota of 10485760 bytes of objects held is reached",
+        ),
+        (
+            &[
+                "spill-flood",
+                "--object-store-memory",
+                "16MiB",
+                "--max-spill-bytes",
+                "8MiB",
+            ],
+            "the job's quota of 8388608 bytes of objects spilled to disk is reached",
+        ),
+        (
+            &["handle-flood", "--max-handles", "100"],
+            "the job's quota of 100 handles held by one instance is reached",
+        ),
+        (
+            &["spill-flood", "--max-value-bytes", "1MiB"],
+            "a value of 1048579 bytes is over the limit: the job's quota of 1048576 bytes in one value",
+        ),
+        (
+            &["stdout-lines", "--output-rate", "1KiB"],
+            "of output dropped: over the job's output rate of 1024 bytes/s",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut full = vec!["run", guests::HOSTILE];
+        full.extend_from_slice(args);
+        let out = wasmray(&full, &test_cache_dir());
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            all.contains(expected),
+            "{args:?}: expected `{expected}` in:\n{all}"
+        );
+    }
+    let zero = wasmray(
+        &["run", guests::HOSTILE, "neighbour", "--max-actors", "0"],
+        &test_cache_dir(),
+    );
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(text(&zero.stderr).contains("--max-actors must be at least 1"));
+}
+
+#[test]
+fn namespace_flag_names_the_jobs_shared_namespace() {
+    let out = wasmray(
+        &[
+            "run",
+            guests::ACTORS,
+            "detached-create",
+            "--namespace",
+            "team",
+        ],
+        &test_cache_dir(),
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "detached created");
+    let empty = wasmray(
+        &["run", guests::ACTORS, "named", "--namespace", ""],
+        &test_cache_dir(),
+    );
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(text(&empty.stderr).contains("--namespace must not be empty"));
+}
+
+#[test]
+fn nothing_a_guest_prints_reaches_the_terminal_raw() {
+    let out = wasmray(&["run", guests::HOSTILE, "escape-codes"], &test_cache_dir());
+    assert_eq!(out.status.code(), Some(1), "the driver panicked");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    for stream in [&stdout, &stderr] {
+        assert!(
+            !stream.contains('\u{1b}') && !stream.contains('\u{7}') && !stream.contains('\r'),
+            "a raw control character got through:\n{stream:?}"
+        );
+    }
+    assert!(
+        stdout.contains("\\u{1b}[2J\\u{d}forged: cleared the screen"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("\\u{1b}]0;pwned\\u{7}task title"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\\u{1b}[31mred alert\\u{7}"), "{stderr}");
+}

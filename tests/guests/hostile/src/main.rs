@@ -8,6 +8,13 @@
 //! unless the case says otherwise). Drivers that are themselves stopped print nothing more;
 //! the harness reports how they ended.
 //!
+//! `fs DIR` probes what the guest can reach of the filesystem (DIR as granted) and
+//! environment: `fs: passwd=denied root=denied granted=ok dotdot=denied symlink=denied
+//! write=denied env=0` under a read-only grant.
+//!
+//! `escape-codes` prints terminal escape codes from the driver and a task, then panics with
+//! some in its message: the node must print them escaped.
+//!
 //! `neighbour` submits 50 tasks, puts and gets an object, calls an actor, and prints
 //! `neighbour: ok 42925` (the sum of the squares of 0..50 plus the object and actor values).
 
@@ -155,6 +162,12 @@ fn flood_no_newline() -> u64 {
     }
 }
 
+/// Prints terminal escape codes from a task.
+#[wasmray::remote]
+fn shout() {
+    eprintln!("\x1b]0;pwned\x07task title");
+}
+
 #[wasmray::remote]
 fn big_return() -> Vec<u8> {
     vec![7u8; 1 << 30]
@@ -210,6 +223,26 @@ fn actors(count: usize) -> String {
         }
     }
     format!("ok {} actors", made.len())
+}
+
+/// What a guest can reach of the filesystem and environment, given a granted directory
+/// `dir` (as the guest sees it): one `name=ok|denied` per probe.
+fn filesystem(dir: &str) -> String {
+    let probe = |ok: bool| if ok { "ok" } else { "denied" };
+    let read = |path: &str| std::fs::read_to_string(path).is_ok();
+    [
+        format!("passwd={}", probe(read("/etc/passwd"))),
+        format!("root={}", probe(std::fs::read_dir("/").is_ok())),
+        format!("granted={}", probe(read(&format!("{dir}/granted.txt")))),
+        format!("dotdot={}", probe(read(&format!("{dir}/../secret.txt")))),
+        format!("symlink={}", probe(read(&format!("{dir}/link-out")))),
+        format!(
+            "write={}",
+            probe(std::fs::write(format!("{dir}/written.txt"), "hello").is_ok())
+        ),
+        format!("env={}", std::env::vars().count()),
+    ]
+    .join(" ")
 }
 
 fn last_line(message: &str) -> &str {
@@ -293,6 +326,16 @@ fn main() -> Result<(), TaskError> {
         "inline-flood" => inline_flood(),
         "spill-flood" => spill_flood(),
         "actors" => actors(10_000),
+        "escape-codes" => {
+            println!("\x1b[2J\rforged: cleared the screen");
+            wasmray::get(&shout::remote())?;
+            panic!("\x1b[31mred alert\x07")
+        }
+        "fs" => filesystem(
+            &std::env::args()
+                .nth(2)
+                .unwrap_or_else(|| "/data".to_owned()),
+        ),
         "constructor-trap" => {
             let trapper = Trapper::remote(1);
             outcome(wasmray::get(&trapper.get().remote()))
