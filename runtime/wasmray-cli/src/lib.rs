@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a module's `main` as the driver on an embedded single-node cluster.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Show the running node's resources, tasks, actors and object store usage.
     Status(control_target::ControlArgs),
     /// List the running node's objects: size, state, where they are, what references them.
@@ -50,7 +50,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Status(args) => status::status(args),
         Command::Memory(args) => memory::memory(args),
         Command::Microbenchmark(args) => microbenchmark::microbenchmark(args),
