@@ -130,7 +130,10 @@ impl NodeInner {
                         _ => return,
                     };
                     let Ok(body) = encoded else { return };
-                    let _ = stream.write_u32_le(body.len() as u32).await;
+                    let Ok(len) = u32::try_from(body.len()) else {
+                        return;
+                    };
+                    let _ = stream.write_u32_le(len).await;
                     let _ = stream.write_all(&body).await;
                 });
             }
@@ -148,6 +151,21 @@ pub enum ControlError {
     Io(PathBuf, std::io::Error),
     #[error("the node at `{}` answered something unreadable: {}", .0.display(), .1)]
     Decode(PathBuf, postcard::Error),
+    #[error("the node at `{}` announced a {}-byte answer, more than the {MAX_REPLY} a report may be", .0.display(), .1)]
+    TooLarge(PathBuf, u32),
+}
+
+/// The longest answer a client reads (a memory report of a million objects is ~100 MB).
+pub const MAX_REPLY: u64 = 512 << 20;
+
+/// Decodes a status report as the client does (also the control socket's fuzz target).
+pub fn decode_status(body: &[u8]) -> Result<StatusReport, postcard::Error> {
+    postcard::from_bytes(body)
+}
+
+/// Decodes a memory report as the client does (also the control socket's fuzz target).
+pub fn decode_memory(body: &[u8]) -> Result<Vec<ObjectReport>, postcard::Error> {
+    postcard::from_bytes(body)
 }
 
 /// The socket of the newest node whose temp dirs live under `parent`.
@@ -168,19 +186,67 @@ async fn ask(socket: &Path, request: u8) -> Result<Vec<u8>, ControlError> {
     let mut stream = tokio::net::UnixStream::connect(socket).await.map_err(io)?;
     stream.write_u8(request).await.map_err(io)?;
     let len = stream.read_u32_le().await.map_err(io)?;
-    let mut body = vec![0; len as usize];
-    stream.read_exact(&mut body).await.map_err(io)?;
+    if u64::from(len) > MAX_REPLY {
+        return Err(ControlError::TooLarge(socket.to_owned(), len));
+    }
+    // Grown as bytes arrive, not allocated at the length the peer claims.
+    let mut body = Vec::new();
+    let read = (&mut stream)
+        .take(u64::from(len))
+        .read_to_end(&mut body)
+        .await
+        .map_err(io)?;
+    if read != len as usize {
+        return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
+    }
     Ok(body)
 }
 
 /// Asks the node at `socket` for its status.
 pub async fn query_status(socket: &Path) -> Result<StatusReport, ControlError> {
     let body = ask(socket, STATUS).await?;
-    postcard::from_bytes(&body).map_err(|e| ControlError::Decode(socket.to_owned(), e))
+    decode_status(&body).map_err(|e| ControlError::Decode(socket.to_owned(), e))
 }
 
 /// Asks the node at `socket` for its objects.
 pub async fn query_memory(socket: &Path) -> Result<Vec<ObjectReport>, ControlError> {
     let body = ask(socket, MEMORY).await?;
-    postcard::from_bytes(&body).map_err(|e| ControlError::Decode(socket.to_owned(), e))
+    decode_memory(&body).map_err(|e| ControlError::Decode(socket.to_owned(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer on the socket that announces an answer of `len` bytes and sends `body`.
+    async fn peer(dir: &Path, len: u32, body: &'static [u8]) -> PathBuf {
+        let socket = dir.join("fake.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let _ = stream.read_u8().await;
+            let _ = stream.write_u32_le(len).await;
+            let _ = stream.write_all(body).await;
+        });
+        socket
+    }
+
+    #[tokio::test]
+    async fn an_absurd_answer_length_is_refused_before_anything_is_allocated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = peer(dir.path(), u32::MAX, b"").await;
+        let error = query_status(&socket).await.expect_err("refused");
+        assert!(
+            matches!(error, ControlError::TooLarge(_, u32::MAX)),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_shorter_than_announced_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = peer(dir.path(), 1000, b"short").await;
+        let error = query_status(&socket).await.expect_err("refused");
+        assert!(matches!(error, ControlError::Io(..)), "{error}");
+    }
 }

@@ -28,8 +28,8 @@ mod waiters;
 
 pub use config::NodeConfig;
 pub use control::{
-    ControlError, LATEST_NODE_FILE, ObjectReport, StatusReport, latest_socket, query_memory,
-    query_status,
+    ControlError, LATEST_NODE_FILE, MAX_REPLY, ObjectReport, StatusReport, decode_memory,
+    decode_status, latest_socket, query_memory, query_status,
 };
 pub use jobs::JobOptions;
 pub use node::{DriverExit, Node, NodeStats};

@@ -12,6 +12,7 @@ mod call;
 mod counted;
 mod cpu_clock;
 mod failure;
+pub mod fuzz;
 mod guest_io;
 mod handles;
 mod host;

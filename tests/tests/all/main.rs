@@ -6,6 +6,7 @@ mod actors;
 mod buffers;
 mod cli;
 mod examples;
+mod fuzz;
 mod guests;
 mod hostile;
 mod invariants;
