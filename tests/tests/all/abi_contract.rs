@@ -8,10 +8,10 @@ use wasmray_tests::{Capture, test_config};
 
 /// A function as core wasm sees it: parameter and result types (`i32` or `i64`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct CoreFunc {
-    name: String,
-    params: Vec<&'static str>,
-    results: Vec<&'static str>,
+pub(crate) struct CoreFunc {
+    pub(crate) name: String,
+    pub(crate) params: Vec<&'static str>,
+    pub(crate) results: Vec<&'static str>,
 }
 
 fn repo() -> PathBuf {
@@ -46,7 +46,7 @@ fn param_types(list: &str, map: fn(&str) -> &'static str) -> Vec<&'static str> {
 }
 
 /// The functions of `interface host` in the WIT file, in order.
-fn wit_imports() -> Vec<CoreFunc> {
+pub(crate) fn wit_imports() -> Vec<CoreFunc> {
     let wit = std::fs::read_to_string(repo().join("wit/wasmray.wit")).expect("read wit");
     let start = wit.find("interface host {").expect("interface host");
     let body = &wit[start..start + wit[start..].find("\n}").expect("end of interface")];

@@ -419,3 +419,133 @@ fn a_module_without_the_sdk_exports() {
         "refused: `hostile.wasm` was not built with the wasmray SDK: it has no `wasmray_abi_version` export",
     );
 }
+
+#[test]
+fn every_import_called_with_out_of_range_pointers_and_lengths() {
+    let mut wrong = Vec::new();
+    for import in crate::abi_contract::wit_imports() {
+        // Nothing to pass out of range; and `release` ignores unknown handles by contract.
+        if import.params.is_empty() || import.name == "release" {
+            continue;
+        }
+        let params = import.params.join(" ");
+        let args: String = import
+            .params
+            .iter()
+            .map(|ty| format!("({ty}.const -1) "))
+            .collect();
+        let drops = "drop ".repeat(import.results.len());
+        let results = if import.results.is_empty() {
+            String::new()
+        } else {
+            format!("(result {})", import.results.join(" "))
+        };
+        let wat = format!(
+            r#"(module
+                (import "wasmray" "{name}" (func $f (param {params}) {results}))
+                (memory (export "memory") 1)
+                (func (export "wasmray_abi_version") (result i32) i32.const 1)
+                (func (export "_start") (call $f {args}) {drops} unreachable))"#,
+            name = import.name
+        );
+        let report = attack(Module::Wat(&wat), &[]);
+        if !(report.exit.starts_with("failed Trap")
+            && report.exit.contains(&format!("wasmray.{}", import.name)))
+        {
+            wrong.push(format!("{}: {}", import.name, report.exit));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn forged_stale_out_of_range_and_other_jobs_handles() {
+    let imports = r#"
+        (import "wasmray" "put" (func $put (param i32 i32) (result i32)))
+        (import "wasmray" "release" (func $release (param i32)))
+        (import "wasmray" "get" (func $get (param i32 i64 i32) (result i32)))"#;
+    let driver = |body: &str| {
+        format!(
+            r#"(module {imports}
+                (memory (export "memory") 1)
+                (func (export "wasmray_abi_version") (result i32) i32.const 1)
+                (func (export "_start") (local $h i32) {body}))"#
+        )
+    };
+    let cases = [
+        // The first handle any instance is given: in another job's instance it names that
+        // job's object; here it names nothing.
+        (
+            "(drop (call $get (i32.const 0x01000000) (i64.const 0) (i32.const 64)))",
+            "unknown object handle 16777216",
+        ),
+        // A generation never issued.
+        (
+            "(drop (call $get (i32.const 0x7f000000) (i64.const 0) (i32.const 64)))",
+            "unknown object handle 2130706432",
+        ),
+        // Past every slot.
+        (
+            "(drop (call $get (i32.const 0x00ffffff) (i64.const 0) (i32.const 64)))",
+            "unknown object handle 16777215",
+        ),
+        // Put an empty value (postcard: no bytes, no refs), release it, use it again.
+        (
+            "(local.set $h (call $put (i32.const 0) (i32.const 2))) (call $release (local.get $h)) (drop (call $get (local.get $h) (i64.const 0) (i32.const 64)))",
+            "unknown object handle 16777216",
+        ),
+    ];
+    for (body, expected) in cases {
+        let report = attack(Module::Wat(&driver(body)), &[]);
+        assert!(
+            report.exit.starts_with("failed Trap") && report.exit.contains(expected),
+            "{body}: {}",
+            report.exit
+        );
+    }
+}
+
+#[test]
+fn absurd_lengths_and_num_returns_inside_postcard_records() {
+    let driver = |data: &str, len: usize| {
+        format!(
+            r#"(module
+                (import "wasmray" "submit_task" (func $submit (param i32 i32 i32) (result i32)))
+                (memory (export "memory") 1)
+                (data (i32.const 16) "{data}")
+                (func (export "wasmray_abi_version") (result i32) i32.const 1)
+                (func (export "_start")
+                    (drop (call $submit (i32.const 16) (i32.const {len}) (i32.const 1024)))))"#
+        )
+    };
+    // TaskSubmission { function: "f", args: [], num_returns, options: CallOptions::default() }
+    let options = "\\00".repeat(8);
+    let cases = [
+        // num_returns = u32::MAX.
+        (
+            format!("\\01f\\00\\ff\\ff\\ff\\ff\\0f{options}"),
+            16,
+            "num_returns 4294967295 is above the limit of 10000",
+        ),
+        // A function name claiming 2^32 - 1 bytes.
+        (
+            format!("\\ff\\ff\\ff\\ff\\0ff\\00\\01{options}"),
+            16,
+            "wasmray.submit_task: malformed task submission",
+        ),
+        // An argument list claiming 2^63 entries.
+        (
+            format!("\\01f\\ff\\ff\\ff\\ff\\ff\\ff\\ff\\ff\\7f\\01{options}"),
+            20,
+            "wasmray.submit_task: malformed task submission",
+        ),
+    ];
+    for (data, len, expected) in cases {
+        let report = attack(Module::Wat(&driver(&data, len)), &[]);
+        assert!(
+            report.exit.starts_with("failed Trap") && report.exit.contains(expected),
+            "{data}: {}",
+            report.exit
+        );
+    }
+}
