@@ -34,6 +34,9 @@ pub struct NodeConfig {
     pub output: Arc<dyn OutputSink>,
     /// A job's quotas unless it is given its own ([`crate::Node::run_job`]).
     pub default_quotas: JobQuotas,
+    /// Off only to measure what enforcing limits costs (see `WasmHostConfig`).
+    #[doc(hidden)]
+    pub enforce_limits: bool,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -66,6 +69,7 @@ impl Default for NodeConfig {
             temp_dir: None,
             output: Arc::new(StdioSink::new()),
             default_quotas: JobQuotas::default(),
+            enforce_limits: true,
         }
     }
 }

@@ -67,6 +67,7 @@ impl Node {
             max_instances: config.max_instances,
             max_memory_bytes: config.max_task_memory,
             cache_dir: config.cache_dir.clone(),
+            enforce_limits: config.enforce_limits,
         })?;
         let id = NodeId(random_u64());
         let temp_dir = config

@@ -38,6 +38,11 @@ pub struct WasmHostConfig {
     pub max_memory_bytes: u64,
     /// Where compiled modules are cached; `None` keeps them in memory only.
     pub cache_dir: Option<PathBuf>,
+    /// Whether CPU limits, memory caps and kills are enforced (epoch interruption, the
+    /// resource limiter, the call hook). Off only to measure what enforcing them costs
+    /// (`cargo bench`, `limits/*`): a guest then runs unbounded and cannot be stopped.
+    #[doc(hidden)]
+    pub enforce_limits: bool,
 }
 
 impl Default for WasmHostConfig {
@@ -46,6 +51,7 @@ impl Default for WasmHostConfig {
             max_instances: 2048,
             max_memory_bytes: 4 << 30,
             cache_dir: None,
+            enforce_limits: true,
         }
     }
 }
@@ -224,7 +230,7 @@ fn engine_config(config: &WasmHostConfig) -> Config {
         .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
         .table_keep_resident(TABLE_KEEP_RESIDENT);
     let mut wasm = Config::new();
-    wasm.epoch_interruption(true)
+    wasm.epoch_interruption(config.enforce_limits)
         .max_wasm_stack(MAX_WASM_STACK)
         // Room on each fiber for the host's own frames below the guest's.
         .async_stack_size(MAX_WASM_STACK + (1 << 20))

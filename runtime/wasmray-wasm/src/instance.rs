@@ -126,20 +126,9 @@ impl GuestInstance {
             mappable_from: module.initial_memory_bytes(),
         };
         let mut store = Store::new(host.engine(), state);
-        store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_callback(|mut context| {
-            let state = context.data_mut();
-            if state.kill.is_killed() {
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            if state.cpu.exceeded() {
-                state.deadline_hit = true;
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            Ok(UpdateDeadline::Yield(1))
-        });
-        store.call_hook(|mut context, hook| on_call_hook(context.data_mut(), hook));
-        store.set_epoch_deadline(1);
+        if host.config().enforce_limits {
+            enforce_limits(&mut store);
+        }
         let instance = module
             .pre
             .instantiate_async(&mut store)
@@ -315,6 +304,25 @@ impl GuestInstance {
         let call = state.call.take().expect("a call is in progress");
         (call, held)
     }
+}
+
+/// Installs the memory cap, the CPU-time checks (epoch callback, call hook) and the kill
+/// switch's check on `store`.
+fn enforce_limits(store: &mut Store<GuestState>) {
+    store.limiter(|state| &mut state.limits);
+    store.epoch_deadline_callback(|mut context| {
+        let state = context.data_mut();
+        if state.kill.is_killed() {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        if state.cpu.exceeded() {
+            state.deadline_hit = true;
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store.call_hook(|mut context, hook| on_call_hook(context.data_mut(), hook));
+    store.set_epoch_deadline(1);
 }
 
 /// The store's call hook: a call whose time inside a host import took it past its CPU-time
