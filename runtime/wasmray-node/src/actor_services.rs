@@ -187,7 +187,6 @@ impl ActorServices for GuestServices {
         options: &MethodOptions,
     ) -> Result<Vec<ObjectId>, String> {
         let node = &self.node;
-        node.admit_task(caller)?;
         let target = actor.actor();
         let info = target.and_then(|id| node.lock_sched().actor_info(id));
         let function = match (&info, method.contains("::")) {
@@ -240,7 +239,9 @@ impl ActorServices for GuestServices {
             spec.cpu_time_limit_ms = info.cpu_time_limit_ms;
         }
         match problem {
-            None => node.event(Event::Submit(Arc::new(spec))),
+            None => {
+                node.submit_within_quota(caller, spec)?;
+            }
             Some(message) => {
                 let error = error(ErrorKind::InvalidTask, &spec.function, message, caller);
                 node.event(Event::Reject {

@@ -70,8 +70,14 @@ pub(crate) struct Jobs {
     sink: Arc<dyn OutputSink>,
     /// The node's own reports (unhandled errors), at the default rate of one job.
     reports: RateLimited,
-    jobs: Mutex<IdMap<JobId, Arc<Job>>>,
-    ended: Mutex<IdMap<JobId, ()>>,
+    table: Mutex<Table>,
+}
+
+/// Running jobs and the IDs of ended ones, under one lock (a submission checks both).
+#[derive(Default)]
+struct Table {
+    jobs: IdMap<JobId, Arc<Job>>,
+    ended: IdMap<JobId, ()>,
 }
 
 impl Jobs {
@@ -80,8 +86,7 @@ impl Jobs {
             defaults,
             reports: RateLimited::new(Arc::clone(&sink), OutputRate::default()),
             sink,
-            jobs: Mutex::default(),
-            ended: Mutex::default(),
+            table: Mutex::default(),
         }
     }
 
@@ -98,42 +103,51 @@ impl Jobs {
         &self.reports
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, IdMap<JobId, Arc<Job>>> {
-        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Registers a job that starts here with its own options.
     pub(crate) fn begin(&self, job: JobId, options: JobOptions) -> Arc<Job> {
         let entry = Job::new(job, options, &self.sink);
-        self.lock().insert(job, Arc::clone(&entry));
+        self.lock().jobs.insert(job, Arc::clone(&entry));
         entry
     }
 
     /// The job's entry; one with the node's defaults if the job is not known here.
     pub(crate) fn get(&self, job: JobId) -> Arc<Job> {
-        let mut jobs = self.lock();
-        let entry = jobs
+        let mut table = self.lock();
+        let entry = table
+            .jobs
             .entry(job)
             .or_insert_with(|| Job::new(job, self.default_options(), &self.sink));
         Arc::clone(entry)
     }
 
-    /// Forgets a job whose driver ended; what it still holds keeps its charges until it goes.
-    pub(crate) fn end(&self, job: JobId) {
-        self.ended
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(job, ());
-        if let Some(entry) = self.lock().remove(&job) {
-            entry.output.flush();
+    /// The entry of a job that may still start work: `None` once its driver has ended here,
+    /// unless `actor` (a detached actor outlives its driver; a task left running does not
+    /// get to start more).
+    pub(crate) fn admitting(&self, job: JobId, actor: bool) -> Option<Arc<Job>> {
+        let mut table = self.lock();
+        if !actor && table.ended.contains_key(&job) {
+            return None;
         }
+        let entry = table
+            .jobs
+            .entry(job)
+            .or_insert_with(|| Job::new(job, self.default_options(), &self.sink));
+        Some(Arc::clone(entry))
     }
 
-    /// Whether the job's driver has ended here.
-    pub(crate) fn has_ended(&self, job: JobId) -> bool {
-        self.ended
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(&job)
+    /// Forgets a job whose driver ended; what it still holds keeps its charges until it goes.
+    pub(crate) fn end(&self, job: JobId) {
+        let entry = {
+            let mut table = self.lock();
+            table.ended.insert(job, ());
+            table.jobs.remove(&job)
+        };
+        if let Some(entry) = entry {
+            entry.output.flush();
+        }
     }
 }

@@ -118,19 +118,45 @@ impl NodeInner {
             .map_err(|e| e.to_string())
     }
 
-    /// Refuses a submission of `caller`'s job when the job already has its quota of tasks
-    /// pending or running, or when its driver has ended and the caller is not an actor (a
-    /// detached actor outlives its driver; a task left running does not get to start more).
-    pub(crate) fn admit_task(&self, caller: &Caller) -> Result<(), String> {
-        let job = caller.job;
-        if caller.actor.is_none() && self.jobs.has_ended(job) {
-            return Err("the job has ended: its tasks can start no more work".to_owned());
-        }
-        let quotas = self.jobs.get(job).quotas;
-        if self.lock_sched().job_tasks(job) >= quotas.max_pending_tasks {
-            return Err(QuotaExceeded::new(Quota::PendingTasks, &quotas).to_string());
-        }
-        Ok(())
+    /// Submits `spec` for `caller`, unless its job already has its quota of tasks pending or
+    /// running, or its driver has ended and the caller is not an actor (a detached actor
+    /// outlives its driver; a task left running does not get to start more). The quota is
+    /// checked under the same scheduler lock as the submission. A refused spec's by-value
+    /// arguments give back the references they hold, outside the lock.
+    pub(crate) fn submit_within_quota(
+        self: &Arc<Self>,
+        caller: &Caller,
+        spec: TaskSpec<Value>,
+    ) -> Result<(), String> {
+        self.try_submit(caller, spec).map_err(|refused| {
+            let (message, refused) = *refused;
+            let contained = refused.args.iter().flat_map(|arg| match arg {
+                ArgSpec::Value(Value(value)) => value.contained(),
+                ArgSpec::ByRef(_) => &[],
+            });
+            self.events(contained.map(|&id| Event::ReleaseContained(id)));
+            message
+        })
+    }
+
+    fn try_submit(
+        self: &Arc<Self>,
+        caller: &Caller,
+        spec: TaskSpec<Value>,
+    ) -> Result<(), Box<(String, TaskSpec<Value>)>> {
+        let Some(job) = self.jobs.admitting(caller.job, caller.actor.is_some()) else {
+            let message = "the job has ended: its tasks can start no more work".to_owned();
+            return Err(Box::new((message, spec)));
+        };
+        let limit = job.quotas.max_pending_tasks;
+        self.with_sched(|sched, now| {
+            if sched.job_tasks(caller.job) >= limit {
+                let quota = QuotaExceeded::new(Quota::PendingTasks, &job.quotas);
+                return Err(Box::new((quota.to_string(), spec)));
+            }
+            sched.handle(now, Event::Submit(Arc::new(spec)));
+            Ok(())
+        })
     }
 
     /// Seals written room as a value; its inner refs are counted as in [`Self::new_value`].
@@ -277,11 +303,11 @@ pub(crate) fn resources_of(options: &CallOptions) -> Result<ResourceSet, Resourc
 impl NodeServices for GuestServices {
     fn submit(&self, caller: &Caller, submission: Submission) -> Result<Vec<ObjectId>, String> {
         let node = &self.node;
-        node.admit_task(caller)?;
         Ok(match node.spec_of(caller, submission) {
             (spec, None) => {
                 let ids = spec.return_ids().collect();
-                node.event(Event::Submit(Arc::new(spec)));
+                // A refused spec drops here, outside the scheduler's lock.
+                node.submit_within_quota(caller, spec)?;
                 ids
             }
             (spec, Some(message)) => {

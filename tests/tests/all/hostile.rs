@@ -549,3 +549,16 @@ fn absurd_lengths_and_num_returns_inside_postcard_records() {
         );
     }
 }
+
+#[test]
+fn a_submission_refused_by_a_quota_gives_back_the_refs_of_its_arguments() {
+    let report = attack(
+        Module::Guest,
+        &["refused-with-refs", "--quota", "pending-tasks=20"],
+    );
+    // The leftover check (in `attack`) is the point: nothing stays referenced.
+    assert_outcome(
+        &report,
+        "wasmray.submit_task: the job's quota of 20 tasks pending or running is reached",
+    );
+}

@@ -173,6 +173,13 @@ fn big_return() -> Vec<u8> {
     vec![7u8; 1 << 30]
 }
 
+/// Holds refs it was given by value and sleeps: a task that stays pending or running.
+#[wasmray::remote]
+fn hold(refs: Vec<ObjectRef<u64>>) -> usize {
+    std::thread::sleep(Duration::from_secs(30));
+    refs.len()
+}
+
 #[wasmray::remote]
 fn length(bytes: Vec<u8>) -> usize {
     bytes.len()
@@ -323,6 +330,15 @@ fn main() -> Result<(), TaskError> {
             outcome(wasmray::get(&object).map(|b| b.len()))
         }
         "handle-flood" => handle_flood(),
+        "refused-with-refs" => {
+            // Submits until the pending-tasks quota refuses one (the driver traps): the refused
+            // submission's refs, inside its by-value argument, must be given back.
+            let mut pending = Vec::new();
+            loop {
+                let refs = vec![wasmray::put(&1u64), wasmray::put(&2u64)];
+                pending.push(hold::remote(refs));
+            }
+        }
         "inline-flood" => inline_flood(),
         "spill-flood" => spill_flood(),
         "actors" => actors(10_000),
