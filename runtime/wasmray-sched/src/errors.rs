@@ -68,7 +68,16 @@ pub(crate) fn actor_died(
     TaskError {
         kind: ErrorKind::ActorDied,
         function: function.to_owned(),
-        message: format!("the actor died: {reason}"),
+        // The cause's first line, so that one line says what killed the actor.
+        message: match cause {
+            Some(cause) => format!(
+                "the actor died: {reason} (`{}` {:?}: {})",
+                cause.function,
+                cause.kind,
+                cause.message.lines().next().unwrap_or_default()
+            ),
+            None => format!("the actor died: {reason}"),
+        },
         backtrace: None,
         task_chain: vec![function.to_owned()],
         cause: cause.map(|c| Box::new((**c).clone())),

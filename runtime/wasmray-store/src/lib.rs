@@ -120,9 +120,18 @@ impl ObjectStore {
         // Checked before anything is allocated: the account's limits, then the store's room.
         if len < INLINE_MAX {
             let charge = Charge::new(account, len as u64, Some(&self.inner.counters))?;
-            self.inner
-                .make_room(0)
-                .map_err(|e| account.explain_full(e, len))?;
+            // The charge above already counts `len` in the inline total.
+            self.inner.make_room(0).map_err(|e| match e {
+                StoreError::Full { capacity, used, .. } => account.explain_full(
+                    StoreError::Full {
+                        requested: len as u64,
+                        capacity,
+                        used,
+                    },
+                    len,
+                ),
+                other => other,
+            })?;
             let room = reservation::Room::Inline(vec![0; len].into_boxed_slice());
             return Ok(Reservation::new(room, len, charge, &self.inner));
         }

@@ -91,6 +91,17 @@ fn attack(module: Module<'_>, args: &[&str]) -> Report {
         }
     }
     check_the_node_came_through(&report);
+    // One line per attack for the record (`cargo test hostile -- --nocapture`).
+    let mib = |key: &str| report.number(key) as f64 / f64::from(1 << 20);
+    println!(
+        "attack {args:?}: {} | {} s | peak {:.0} MiB | after {:.0} MiB (baseline {:.0}) | neighbour {}",
+        report.outcome(),
+        report.fields["seconds"],
+        mib("peak_rss"),
+        mib("final_rss"),
+        mib("baseline_rss"),
+        report.fields["neighbour"],
+    );
     report
 }
 
