@@ -91,6 +91,8 @@ impl GuestInstance {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(output.writer(Stream::Stdout))
             .stderr(output.writer(Stream::Stderr))
+            .monotonic_clock(crate::clocks::GuestMonotonic::new())
+            .wall_clock(crate::clocks::GuestWall)
             .args(&setup.args);
         for grant in setup.dirs.iter() {
             let perms = if grant.writable {

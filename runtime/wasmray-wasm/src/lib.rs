@@ -9,6 +9,7 @@
 mod actor_imports;
 mod cache;
 mod call;
+mod clocks;
 mod counted;
 mod cpu_clock;
 mod failure;
@@ -31,6 +32,7 @@ mod stack_pointer;
 mod state;
 
 pub use call::{CallLimits, Caller, Finished, MainOutcome, TaskCall, TaskOutcome};
+pub use clocks::GUEST_CLOCK_RESOLUTION;
 pub use counted::{CountedValue, ReleaseContained};
 pub use cpu_clock::coarse_clock;
 pub use host::{EPOCH_TICK, WasmHost, WasmHostConfig};

@@ -573,3 +573,9 @@ fn a_submission_refused_by_a_quota_gives_back_the_refs_of_its_arguments() {
         "wasmray.submit_task: the job's quota of 20 tasks pending or running is reached",
     );
 }
+
+#[test]
+fn a_guest_reads_no_clock_finer_than_a_microsecond() {
+    let report = attack(Module::Guest, &["clock"]);
+    assert_outcome(&report, "clock: sub-microsecond nanoseconds seen: 0");
+}

@@ -329,6 +329,21 @@ fn main() -> Result<(), TaskError> {
             drop(bytes);
             outcome(wasmray::get(&object).map(|b| b.len()))
         }
+        "clock" => {
+            // How fine the clocks a guest can read are: every reading's nanoseconds.
+            let start = std::time::Instant::now();
+            let finest = (0..10_000)
+                .map(|_| {
+                    let wall = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default();
+                    let mono = start.elapsed();
+                    (wall.subsec_nanos() % 1000).max(mono.subsec_nanos() % 1000)
+                })
+                .max()
+                .unwrap_or(0);
+            format!("sub-microsecond nanoseconds seen: {finest}")
+        }
         "handle-flood" => handle_flood(),
         "refused-with-refs" => {
             // Submits until the pending-tasks quota refuses one (the driver traps): the refused
