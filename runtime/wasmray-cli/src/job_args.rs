@@ -31,6 +31,9 @@ pub(crate) struct JobArgs {
     /// Largest argument, return value or put, e.g. 256MiB [default: 1GiB].
     #[arg(long, value_parser = sizes::parse_bytes, help_heading = "Job quotas")]
     max_value_bytes: Option<u64>,
+    /// Linear memory of all the job's instances together, e.g. 8GiB [default: 60% of RAM].
+    #[arg(long, value_parser = sizes::parse_bytes, help_heading = "Job quotas")]
+    max_guest_memory: Option<u64>,
     /// Guest output per second, e.g. 64KiB; lines beyond it are dropped with a count [default: 1MiB].
     #[arg(long, value_parser = sizes::parse_bytes, help_heading = "Job quotas")]
     output_rate: Option<u64>,
@@ -81,6 +84,11 @@ impl JobArgs {
             self.output_rate,
             &mut quotas.output_bytes_per_sec,
             "--output-rate",
+        )?;
+        set(
+            self.max_guest_memory,
+            &mut quotas.max_guest_memory,
+            "--max-guest-memory",
         )?;
         if let Some(handles) = self.max_handles {
             anyhow::ensure!(

@@ -27,6 +27,9 @@ pub struct JobQuotas {
     pub max_value_bytes: u64,
     /// Guest output, on average, per second; lines beyond it are dropped with a marker.
     pub output_bytes_per_sec: u64,
+    /// Linear memory of all the job's instances together (each also has its own cap); a
+    /// node's default is its whole guest memory.
+    pub max_guest_memory: u64,
 }
 
 impl Default for JobQuotas {
@@ -40,6 +43,8 @@ impl Default for JobQuotas {
             max_handles: 1 << 20,
             max_value_bytes: 1 << 30,
             output_bytes_per_sec: 1 << 20,
+            // Bounded by the node's guest memory; nodes set their own default.
+            max_guest_memory: u64::MAX,
         }
     }
 }
@@ -54,6 +59,7 @@ pub enum Quota {
     SpillBytes,
     Handles,
     ValueBytes,
+    GuestMemory,
 }
 
 impl Quota {
@@ -67,6 +73,7 @@ impl Quota {
             Quota::SpillBytes => "--max-spill-bytes",
             Quota::Handles => "--max-handles",
             Quota::ValueBytes => "--max-value-bytes",
+            Quota::GuestMemory => "--max-guest-memory",
         }
     }
 
@@ -79,6 +86,7 @@ impl Quota {
             Quota::SpillBytes => "bytes of objects spilled to disk",
             Quota::Handles => "handles held by one instance",
             Quota::ValueBytes => "bytes in one value",
+            Quota::GuestMemory => "bytes of guest memory",
         }
     }
 
@@ -92,6 +100,7 @@ impl Quota {
             Quota::SpillBytes => quotas.max_spill_bytes,
             Quota::Handles => u64::from(quotas.max_handles),
             Quota::ValueBytes => quotas.max_value_bytes,
+            Quota::GuestMemory => quotas.max_guest_memory,
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct NodeConfig {
     pub temp_dir: Option<PathBuf>,
     /// Where guest output and unhandled errors go.
     pub output: Arc<dyn OutputSink>,
+    /// Linear memory of every instance on the node together (default: 60% of RAM, beside
+    /// the object store's 30%).
+    pub guest_memory: u64,
     /// A job's quotas unless it is given its own ([`crate::Node::run_job`]).
     pub default_quotas: JobQuotas,
     /// Off only to measure what enforcing limits costs (see `WasmHostConfig`).
@@ -68,8 +71,17 @@ impl Default for NodeConfig {
             cache_dir: None,
             temp_dir: None,
             output: Arc::new(StdioSink::new()),
-            default_quotas: JobQuotas::default(),
+            guest_memory: default_guest_memory(),
+            default_quotas: JobQuotas {
+                max_guest_memory: default_guest_memory(),
+                ..JobQuotas::default()
+            },
             enforce_limits: true,
         }
     }
+}
+
+/// 60% of the machine's memory (16 GiB where that is unknown).
+pub fn default_guest_memory() -> u64 {
+    wasmray_store::system_memory().map_or(16 << 30, |total| total / 10 * 6)
 }

@@ -183,6 +183,7 @@ impl NodeInner {
             max_handles: job.quotas.max_handles,
             limits: self.call_limits(spec),
             dirs: Arc::clone(&job.dirs),
+            memory_pools: self.jobs.memory_pools(&job),
             args: vec![module.name().to_owned()],
             nested,
         };

@@ -70,6 +70,7 @@ impl NodeInner {
     pub(crate) fn new(parts: Parts) -> Self {
         let jobs = Jobs::new(
             parts.config.default_quotas,
+            parts.config.guest_memory,
             Arc::clone(&parts.config.output),
         );
         Self {

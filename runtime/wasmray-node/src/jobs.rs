@@ -10,9 +10,9 @@
 //! holds the figures and the per-job parts that live outside the scheduler.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use wasmray_core::{IdMap, JobId, JobQuotas};
+use wasmray_core::{IdMap, JobId, JobQuotas, Quota, QuotaExceeded};
 use wasmray_store::{Account, AccountLimits};
-use wasmray_wasm::{DirGrant, OutputRate, OutputSink, RateLimited};
+use wasmray_wasm::{DirGrant, MemoryPool, OutputRate, OutputSink, RateLimited};
 
 /// How a job is run: its quotas, and the shared namespace it joins, if any.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +36,8 @@ pub(crate) struct Job {
     pub(crate) account: Arc<Account>,
     /// Where the job's guests write.
     pub(crate) output: Arc<RateLimited>,
+    /// The guest memory all its instances draw from.
+    pub(crate) memory: Arc<MemoryPool>,
 }
 
 impl Job {
@@ -60,6 +62,10 @@ impl Job {
                 max_spill_bytes: quotas.max_spill_bytes,
             }),
             output: Arc::new(RateLimited::new(Arc::clone(sink), rate)),
+            memory: Arc::new(MemoryPool::new(
+                quotas.max_guest_memory,
+                QuotaExceeded::new(Quota::GuestMemory, &quotas).to_string(),
+            )),
         })
     }
 }
@@ -70,6 +76,8 @@ pub(crate) struct Jobs {
     sink: Arc<dyn OutputSink>,
     /// The node's own reports (unhandled errors), at the default rate of one job.
     reports: RateLimited,
+    /// The guest memory every job's instances draw from together.
+    node_memory: Arc<MemoryPool>,
     table: Mutex<Table>,
 }
 
@@ -81,9 +89,13 @@ struct Table {
 }
 
 impl Jobs {
-    pub(crate) fn new(defaults: JobQuotas, sink: Arc<dyn OutputSink>) -> Self {
+    pub(crate) fn new(defaults: JobQuotas, guest_memory: u64, sink: Arc<dyn OutputSink>) -> Self {
+        let refusal = format!(
+            "the node's guest memory of {guest_memory} bytes is all in use by its instances"
+        );
         Self {
             defaults,
+            node_memory: Arc::new(MemoryPool::new(guest_memory, refusal)),
             reports: RateLimited::new(Arc::clone(&sink), OutputRate::default()),
             sink,
             table: Mutex::default(),
@@ -95,6 +107,11 @@ impl Jobs {
             quotas: self.defaults,
             ..JobOptions::default()
         }
+    }
+
+    /// The pools an instance of `job` draws its memory from: the job's, then the node's.
+    pub(crate) fn memory_pools(&self, job: &Job) -> Vec<Arc<MemoryPool>> {
+        vec![Arc::clone(&job.memory), Arc::clone(&self.node_memory)]
     }
 
     /// Where the node's reports about jobs go (rate-limited: a job that fails a million

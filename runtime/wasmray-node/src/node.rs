@@ -249,6 +249,7 @@ impl NodeInner {
         let entry = self.jobs.begin(job, options);
         let output = Arc::clone(&entry.output);
         let dirs = Arc::clone(&entry.dirs);
+        let memory_pools = self.jobs.memory_pools(&entry);
         // However the driver ends, the job's entry goes and its output is flushed.
         let _job = EndJob(self, job);
         let driver = self.mint.next_task();
@@ -272,6 +273,7 @@ impl NodeInner {
                 max_handles: quotas.max_handles,
                 limits: driver_limits,
                 dirs,
+                memory_pools,
                 args: argv,
                 nested: None,
             },

@@ -58,6 +58,8 @@ pub(crate) fn classify(
             ErrorKind::DeadlineExceeded,
             format!("ran for more than its cpu time limit of {limit} ms"),
         )
+    } else if let Some(refusal) = &state.limits.refused_by {
+        (ErrorKind::OutOfMemory, refusal.clone())
     } else if state.limits.hit {
         (
             ErrorKind::OutOfMemory,

@@ -43,6 +43,8 @@ pub struct InstanceSetup {
     /// The memory cap and CPU-time limit of instantiation (the start function and the ABI
     /// check): those of the first call the instance serves.
     pub limits: CallLimits,
+    /// The guest-memory budgets its linear memory also draws from (its job's, the node's).
+    pub memory_pools: Vec<Arc<crate::MemoryPool>>,
     /// Host directories the guest may use (its job's grants); none by default.
     pub dirs: Arc<[DirGrant]>,
     /// Command-line arguments the guest sees (the driver's `[args]`; the module's name for
@@ -109,10 +111,7 @@ impl GuestInstance {
         let wasi = wasi.build_p1();
         let state = GuestState {
             wasi,
-            limits: MemoryCap {
-                max_bytes: limits.memory_bytes as usize,
-                hit: false,
-            },
+            limits: MemoryCap::new(limits.memory_bytes as usize, setup.memory_pools),
             services: setup.services,
             output,
             memory: None,
@@ -270,6 +269,7 @@ impl GuestInstance {
         state.output.set_label(label);
         state.limits.max_bytes = limits.memory_bytes as usize;
         state.limits.hit = false;
+        state.limits.refused_by = None;
         state.cpu = CpuBudget::start(limits.cpu_time);
         state.deadline_hit = false;
         state.call = Some(call);
@@ -350,6 +350,11 @@ fn instantiation_error(
     if state.deadline_hit {
         let limit_ms = state.cpu.limit().unwrap_or_default().as_millis() as u64;
         WasmError::StartDeadline { module, limit_ms }
+    } else if let Some(refusal) = &state.limits.refused_by {
+        WasmError::MemoryBudget {
+            module,
+            message: refusal.clone(),
+        }
     } else if state.limits.hit {
         WasmError::StartOutOfMemory {
             module,

@@ -22,6 +22,7 @@ mod instance;
 mod kill;
 mod mapping;
 mod memory;
+mod memory_pool;
 mod module;
 mod nested;
 mod object_imports;
@@ -39,6 +40,7 @@ pub use host::{EPOCH_TICK, WasmHost, WasmHostConfig};
 pub use instance::{DirGrant, GuestInstance, InstanceSetup};
 pub use kill::KillSwitch;
 pub use memory::GuestFault;
+pub use memory_pool::MemoryPool;
 pub use module::GuestModule;
 pub use output::{MAX_LINE, OutputRate, OutputSink, RateLimited, StdioSink, Stream};
 pub use services::{
@@ -53,9 +55,9 @@ impl WasmError {
     /// limits are its fault (not retried as a system failure); anything else is the node's.
     pub fn error_kind(&self) -> wasmray_abi::ErrorKind {
         match self {
-            WasmError::InitialMemory { .. } | WasmError::StartOutOfMemory { .. } => {
-                wasmray_abi::ErrorKind::OutOfMemory
-            }
+            WasmError::InitialMemory { .. }
+            | WasmError::StartOutOfMemory { .. }
+            | WasmError::MemoryBudget { .. } => wasmray_abi::ErrorKind::OutOfMemory,
             WasmError::StartDeadline { .. } => wasmray_abi::ErrorKind::DeadlineExceeded,
             _ => wasmray_abi::ErrorKind::System,
         }
@@ -108,6 +110,8 @@ pub enum WasmError {
     StartOutOfMemory { module: String, limit: u64 },
     #[error("`{module}`'s start function ran for more than its cpu time limit of {limit_ms} ms")]
     StartDeadline { module: String, limit_ms: u64 },
+    #[error("`{module}` cannot start: {message}")]
+    MemoryBudget { module: String, message: String },
     #[error("cannot create the wasm engine: {0}")]
     Engine(String),
 }

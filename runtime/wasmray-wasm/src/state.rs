@@ -6,6 +6,7 @@
 use crate::call::Caller;
 use crate::counted::CountedValue;
 pub(crate) use crate::handles::HandleTable;
+use crate::memory_pool::MemoryPool;
 use crate::output::GuestOutput;
 use crate::services::NodeServices;
 use std::sync::Arc;
@@ -107,20 +108,62 @@ impl StagedBytes {
 }
 
 /// Caps one instance's linear memory and remembers whether the cap was hit, so that the trap
-/// that follows (Rust aborts when allocation fails) is reported as out of memory.
+/// that follows (Rust aborts when allocation fails) is reported as out of memory. Every byte
+/// it grows by is also taken from its pools (the job's and the node's, `memory_pool.rs`), and
+/// what it was granted goes back to them when it is dropped, with its store.
 pub(crate) struct MemoryCap {
     pub(crate) max_bytes: usize,
     pub(crate) hit: bool,
+    /// The pool that refused a growth, if one did (its message explains the error).
+    pub(crate) refused_by: Option<String>,
+    pub(crate) pools: Vec<Arc<MemoryPool>>,
+    granted: u64,
+}
+
+impl MemoryCap {
+    pub(crate) fn new(max_bytes: usize, pools: Vec<Arc<MemoryPool>>) -> Self {
+        Self {
+            max_bytes,
+            hit: false,
+            refused_by: None,
+            pools,
+            granted: 0,
+        }
+    }
+
+    /// Takes `bytes` from every pool, or from none.
+    fn take(&mut self, bytes: u64) -> bool {
+        for (i, pool) in self.pools.iter().enumerate() {
+            if !pool.take(bytes) {
+                for earlier in &self.pools[..i] {
+                    earlier.give_back(bytes);
+                }
+                self.refused_by = Some(pool.refusal().to_owned());
+                return false;
+            }
+        }
+        self.granted += bytes;
+        true
+    }
+}
+
+impl Drop for MemoryCap {
+    fn drop(&mut self) {
+        for pool in &self.pools {
+            pool.give_back(self.granted);
+        }
+    }
 }
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.max_bytes;
+        let allowed =
+            desired <= self.max_bytes && self.take(desired.saturating_sub(current) as u64);
         if !allowed {
             self.hit = true;
         }

@@ -19,7 +19,8 @@
 //! ```
 //!
 //! Usage: `wasmray-hostile MODULE[.wasm|.wat] [ARG]... --neighbour GUEST.wasm [--store BYTES]
-//! [--max-task-memory BYTES] [--cpu-limit-ms MS] [--quota NAME=VALUE]...`. A process of its
+//! [--max-task-memory BYTES] [--node-guest-memory BYTES] [--cpu-limit-ms MS]
+//! [--quota NAME=VALUE]...`. A process of its
 //! own, so that memory figures are the attack's alone.
 
 use anyhow::{Context, bail};
@@ -91,6 +92,7 @@ fn parse(tally: &Arc<Tally>) -> anyhow::Result<Options> {
         match arg.as_str() {
             "--neighbour" => options.neighbour = value()?,
             "--store" => options.config.object_store_memory = value()?.parse()?,
+            "--node-guest-memory" => options.config.guest_memory = value()?.parse()?,
             "--max-task-memory" => options.config.max_task_memory = value()?.parse()?,
             "--cpu-limit-ms" => {
                 options.config.default_cpu_time_limit =
@@ -110,6 +112,7 @@ fn parse(tally: &Arc<Tally>) -> anyhow::Result<Options> {
                     "handles" => quotas.max_handles = u32::try_from(number)?,
                     "value-bytes" => quotas.max_value_bytes = number,
                     "output-rate" => quotas.output_bytes_per_sec = number,
+                    "guest-memory" => quotas.max_guest_memory = number,
                     other => bail!("unknown quota `{other}`"),
                 }
             }

@@ -515,7 +515,11 @@ fn allow_dir_grants_one_directory_and_nothing_else() {
 
 #[test]
 fn job_quota_flags_reach_the_job() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["memory-spread", "--max-guest-memory", "256MiB"],
+            "the job's quota of 268435456 bytes of guest memory is reached",
+        ),
         (
             &["fork-bomb", "--max-pending-tasks", "50"],
             "the job's quota of 50 tasks pending or running is reached",

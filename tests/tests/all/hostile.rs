@@ -579,3 +579,24 @@ fn a_guest_reads_no_clock_finer_than_a_microsecond() {
     let report = attack(Module::Guest, &["clock"]);
     assert_outcome(&report, "clock: sub-microsecond nanoseconds seen: 0");
 }
+
+#[test]
+fn many_instances_each_under_its_cap_cannot_take_the_machine() {
+    let report = attack(
+        Module::Guest,
+        &["memory-spread", "--quota", "guest-memory=536870912"],
+    );
+    assert_outcome(
+        &report,
+        "the job's quota of 536870912 bytes of guest memory is reached (raise it with --max-guest-memory)",
+    );
+    // And the node's own budget, shared by every job, holds the same way.
+    let report = attack(
+        Module::Guest,
+        &["memory-spread", "--node-guest-memory", "805306368"],
+    );
+    assert_outcome(
+        &report,
+        "the node's guest memory of 805306368 bytes is all in use by its instances",
+    );
+}

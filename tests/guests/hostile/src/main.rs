@@ -46,6 +46,18 @@ impl Counter {
         self.value += by;
         self.value
     }
+
+    /// Keeps `mib` MiB of touched memory in its state.
+    pub fn hoard(&mut self, mib: u64) -> u64 {
+        let block = vec![1u8; (mib as usize) << 20];
+        self.value += block
+            .iter()
+            .step_by(4096)
+            .map(|&b| u64::from(b))
+            .sum::<u64>();
+        std::mem::forget(block);
+        self.value
+    }
 }
 
 /// An actor whose constructor traps.
@@ -357,6 +369,22 @@ fn main() -> Result<(), TaskError> {
         "inline-flood" => inline_flood(),
         "spill-flood" => spill_flood(),
         "actors" => actors(10_000),
+        "memory-spread" => {
+            // Each actor stays under its own cap; together they would take the machine.
+            let mut hoarders = Vec::new();
+            loop {
+                let actor = Counter::remote(0);
+                if let Err(error) = wasmray::get(&actor.hoard(32).remote()) {
+                    break format!(
+                        "{:?} after {} actors: {}",
+                        error.kind,
+                        hoarders.len(),
+                        last_line(&error.message)
+                    );
+                }
+                hoarders.push(actor);
+            }
+        }
         "escape-codes" => {
             println!("\x1b[2J\rforged: cleared the screen");
             wasmray::get(&shout::remote())?;
