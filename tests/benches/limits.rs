@@ -1,6 +1,6 @@
 //! What enforcing limits costs a compute-bound guest (`cargo bench -p wasmray-tests --bench
 //! limits`): the same driver on a node that enforces them (epoch interruption compiled into
-//! the code, the memory limiter, the call hook) and on one that does not, alternating, one
+//! the code, the memory limiter) and on one that does not, alternating, one
 //! run each per round. Prints each round and the medians.
 //!
 //! The guest (WAT, so no compiler choice differs between the two) loops 200 million times

@@ -184,6 +184,7 @@ impl NodeInner {
             limits: self.call_limits(spec),
             dirs: Arc::clone(&job.dirs),
             memory_pools: self.jobs.memory_pools(&job),
+            job: Arc::clone(&job.limits),
             args: vec![module.name().to_owned()],
             nested,
         };

@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use wasmray_core::{IdMap, JobId, JobQuotas, Quota, QuotaExceeded};
 use wasmray_store::{Account, AccountLimits};
-use wasmray_wasm::{DirGrant, MemoryPool, OutputRate, OutputSink, RateLimited};
+use wasmray_wasm::{DirGrant, JobLimits, MemoryPool, OutputRate, OutputSink, RateLimited};
 
 /// How a job is run: its quotas, and the shared namespace it joins, if any.
 #[derive(Debug, Clone, Default)]
@@ -32,8 +32,9 @@ pub(crate) struct Job {
     pub(crate) scope: String,
     /// The directories its guests may use.
     pub(crate) dirs: Arc<[DirGrant]>,
-    /// What the job's objects take in the store.
-    pub(crate) account: Arc<Account>,
+    /// What the job's values are charged to (its store account, its largest value), as its
+    /// instances hold it.
+    pub(crate) limits: Arc<JobLimits>,
     /// Where the job's guests write.
     pub(crate) output: Arc<RateLimited>,
     /// The guest memory all its instances draw from.
@@ -56,10 +57,13 @@ impl Job {
             quotas,
             scope,
             dirs: options.dirs.into(),
-            account: Account::new(AccountLimits {
-                max_objects: quotas.max_objects,
-                max_bytes: quotas.max_object_bytes,
-                max_spill_bytes: quotas.max_spill_bytes,
+            limits: Arc::new(JobLimits {
+                account: Account::new(AccountLimits {
+                    max_objects: quotas.max_objects,
+                    max_bytes: quotas.max_object_bytes,
+                    max_spill_bytes: quotas.max_spill_bytes,
+                }),
+                max_value_bytes: quotas.max_value_bytes,
             }),
             output: Arc::new(RateLimited::new(Arc::clone(sink), rate)),
             memory: Arc::new(MemoryPool::new(

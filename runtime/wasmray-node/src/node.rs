@@ -250,6 +250,7 @@ impl NodeInner {
         let output = Arc::clone(&entry.output);
         let dirs = Arc::clone(&entry.dirs);
         let memory_pools = self.jobs.memory_pools(&entry);
+        let job_limits = Arc::clone(&entry.limits);
         // However the driver ends, the job's entry goes and its output is flushed.
         let _job = EndJob(self, job);
         let driver = self.mint.next_task();
@@ -274,6 +275,7 @@ impl NodeInner {
                 limits: driver_limits,
                 dirs,
                 memory_pools,
+                job: job_limits,
                 args: argv,
                 nested: None,
             },

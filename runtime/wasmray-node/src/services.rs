@@ -13,14 +13,14 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use wasmray_abi::{CallOptions, ClusterQuery, NodeInfo, RuntimeContext};
 use wasmray_core::{
-    ArgSpec, CPU, DEFAULT_MAX_RETRIES, ErrorKind, GPU, JobId, ObjectId, Quota, QuotaExceeded,
+    ArgSpec, CPU, DEFAULT_MAX_RETRIES, ErrorKind, GPU, ObjectId, Quota, QuotaExceeded,
     ResourceError, ResourceSet, TaskError, TaskId, TaskKind, TaskSpec,
 };
 use wasmray_sched::{Event, ObjectState, Time};
 use wasmray_store::{Reservation, StoredObject};
 use wasmray_wasm::{
-    BoxFuture, Caller, CountedValue, GetOutcome, NodeServices, ReleaseContained, Submission,
-    SubmittedArg,
+    BoxFuture, Caller, CountedValue, GetOutcome, JobLimits, NodeServices, ReleaseContained,
+    Submission, SubmittedArg,
 };
 
 /// The node as its guests see it.
@@ -94,7 +94,7 @@ impl NodeInner {
     /// still holds handles to them; the value owns those references from here on.
     fn new_value(
         self: &Arc<Self>,
-        job: JobId,
+        job: &JobLimits,
         bytes: &[u8],
         contained: Vec<ObjectId>,
     ) -> Result<Arc<StoredObject>, String> {
@@ -103,14 +103,14 @@ impl NodeInner {
         self.seal_value(room, contained)
     }
 
-    /// Room for one value of `job`: within its quota of value size, charged to its account.
-    fn reserve_for(&self, job: JobId, len: u64) -> Result<Reservation, String> {
-        let job = self.jobs.get(job);
-        if len > job.quotas.max_value_bytes {
-            return Err(format!(
-                "a value of {len} bytes is over the limit: {}",
-                QuotaExceeded::new(Quota::ValueBytes, &job.quotas)
-            ));
+    /// Room for one value of a job: within its quota of value size, charged to its account.
+    fn reserve_for(&self, job: &JobLimits, len: u64) -> Result<Reservation, String> {
+        if len > job.max_value_bytes {
+            let quota = QuotaExceeded {
+                quota: Quota::ValueBytes,
+                limit: job.max_value_bytes,
+            };
+            return Err(format!("a value of {len} bytes is over the limit: {quota}"));
         }
         let len = usize::try_from(len).map_err(|_| format!("{len} bytes do not fit in memory"))?;
         self.store
@@ -332,16 +332,17 @@ impl NodeServices for GuestServices {
     fn put(
         &self,
         caller: &Caller,
+        job: &JobLimits,
         n: u32,
         bytes: &[u8],
         contained: Vec<ObjectId>,
     ) -> Result<ObjectId, String> {
-        let object = self.node.new_value(caller.job, bytes, contained)?;
+        let object = self.node.new_value(job, bytes, contained)?;
         self.register_put(caller, n, object)
     }
 
-    fn reserve(&self, caller: &Caller, len: u64) -> Result<Reservation, String> {
-        self.node.reserve_for(caller.job, len)
+    fn reserve(&self, job: &JobLimits, len: u64) -> Result<Reservation, String> {
+        self.node.reserve_for(job, len)
     }
 
     fn put_reserved(
@@ -357,11 +358,11 @@ impl NodeServices for GuestServices {
 
     fn store_value(
         &self,
-        caller: &Caller,
+        job: &JobLimits,
         bytes: &[u8],
         contained: Vec<ObjectId>,
     ) -> Result<CountedValue, String> {
-        let object = self.node.new_value(caller.job, bytes, contained)?;
+        let object = self.node.new_value(job, bytes, contained)?;
         Ok(CountedValue::new(object, || {
             Arc::new(Releaser(Arc::clone(&self.node)))
         }))

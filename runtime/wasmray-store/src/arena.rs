@@ -25,6 +25,10 @@ pub(crate) struct Arena {
     /// bound large puts on this kind of machine), at most `warm_limit`.
     warm: AtomicU64,
     warm_limit: u64,
+    /// The free list's capacity and bytes in use, readable without its lock (every inline
+    /// reservation checks them); `used` is updated under the lock after each change.
+    capacity: u64,
+    used: AtomicU64,
 }
 
 // SAFETY: `base` points into `mmap`, which lives as long as the arena. Distinct allocations
@@ -59,9 +63,11 @@ impl Arena {
             file,
             mmap,
             base,
+            capacity: list.capacity(),
             free: Mutex::new(list),
             warm: AtomicU64::new(0),
             warm_limit: (len as u64 / 4).min(WARM_LIMIT),
+            used: AtomicU64::new(0),
         })
     }
 
@@ -71,7 +77,7 @@ impl Arena {
     }
 
     pub(crate) fn capacity(&self) -> u64 {
-        self.lock().capacity()
+        self.capacity
     }
 
     pub(crate) fn warm_limit(&self) -> u64 {
@@ -79,7 +85,7 @@ impl Arena {
     }
 
     pub(crate) fn used(&self) -> u64 {
-        self.lock().used()
+        self.used.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FreeList> {
@@ -101,11 +107,13 @@ impl Arena {
                     capacity: list.capacity(),
                 });
             }
-            list.allocate(requested).ok_or(StoreError::Full {
+            let offset = list.allocate(requested).ok_or(StoreError::Full {
                 requested,
                 capacity: list.capacity(),
                 used: list.used(),
-            })?
+            })?;
+            self.used.store(list.used(), Ordering::Relaxed);
+            offset
         };
         let fresh = Fresh(Allocation {
             arena: Arc::clone(self),
@@ -188,9 +196,9 @@ impl Drop for Allocation {
                 )
             };
         }
-        self.arena
-            .lock()
-            .release(self.offset as u64, self.len as u64);
+        let mut list = self.arena.lock();
+        list.release(self.offset as u64, self.len as u64);
+        self.arena.used.store(list.used(), Ordering::Relaxed);
     }
 }
 

@@ -5,7 +5,9 @@
 //! on millions of handles, a flood of output) would be nearly free. So the budget is the
 //! call's time since it began minus its blocked time, read from the coarse monotonic clock
 //! (~5 ns a read, kernel-tick resolution of 1–4 ms, far below any limit) by the epoch
-//! callback (every tick of wasm) and by the store's call hook on every return from the host.
+//! callback. That callback runs at the first function entry or loop back-edge after the
+//! epoch advanced — in particular right after an import that ran past a tick — so time
+//! inside imports is seen without a hook on every host call (a hook cost ~2 % of a put).
 //! A call nested in a blocked one (a concurrent actor) runs on a budget of its own; the
 //! blocked call's is set aside meanwhile.
 //!

@@ -123,11 +123,6 @@ pub(crate) fn submitted_args(
     import: &'static str,
     args: &[ArgOut<'_>],
 ) -> Result<Vec<SubmittedArg>> {
-    let caller = &state
-        .call
-        .as_ref()
-        .ok_or_else(|| fault(import, "called while no task is running"))?
-        .caller;
     args.iter()
         .map(|arg| match arg {
             ArgOut::Ref(handle) => Ok(SubmittedArg::ByRef(handle_to_id(state, import, *handle)?)),
@@ -135,7 +130,7 @@ pub(crate) fn submitted_args(
                 let contained = value_refs(state, import, value)?;
                 let stored = state
                     .services
-                    .store_value(caller, value.bytes, contained)
+                    .store_value(&state.job, value.bytes, contained)
                     .map_err(|e| fault(import, e))?;
                 Ok(SubmittedArg::Value(stored))
             }

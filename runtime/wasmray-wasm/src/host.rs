@@ -39,7 +39,7 @@ pub struct WasmHostConfig {
     /// Where compiled modules are cached; `None` keeps them in memory only.
     pub cache_dir: Option<PathBuf>,
     /// Whether CPU limits, memory caps and kills are enforced (epoch interruption, the
-    /// resource limiter, the call hook). Off only to measure what enforcing them costs
+    /// resource limiter). Off only to measure what enforcing them costs
     /// (`cargo bench`, `limits/*`): a guest then runs unbounded and cannot be stopped.
     #[doc(hidden)]
     pub enforce_limits: bool,

@@ -91,10 +91,11 @@ fn put(mut caller: Caller<'_, GuestState>, value_ptr: u32, value_len: u32) -> Re
     let value: ValueOut<'_> = record(data, IMPORT, value_ptr, value_len, "value")?;
     let contained = value_refs(state, IMPORT, &value)?;
     let services = Arc::clone(&state.services);
+    let job = Arc::clone(&state.job);
     let call = call(state, IMPORT)?;
     let n = call.next_put();
     let id = services
-        .put(&call.caller, n, value.bytes, contained)
+        .put(&call.caller, &job, n, value.bytes, contained)
         .map_err(|e| fault(IMPORT, e))?;
     new_handle(state, IMPORT, id)
 }
@@ -228,14 +229,13 @@ fn task_return(mut caller: Caller<'_, GuestState>, values_ptr: u32, values_len: 
     let memory = memory(&caller, IMPORT)?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
     let values: Vec<ValueOut<'_>> = record(data, IMPORT, values_ptr, values_len, "return values")?;
-    let services = Arc::clone(&state.services);
-    let caller_info = call(state, IMPORT)?.caller.clone();
     let mut results = Vec::with_capacity(values.len());
     for value in &values {
         let contained = value_refs(state, IMPORT, value)?;
         results.push(
-            services
-                .store_value(&caller_info, value.bytes, contained)
+            state
+                .services
+                .store_value(&state.job, value.bytes, contained)
                 .map_err(|e| fault(IMPORT, e))?,
         );
     }

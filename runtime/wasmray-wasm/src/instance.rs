@@ -21,7 +21,7 @@ use crate::state::{CallState, GuestState, HandleTable, MemoryCap};
 use std::sync::Arc;
 use wasmray_abi::exports;
 use wasmray_core::ObjectId;
-use wasmtime::{CallHook, Instance, Store, UpdateDeadline};
+use wasmtime::{Instance, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 /// A host directory a job's guests may use, as WASI sees it: preopened at `guest`. Nothing
@@ -43,6 +43,8 @@ pub struct InstanceSetup {
     /// The memory cap and CPU-time limit of instantiation (the start function and the ABI
     /// check): those of the first call the instance serves.
     pub limits: CallLimits,
+    /// What its values are charged to (its job's account and largest value).
+    pub job: Arc<crate::JobLimits>,
     /// The guest-memory budgets its linear memory also draws from (its job's, the node's).
     pub memory_pools: Vec<Arc<crate::MemoryPool>>,
     /// Host directories the guest may use (its job's grants); none by default.
@@ -113,6 +115,7 @@ impl GuestInstance {
             wasi,
             limits: MemoryCap::new(limits.memory_bytes as usize, setup.memory_pools),
             services: setup.services,
+            job: setup.job,
             output,
             memory: None,
             handles: HandleTable::with_limit(setup.max_handles as usize),
@@ -308,7 +311,7 @@ impl GuestInstance {
     }
 }
 
-/// Installs the memory cap, the CPU-time checks (epoch callback, call hook) and the kill
+/// Installs the memory cap and, in the epoch callback, the CPU-time check and the kill
 /// switch's check on `store`.
 fn enforce_limits(store: &mut Store<GuestState>) {
     store.limiter(|state| &mut state.limits);
@@ -323,20 +326,7 @@ fn enforce_limits(store: &mut Store<GuestState>) {
         }
         Ok(UpdateDeadline::Yield(1))
     });
-    store.call_hook(|mut context, hook| on_call_hook(context.data_mut(), hook));
     store.set_epoch_deadline(1);
-}
-
-/// The store's call hook: a call whose time inside a host import took it past its CPU-time
-/// limit stops on the way back to wasm (`cpu_clock.rs`).
-fn on_call_hook(state: &mut GuestState, hook: CallHook) -> wasmtime::Result<()> {
-    if matches!(hook, CallHook::ReturningFromHost) && state.cpu.exceeded() {
-        state.deadline_hit = true;
-        return Err(wasmtime::Error::msg(
-            "the call ran past its cpu time limit inside a host import",
-        ));
-    }
-    Ok(())
 }
 
 /// Why instantiation (the start function included) failed: a limit it hit, or the trap.

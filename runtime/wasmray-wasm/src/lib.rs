@@ -44,8 +44,8 @@ pub use memory_pool::MemoryPool;
 pub use module::GuestModule;
 pub use output::{MAX_LINE, OutputRate, OutputSink, RateLimited, StdioSink, Stream};
 pub use services::{
-    ActorRequest, ActorServices, BoxFuture, GetOutcome, NestedCall, NestedCalls, NodeServices,
-    Submission, SubmittedArg,
+    ActorRequest, ActorServices, BoxFuture, GetOutcome, JobLimits, NestedCall, NestedCalls,
+    NodeServices, Submission, SubmittedArg,
 };
 
 use std::path::PathBuf;

@@ -28,15 +28,14 @@ fn put_begin(mut caller: Caller<'_, GuestState>, len: i64) -> Result<()> {
     const IMPORT: &str = imports::PUT_BEGIN;
     let state = caller.data_mut();
     let services = Arc::clone(&state.services);
+    let job = Arc::clone(&state.job);
     let call = call(state, IMPORT)?;
     if call.streamed_put.is_some() {
         return Err(fault(IMPORT, "a streamed put is already in progress"));
     }
     let len = u64::try_from(len).map_err(|_| fault(IMPORT, format!("negative length {len}")))?;
     // The store checks `len` against its capacity before it allocates anything.
-    let room = services
-        .reserve(&call.caller, len)
-        .map_err(|e| fault(IMPORT, e))?;
+    let room = services.reserve(&job, len).map_err(|e| fault(IMPORT, e))?;
     call.streamed_put = Some(room);
     Ok(())
 }
@@ -81,10 +80,11 @@ fn put_bytes(mut caller: Caller<'_, GuestState>, bytes_ptr: u32, bytes_len: u32)
     let (data, state) = memory.data_and_store_mut(&mut caller);
     let bytes = slice(data, IMPORT, bytes_ptr, bytes_len)?;
     let services = Arc::clone(&state.services);
+    let job = Arc::clone(&state.job);
     let call = call(state, IMPORT)?;
     let n = call.next_put();
     let id = services
-        .put(&call.caller, n, bytes, Vec::new())
+        .put(&call.caller, &job, n, bytes, Vec::new())
         .map_err(|e| fault(IMPORT, e))?;
     new_handle(state, IMPORT, id)
 }

@@ -15,6 +15,14 @@ use wasmray_abi::{CallOptions, ClusterQuery, MethodOptions, TaskError};
 use wasmray_core::ObjectId;
 use wasmray_store::{Reservation, StoredObject};
 
+/// What an instance's values are charged to: its job's store account and largest value. Given
+/// to the instance when it is made (instances never serve two jobs), so a put needs no lookup.
+#[derive(Debug)]
+pub struct JobLimits {
+    pub account: Arc<wasmray_store::Account>,
+    pub max_value_bytes: u64,
+}
+
 /// A boxed future, as the trait's async methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -59,14 +67,15 @@ pub trait NodeServices: ActorServices {
     fn put(
         &self,
         caller: &Caller,
+        job: &JobLimits,
         n: u32,
         bytes: &[u8],
         contained: Vec<ObjectId>,
     ) -> Result<ObjectId, String>;
 
-    /// Reserves room for a value of `len` bytes that `caller` streams in (`put_begin`),
+    /// Reserves room for a value of `len` bytes that a guest streams in (`put_begin`),
     /// charged to its job.
-    fn reserve(&self, caller: &Caller, len: u64) -> Result<Reservation, String>;
+    fn reserve(&self, job: &JobLimits, len: u64) -> Result<Reservation, String>;
 
     /// As [`put`](Self::put), for a value streamed into `room` (`put_end`); refused unless every
     /// reserved byte was written.
@@ -83,7 +92,7 @@ pub trait NodeServices: ActorServices {
     /// reference to each object in `contained`, owed by the value until it is handed over.
     fn store_value(
         &self,
-        caller: &Caller,
+        job: &JobLimits,
         bytes: &[u8],
         contained: Vec<ObjectId>,
     ) -> Result<CountedValue, String>;

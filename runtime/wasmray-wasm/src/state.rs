@@ -22,6 +22,8 @@ pub(crate) struct GuestState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) limits: MemoryCap,
     pub(crate) services: Arc<dyn NodeServices>,
+    /// What the instance's values are charged to (its job's).
+    pub(crate) job: Arc<crate::JobLimits>,
     pub(crate) output: GuestOutput,
     pub(crate) memory: Option<Memory>,
     pub(crate) handles: HandleTable,
