@@ -14,7 +14,7 @@ use wasmray_core::{
     TaskError, TaskId, TaskKind, TaskSpec,
 };
 use wasmray_sched::Event;
-use wasmray_wasm::{ActorRequest, ActorServices, Caller, SubmittedArg};
+use wasmray_wasm::{ActorRequest, ActorServices, Caller, JobLimits, SubmittedArg};
 
 fn error(kind: ErrorKind, function: &str, message: String, caller: &Caller) -> TaskError {
     TaskError {
@@ -180,6 +180,7 @@ impl ActorServices for GuestServices {
     fn call_actor(
         &self,
         caller: &Caller,
+        job: &JobLimits,
         actor: ObjectId,
         method: &str,
         args: Vec<SubmittedArg>,
@@ -240,7 +241,7 @@ impl ActorServices for GuestServices {
         }
         match problem {
             None => {
-                node.submit_within_quota(caller, spec)?;
+                node.submit_within_quota(caller, job, spec)?;
             }
             Some(message) => {
                 let error = error(ErrorKind::InvalidTask, &spec.function, message, caller);

@@ -9,6 +9,7 @@
 //! Counting tasks and actors is the scheduler's (`Scheduler::job_tasks`); this component only
 //! holds the figures and the per-job parts that live outside the scheduler.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use wasmray_core::{IdMap, JobId, JobQuotas, Quota, QuotaExceeded};
 use wasmray_store::{Account, AccountLimits};
@@ -42,7 +43,7 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    fn new(job: JobId, options: JobOptions, sink: &Arc<dyn OutputSink>) -> Arc<Self> {
+    fn new(job: JobId, options: JobOptions, ended: bool, sink: &Arc<dyn OutputSink>) -> Arc<Self> {
         let quotas = options.quotas;
         let scope = match options.namespace {
             Some(shared) => format!("shared:{shared}"),
@@ -64,6 +65,8 @@ impl Job {
                     max_spill_bytes: quotas.max_spill_bytes,
                 }),
                 max_value_bytes: quotas.max_value_bytes,
+                max_pending_tasks: quotas.max_pending_tasks,
+                ended: AtomicBool::new(ended),
             }),
             output: Arc::new(RateLimited::new(Arc::clone(sink), rate)),
             memory: Arc::new(MemoryPool::new(
@@ -130,34 +133,21 @@ impl Jobs {
 
     /// Registers a job that starts here with its own options.
     pub(crate) fn begin(&self, job: JobId, options: JobOptions) -> Arc<Job> {
-        let entry = Job::new(job, options, &self.sink);
+        let entry = Job::new(job, options, false, &self.sink);
         self.lock().jobs.insert(job, Arc::clone(&entry));
         entry
     }
 
-    /// The job's entry; one with the node's defaults if the job is not known here.
+    /// The job's entry; one with the node's defaults if the job is not known here (marked
+    /// ended if its driver ended here: what it left running still may not start work).
     pub(crate) fn get(&self, job: JobId) -> Arc<Job> {
         let mut table = self.lock();
+        let ended = table.ended.contains_key(&job);
         let entry = table
             .jobs
             .entry(job)
-            .or_insert_with(|| Job::new(job, self.default_options(), &self.sink));
+            .or_insert_with(|| Job::new(job, self.default_options(), ended, &self.sink));
         Arc::clone(entry)
-    }
-
-    /// The entry of a job that may still start work: `None` once its driver has ended here,
-    /// unless `actor` (a detached actor outlives its driver; a task left running does not
-    /// get to start more).
-    pub(crate) fn admitting(&self, job: JobId, actor: bool) -> Option<Arc<Job>> {
-        let mut table = self.lock();
-        if !actor && table.ended.contains_key(&job) {
-            return None;
-        }
-        let entry = table
-            .jobs
-            .entry(job)
-            .or_insert_with(|| Job::new(job, self.default_options(), &self.sink));
-        Some(Arc::clone(entry))
     }
 
     /// Forgets a job whose driver ended; what it still holds keeps its charges until it goes.
@@ -168,6 +158,7 @@ impl Jobs {
             table.jobs.remove(&job)
         };
         if let Some(entry) = entry {
+            entry.limits.ended.store(true, Ordering::Relaxed);
             entry.output.flush();
         }
     }

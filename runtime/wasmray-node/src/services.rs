@@ -8,6 +8,7 @@
 use crate::inner::NodeInner;
 use crate::value::Value;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -126,9 +127,10 @@ impl NodeInner {
     pub(crate) fn submit_within_quota(
         self: &Arc<Self>,
         caller: &Caller,
+        job: &JobLimits,
         spec: TaskSpec<Value>,
     ) -> Result<(), String> {
-        self.try_submit(caller, spec).map_err(|refused| {
+        self.try_submit(caller, job, spec).map_err(|refused| {
             let (message, refused) = *refused;
             let contained = refused.args.iter().flat_map(|arg| match arg {
                 ArgSpec::Value(Value(value)) => value.contained(),
@@ -142,16 +144,20 @@ impl NodeInner {
     fn try_submit(
         self: &Arc<Self>,
         caller: &Caller,
+        job: &JobLimits,
         spec: TaskSpec<Value>,
     ) -> Result<(), Box<(String, TaskSpec<Value>)>> {
-        let Some(job) = self.jobs.admitting(caller.job, caller.actor.is_some()) else {
+        if caller.actor.is_none() && job.ended.load(Ordering::Relaxed) {
             let message = "the job has ended: its tasks can start no more work".to_owned();
             return Err(Box::new((message, spec)));
-        };
-        let limit = job.quotas.max_pending_tasks;
+        }
+        let limit = job.max_pending_tasks;
         self.with_sched(|sched, now| {
             if sched.job_tasks(caller.job) >= limit {
-                let quota = QuotaExceeded::new(Quota::PendingTasks, &job.quotas);
+                let quota = QuotaExceeded {
+                    quota: Quota::PendingTasks,
+                    limit,
+                };
                 return Err(Box::new((quota.to_string(), spec)));
             }
             sched.handle(now, Event::Submit(Arc::new(spec)));
@@ -301,13 +307,18 @@ pub(crate) fn resources_of(options: &CallOptions) -> Result<ResourceSet, Resourc
 }
 
 impl NodeServices for GuestServices {
-    fn submit(&self, caller: &Caller, submission: Submission) -> Result<Vec<ObjectId>, String> {
+    fn submit(
+        &self,
+        caller: &Caller,
+        job: &JobLimits,
+        submission: Submission,
+    ) -> Result<Vec<ObjectId>, String> {
         let node = &self.node;
         Ok(match node.spec_of(caller, submission) {
             (spec, None) => {
                 let ids = spec.return_ids().collect();
                 // A refused spec drops here, outside the scheduler's lock.
-                node.submit_within_quota(caller, spec)?;
+                node.submit_within_quota(caller, job, spec)?;
                 ids
             }
             (spec, Some(message)) => {

@@ -85,10 +85,12 @@ fn call_actor(
     let actor = handle_to_id(state, IMPORT, spec.actor)?;
     let args = submitted_args(state, IMPORT, &spec.args)?;
     let services = Arc::clone(&state.services);
+    let job = Arc::clone(&state.job);
     let caller_info = call(state, IMPORT)?.caller.clone();
     let ids = services
         .call_actor(
             &caller_info,
+            &job,
             actor,
             spec.method,
             args,

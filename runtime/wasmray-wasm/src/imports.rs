@@ -75,9 +75,10 @@ fn submit_task(
         options: spec.options,
     };
     let services = Arc::clone(&state.services);
+    let job = Arc::clone(&state.job);
     let caller_info = call(state, IMPORT)?.caller.clone();
     let ids = services
-        .submit(&caller_info, submission)
+        .submit(&caller_info, &job, submission)
         .map_err(|e| fault(IMPORT, e))?;
     let handles = new_handles(state, IMPORT, &ids)?;
     write_u32s(data, IMPORT, returns_ptr, &handles)?;

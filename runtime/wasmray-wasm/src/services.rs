@@ -21,6 +21,9 @@ use wasmray_store::{Reservation, StoredObject};
 pub struct JobLimits {
     pub account: Arc<wasmray_store::Account>,
     pub max_value_bytes: u64,
+    pub max_pending_tasks: u64,
+    /// Set when the job's driver has ended: from then on only its actors may submit.
+    pub ended: std::sync::atomic::AtomicBool,
 }
 
 /// A boxed future, as the trait's async methods return.
@@ -59,7 +62,12 @@ pub trait NodeServices: ActorServices {
     /// Submits a task; returns its return objects, each with one reference for the caller.
     /// A function the module does not export fails the task with an `invalid-task` error;
     /// a job over its quota of pending tasks is refused (the guest traps with the message).
-    fn submit(&self, caller: &Caller, submission: Submission) -> Result<Vec<ObjectId>, String>;
+    fn submit(
+        &self,
+        caller: &Caller,
+        job: &JobLimits,
+        submission: Submission,
+    ) -> Result<Vec<ObjectId>, String>;
 
     /// Stores `bytes` as a new object, created by `put` (its ID is `caller.run.put_object(n)`);
     /// one reference, for the caller. The refs in `contained` are still held by the guest's
@@ -149,9 +157,11 @@ pub trait ActorServices: Send + Sync + 'static {
     /// Calls `method` (`Class::method`) on the actor whose handle object is `actor`; returns
     /// the result objects, each with one reference for the caller. Refused as
     /// [`NodeServices::submit`] is when the job is over its quota of pending tasks.
+    #[allow(clippy::too_many_arguments)]
     fn call_actor(
         &self,
         caller: &Caller,
+        job: &JobLimits,
         actor: ObjectId,
         method: &str,
         args: Vec<SubmittedArg>,
