@@ -70,6 +70,10 @@ pub(crate) fn actor_died(
         function: function.to_owned(),
         // The cause's first line, so that one line says what killed the actor.
         message: match cause {
+            // A call failed by an actor already dead says what that death said.
+            Some(cause) if cause.kind == ErrorKind::ActorDied => {
+                cause.message.lines().next().unwrap_or_default().to_owned()
+            }
             Some(cause) => format!(
                 "the actor died: {reason} (`{}` {:?}: {})",
                 cause.function,
