@@ -3,7 +3,7 @@
 //! node holding 10,000 live actors.
 
 use std::sync::Arc;
-use wasmray_node::{DriverExit, Node, NodeConfig};
+use wasmray_node::{DriverExit, Node};
 use wasmray_tests::{Capture, guests, run_guest, test_config, value_after};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,34 +118,34 @@ async fn a_detached_actor_outlives_the_driver_that_made_it() -> anyhow::Result<(
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_holds_10000_live_actors() -> anyhow::Result<()> {
-    let output = Arc::new(Capture::default());
-    let config = NodeConfig {
-        max_instances: 10_100,
-        max_task_memory: 64 << 20,
-        default_task_memory: 64 << 20,
-        // Past the default quota of 1,000 live actors per job.
-        default_quotas: wasmray_node::JobQuotas {
-            max_actors: 10_000,
-            ..Default::default()
-        },
-        ..test_config(2.0, Arc::clone(&output))
-    };
-    let node = Node::start(config)?;
-    let module = node.load_module(guests::ACTOR_SCALE.as_ref())?;
-    let exit = node.run_driver(&module, &["10000".to_owned()]).await?;
+/// In a process of its own (the CLI): 10,000 instances take a good part of the process's
+/// `vm.max_map_count` (65,530 by default), which tests sharing this process would also need.
+#[test]
+fn a_node_holds_10000_live_actors() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmray-under-test"))
+        .args(["run", guests::ACTOR_SCALE, "--max-instances", "10100"])
+        .args([
+            "--max-task-memory",
+            "64MiB",
+            "--max-actors",
+            "10000",
+            "--",
+            "10000",
+        ])
+        .env("WASMRAY_CACHE_DIR", wasmray_tests::test_cache_dir())
+        .output()
+        .expect("run wasmray");
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        matches!(exit, DriverExit::Exited(0)),
-        "{exit:?}\n{}",
-        output.all_text()
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    let lines = output.driver_stdout();
+    let lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
     assert_eq!(
         value_after(&lines, "all 10000 answered, sum = "),
         Some("49995000")
     );
-    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
