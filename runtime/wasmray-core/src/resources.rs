@@ -29,7 +29,9 @@ pub enum ResourceError {
 }
 
 /// A multiset of named quantities. Zero quantities are not stored.
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ResourceSet {
     units: BTreeMap<String, u64>,
 }
@@ -78,6 +80,12 @@ impl ResourceSet {
     }
 
     /// The quantity of `name`, 0 when absent.
+    /// Sets `name` to `quantity` (removing it at zero).
+    pub fn set(&mut self, name: &str, quantity: f64) -> Result<(), ResourceError> {
+        self.units.remove(name);
+        self.insert(name, quantity)
+    }
+
     pub fn get(&self, name: &str) -> f64 {
         self.units.get(name).map_or(0.0, |&u| u as f64 / SCALE)
     }

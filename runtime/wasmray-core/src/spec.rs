@@ -5,13 +5,14 @@
 //! (as a shared linked list) so that an error can name where it happened.
 
 use crate::{ActorId, JobId, ModuleId, ObjectId, ResourceSet, TaskId};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::sync::Arc;
 
 /// Ray's default number of retries after a system failure.
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
 /// One argument as submitted.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ArgSpec<V> {
     /// Resolved to the object's value before the task runs.
     ByRef(ObjectId),
@@ -20,7 +21,7 @@ pub enum ArgSpec<V> {
 }
 
 /// What kind of work a task is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum TaskKind {
     /// A remote function: runs export `wasmray_task:<function>`.
     Task,
@@ -33,7 +34,7 @@ pub enum TaskKind {
 }
 
 /// What an actor is, fixed at creation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActorSpec {
     pub class: String,
     pub max_restarts: u32,
@@ -44,14 +45,14 @@ pub struct ActorSpec {
 }
 
 /// A registered actor name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ActorName {
     pub namespace: String,
     pub name: String,
 }
 
 /// A submitted task.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskSpec<V> {
     pub id: TaskId,
     pub kind: TaskKind,
@@ -83,6 +84,41 @@ impl<V> TaskSpec<V> {
             TaskKind::ActorCreation(_) => Some(ActorId(self.id)),
             TaskKind::ActorMethod { actor } => Some(*actor),
         }
+    }
+
+    /// The same spec with each by-value argument converted by `f` (a transport decoding a
+    /// spec into the node's values).
+    pub fn try_map_values<W, E>(
+        self,
+        f: &mut impl FnMut(V) -> Result<W, E>,
+    ) -> Result<TaskSpec<W>, E> {
+        let args = self
+            .args
+            .into_iter()
+            .map(|arg| {
+                Ok(match arg {
+                    ArgSpec::ByRef(id) => ArgSpec::ByRef(id),
+                    ArgSpec::Value(value) => ArgSpec::Value(f(value)?),
+                })
+            })
+            .collect::<Result<Vec<_>, E>>()?;
+        Ok(TaskSpec {
+            id: self.id,
+            kind: self.kind,
+            job: self.job,
+            module: self.module,
+            function: self.function,
+            args,
+            num_returns: self.num_returns,
+            resources: self.resources,
+            max_calls: self.max_calls,
+            max_retries: self.max_retries,
+            retry_exceptions: self.retry_exceptions,
+            memory_limit: self.memory_limit,
+            cpu_time_limit_ms: self.cpu_time_limit_ms,
+            lineage: self.lineage,
+            submitter: self.submitter,
+        })
     }
 
     /// The objects this task returns, in order.
@@ -136,6 +172,27 @@ impl Lineage {
             link = current.parent.0.as_deref();
         }
         names
+    }
+}
+
+/// On the wire a lineage is the names an error would report (innermost first, at most
+/// [`Lineage::ERROR_CHAIN_LIMIT`] and `...`): what a remote error needs, bounded in size.
+impl Serialize for Lineage {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.error_chain().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Lineage {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let names = Vec::<String>::deserialize(deserializer)?;
+        if names.len() > Self::ERROR_CHAIN_LIMIT + 1 {
+            return Err(serde::de::Error::custom("lineage longer than its limit"));
+        }
+        Ok(names
+            .iter()
+            .rev()
+            .fold(Lineage::default(), |lineage, name| lineage.child(name)))
     }
 }
 

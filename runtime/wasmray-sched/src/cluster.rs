@@ -76,14 +76,16 @@ impl<V: ObjectValue> Scheduler<V> {
 
     /// This node's resources now, as a snapshot newer than any before it if they changed.
     pub(crate) fn snapshot(&mut self) -> Snapshot {
-        if self.available != self.reported {
+        if self.available != self.reported || self.store_used != self.reported_store {
             self.reported = self.available.clone();
+            self.reported_store = self.store_used;
             self.report_version += 1;
         }
         let snapshot = Snapshot {
             version: self.report_version,
             total: self.total.clone(),
             available: self.available.clone(),
+            store_used: self.store_used,
         };
         self.view.set_local(&snapshot);
         snapshot
@@ -114,7 +116,7 @@ impl<V: ObjectValue> Scheduler<V> {
             self.report_if_due();
         }
         if self.links.owes_acks() {
-            for (to, envelope) in self.links.take_acks() {
+            for (to, envelope) in self.links.take_acks(self.now) {
                 self.actions.push(Action::Send { to, envelope });
             }
         }
@@ -206,9 +208,29 @@ impl<V: ObjectValue> Scheduler<V> {
                     Some(ObjectState::Ready(value)) => Some(value.clone()),
                     _ => None,
                 };
-                self.send(Peer::Node(node), Message::Pulled { object, value });
+                let answer = match value {
+                    Some(value) if value.size() > self.config.inline_limit => Message::Offered {
+                        object,
+                        len: value.size(),
+                        contained: value.contained().to_vec(),
+                    },
+                    value => Message::Pulled { object, value },
+                };
+                self.send(Peer::Node(node), answer);
             }
             Message::Pulled { object, value } => self.pulled(node, object, value),
+            Message::Offered {
+                object,
+                len,
+                contained,
+            } => self.offered(node, object, len, contained),
+            Message::Borrow { object } => {
+                // Granted only while the object lives: the grant is counted as it is sent.
+                let granted =
+                    object.task.node() == self.config.node && self.objects.get(object).is_some();
+                self.send(Peer::Node(node), Message::Lent { object, granted });
+            }
+            Message::Lent { object, granted } => self.lent(node, object, granted),
             Message::Lend { object, to } => {
                 // A node this one has not heard of yet may well be alive; only a dead one's
                 // grants are void.
@@ -679,22 +701,63 @@ impl<V: ObjectValue> Scheduler<V> {
         self.push_events(events);
     }
 
+    /// Asks `object`'s owner for a reference (see [`Event::Borrow`]).
+    pub(crate) fn borrow(&mut self, object: ObjectId) {
+        let owner = object.task.node();
+        if owner == self.config.node || self.links.is_dead(Peer::Node(owner)) {
+            // Answered at once: the node only borrows what another node owns.
+            let granted = owner == self.config.node && self.objects.add_ref(object, RefKind::Local);
+            self.actions.push(Action::Lent { object, granted });
+            return;
+        }
+        *self.borrowing.entry(object).or_default() += 1;
+        self.send(Peer::Node(owner), Message::Borrow { object });
+    }
+
+    /// The owner answered a borrow.
+    fn lent(&mut self, node: NodeId, object: ObjectId, granted: bool) {
+        let asked =
+            object.task.node() == node && self.borrowing.get(&object).is_some_and(|n| *n > 0);
+        if !asked {
+            if granted {
+                self.return_grants(&Message::Lent { object, granted });
+            }
+            return;
+        }
+        if let Some(n) = self.borrowing.get_mut(&object) {
+            *n -= 1;
+            if *n == 0 {
+                self.borrowing.remove(&object);
+            }
+        }
+        if granted {
+            self.objects.receive_ref(object, RefKind::Local);
+        }
+        self.actions.push(Action::Lent { object, granted });
+    }
+
+    /// Ends the pull of `object` from `node`, if that is the one under way; says whether it was.
+    fn stop_pulling(&mut self, object: ObjectId, node: NodeId) -> bool {
+        let Some(entry) = self.objects.get_mut(object) else {
+            return false;
+        };
+        let pulling = match &mut entry.role {
+            Role::Owned(owned) => &mut owned.pulling,
+            Role::Borrowed(borrowed) => &mut borrowed.pulling,
+        };
+        let was = *pulling == Some(node);
+        if was {
+            *pulling = None;
+        }
+        was
+    }
+
     /// A holder answered a pull.
     fn pulled(&mut self, node: NodeId, object: ObjectId, value: Option<V>) {
         if let Some(value) = &value {
             self.take_in_value(value);
         }
-        let mut was_pulling = false;
-        if let Some(entry) = self.objects.get_mut(object) {
-            let pulling = match &mut entry.role {
-                Role::Owned(owned) => &mut owned.pulling,
-                Role::Borrowed(borrowed) => &mut borrowed.pulling,
-            };
-            if *pulling == Some(node) {
-                *pulling = None;
-                was_pulling = true;
-            }
-        }
+        let was_pulling = self.stop_pulling(object, node);
         let mut events = Vec::new();
         match value {
             Some(value) if was_pulling => {
@@ -703,6 +766,64 @@ impl<V: ObjectValue> Scheduler<V> {
             Some(value) => self.drop_value(&value),
             None if was_pulling => self.pull_failed(object, node, &mut events),
             None => {}
+        }
+        self.push_events(events);
+    }
+
+    /// A holder offered a copy too large for a message: have the node fetch its bytes.
+    fn offered(&mut self, node: NodeId, object: ObjectId, len: u64, contained: Vec<ObjectId>) {
+        for &inner in &contained {
+            self.objects.receive_ref(inner, RefKind::Contained);
+        }
+        let wanted = !self.fetching.contains_key(&(object, node))
+            && self.objects.get(object).is_some_and(|entry| {
+                let pulling = match &entry.role {
+                    Role::Owned(owned) => owned.pulling,
+                    Role::Borrowed(borrowed) => borrowed.pulling,
+                };
+                pulling == Some(node) && !entry.is_sealed()
+            });
+        if !wanted {
+            self.release_contained_refs(&contained);
+            return;
+        }
+        self.fetching.insert((object, node), contained.clone());
+        self.actions.push(Action::Fetch {
+            object,
+            from: node,
+            len,
+            contained,
+        });
+    }
+
+    /// The node's answer to an [`Action::Fetch`].
+    pub(crate) fn fetched(&mut self, object: ObjectId, from: NodeId, value: Option<V>) {
+        let Some(contained) = self.fetching.remove(&(object, from)) else {
+            // Not asked for (the node answers each fetch once).
+            return;
+        };
+        let was_pulling = self.stop_pulling(object, from);
+        let mut events = Vec::new();
+        match value {
+            // The references taken in when the copy was offered are the value's own now.
+            Some(value) if was_pulling => {
+                self.seal(object, ObjectState::Ready(value), &mut events);
+            }
+            Some(value) => self.drop_value(&value),
+            None => {
+                self.release_contained_refs(&contained);
+                if was_pulling {
+                    self.pull_failed(object, from, &mut events);
+                }
+            }
+        }
+        self.push_events(events);
+    }
+
+    fn release_contained_refs(&mut self, contained: &[ObjectId]) {
+        let mut events = Vec::new();
+        for &inner in contained {
+            self.objects.release(inner, RefKind::Contained, &mut events);
         }
         self.push_events(events);
     }
@@ -740,6 +861,21 @@ impl<V: ObjectValue> Scheduler<V> {
         }
         self.view.mark_dead(node);
         self.links.forget(Peer::Node(node));
+        let orphaned: Vec<(ObjectId, u32)> = self
+            .borrowing
+            .iter()
+            .filter(|(object, _)| object.task.node() == node)
+            .map(|(object, n)| (*object, *n))
+            .collect();
+        for (object, n) in orphaned {
+            self.borrowing.remove(&object);
+            for _ in 0..n {
+                self.actions.push(Action::Lent {
+                    object,
+                    granted: false,
+                });
+            }
+        }
         let mut events = Vec::new();
         self.objects.forget_node(node, &mut events);
         self.push_events(events);

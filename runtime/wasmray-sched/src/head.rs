@@ -28,6 +28,9 @@ pub struct HeadConfig {
     pub dead_after: Duration,
     /// First resend of an unacknowledged message (doubling after).
     pub resend_after: Duration,
+    /// The node the head runs on: never declared dead (its reports come in-process; a head
+    /// that cannot hear itself has nobody to tell).
+    pub local: Option<NodeId>,
 }
 
 impl Default for HeadConfig {
@@ -35,6 +38,7 @@ impl Default for HeadConfig {
         Self {
             dead_after: Duration::from_secs(6),
             resend_after: Duration::from_millis(500),
+            local: None,
         }
     }
 }
@@ -44,6 +48,8 @@ impl Default for HeadConfig {
 pub enum MemberState {
     Alive,
     Dead,
+    /// It said it was leaving (told to the others as a death).
+    Left,
 }
 
 /// One node as the head knows it.
@@ -125,7 +131,7 @@ impl<V: Clone> Head<V> {
                 }
             }
         }
-        for (peer, envelope) in self.links.take_acks() {
+        for (peer, envelope) in self.links.take_acks(now) {
             self.push_send(peer, envelope);
         }
     }
@@ -134,8 +140,12 @@ impl<V: Clone> Head<V> {
     pub fn poll_timeout(&self) -> Option<Time> {
         let liveness = self
             .members
-            .values()
-            .filter(|m| m.state == MemberState::Alive)
+            .iter()
+            .filter(|(id, m)| {
+                (m.state == MemberState::Alive && Some(**id) != self.config.local)
+                    || (m.state == MemberState::Left && !self.links.is_dead(Peer::Node(**id)))
+            })
+            .map(|(_, m)| m)
             .map(|m| m.last_heard.after(self.config.dead_after))
             .min();
         earliest(liveness, self.links.poll_timeout())
@@ -149,6 +159,24 @@ impl<V: Clone> Head<V> {
     /// Every node that ever joined, in node order.
     pub fn members(&self) -> impl Iterator<Item = (NodeId, &Member)> {
         self.members.iter().map(|(id, m)| (*id, m))
+    }
+
+    /// Answers a node's control request (on the head's own node, asked directly).
+    pub fn answer(&mut self, ask: HeadRequest) -> HeadAnswer {
+        match ask {
+            HeadRequest::NewJob => HeadAnswer::Job(self.new_job()),
+            HeadRequest::ClaimName {
+                name,
+                actor,
+                class,
+                job,
+            } => HeadAnswer::Claimed(self.claim_name(name, actor, class, job)),
+            HeadRequest::ReleaseName { name, actor } => {
+                self.release_name(&name, actor);
+                HeadAnswer::Released
+            }
+            HeadRequest::LookupName { name } => HeadAnswer::Found(self.lookup_name(&name)),
+        }
     }
 
     /// A new job ID, unique in the cluster.
@@ -261,7 +289,8 @@ impl<V: Clone> Head<V> {
                 let Some(member) = self.members.get_mut(&from) else {
                     return;
                 };
-                if snapshot.version <= member.snapshot.version {
+                if member.state != MemberState::Alive || snapshot.version <= member.snapshot.version
+                {
                     return;
                 }
                 member.snapshot = snapshot.clone();
@@ -269,21 +298,21 @@ impl<V: Clone> Head<V> {
                     self.relay(now, from, snapshot.clone(), node);
                 }
             }
-            Message::Ask { request, ask } => {
-                let answer = match ask {
-                    HeadRequest::NewJob => HeadAnswer::Job(self.new_job()),
-                    HeadRequest::ClaimName {
-                        name,
-                        actor,
-                        class,
-                        job,
-                    } => HeadAnswer::Claimed(self.claim_name(name, actor, class, job)),
-                    HeadRequest::ReleaseName { name, actor } => {
-                        self.release_name(&name, actor);
-                        HeadAnswer::Released
-                    }
-                    HeadRequest::LookupName { name } => HeadAnswer::Found(self.lookup_name(&name)),
+            Message::Leave => {
+                let Some(member) = self.members.get_mut(&from) else {
+                    return;
                 };
+                if member.state != MemberState::Alive {
+                    return;
+                }
+                member.state = MemberState::Left;
+                member.last_heard = now;
+                for other in self.alive_except(from) {
+                    self.send(now, other, Message::NodeDied { node: from });
+                }
+            }
+            Message::Ask { request, ask } => {
+                let answer = self.answer(ask);
                 self.send(now, from, Message::Answer { request, answer });
             }
             Message::JobEnded { job } => {
@@ -311,11 +340,27 @@ impl<V: Clone> Head<V> {
     }
 
     fn check_liveness(&mut self, now: Time) {
+        // A node that left was acknowledged long ago: its link can go.
+        let gone: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|(id, m)| {
+                m.state == MemberState::Left
+                    && m.last_heard.after(self.config.dead_after) <= now
+                    && !self.links.is_dead(Peer::Node(**id))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for node in gone {
+            self.links.forget(Peer::Node(node));
+        }
         let silent: Vec<NodeId> = self
             .members
             .iter()
-            .filter(|(_, m)| {
-                m.state == MemberState::Alive && m.last_heard.after(self.config.dead_after) <= now
+            .filter(|(id, m)| {
+                m.state == MemberState::Alive
+                    && Some(**id) != self.config.local
+                    && m.last_heard.after(self.config.dead_after) <= now
             })
             .map(|(id, _)| *id)
             .collect();
@@ -345,6 +390,7 @@ mod tests {
             version,
             available: total.clone(),
             total,
+            store_used: 0,
         }
     }
 
@@ -399,6 +445,7 @@ mod tests {
         let mut head = TestHead::new(HeadConfig {
             dead_after: Duration::from_secs(1),
             resend_after: Duration::from_millis(100),
+            local: None,
         });
         let (a, b) = (NodeId(1), NodeId(2));
         let t0 = Time::ZERO;

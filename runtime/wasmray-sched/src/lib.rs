@@ -31,6 +31,7 @@ mod task_table;
 mod tests;
 mod time;
 mod view;
+pub mod wire_error;
 
 pub use actor_table::ActorInfo;
 pub use head::{Head, HeadAction, HeadConfig, HeadEvent, Member, MemberState};

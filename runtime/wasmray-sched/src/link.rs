@@ -37,7 +37,7 @@ impl std::fmt::Display for Peer {
 }
 
 /// One transmission on a link.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Envelope<M> {
     /// The message's number on its link, from 1; 0 for a pure acknowledgement.
     pub seq: u64,
@@ -84,6 +84,11 @@ pub(crate) struct Links<M> {
     dead: BTreeSet<Peer>,
     /// Some link may owe an acknowledgement (so `take_acks` need not look when none does).
     acks_owed: bool,
+    /// When owed acknowledgements go out as pure ones: a message sent back before then
+    /// carries them instead (a request's reply acknowledges it), so a request and its reply
+    /// cost two transmissions, not four.
+    ack_at: Option<Time>,
+    ack_delay: Duration,
 }
 
 impl<M: Clone> Links<M> {
@@ -93,6 +98,9 @@ impl<M: Clone> Links<M> {
             resend_after,
             dead: BTreeSet::new(),
             acks_owed: false,
+            ack_at: None,
+            // Well inside the resend timer, so a pure acknowledgement beats a resend.
+            ack_delay: resend_after / 8,
         }
     }
 
@@ -132,6 +140,9 @@ impl<M: Clone> Links<M> {
         let resend_after = self.resend_after;
         if envelope.seq != 0 && envelope.message.is_some() {
             self.acks_owed = true;
+            if self.ack_at.is_none() {
+                self.ack_at = Some(now.after(self.ack_delay));
+            }
         }
         let link = self.link(from);
         // What the peer acknowledges is done with.
@@ -181,12 +192,15 @@ impl<M: Clone> Links<M> {
         self.acks_owed
     }
 
-    /// Pure acknowledgements owed (to peers nothing was sent to since their messages came).
-    pub(crate) fn take_acks(&mut self) -> Vec<(Peer, Envelope<M>)> {
+    /// Pure acknowledgements owed (to peers nothing was sent to since their messages came),
+    /// once their delay is over at `now`.
+    pub(crate) fn take_acks(&mut self, now: Time) -> Vec<(Peer, Envelope<M>)> {
         let mut acks = Vec::new();
-        if !std::mem::take(&mut self.acks_owed) {
+        if !self.acks_owed || self.ack_at.is_some_and(|at| at > now) {
             return acks;
         }
+        self.acks_owed = false;
+        self.ack_at = None;
         for (peer, link) in &mut self.links {
             if link.ack_owed {
                 link.ack_owed = false;
@@ -205,9 +219,10 @@ impl<M: Clone> Links<M> {
 
     /// When the next resend is due.
     pub(crate) fn poll_timeout(&self) -> Option<Time> {
+        let acks = self.ack_at.filter(|_| self.acks_owed);
         self.links
             .values()
-            .fold(None, |soonest, link| earliest(soonest, link.resend_at))
+            .fold(acks, |soonest, link| earliest(soonest, link.resend_at))
     }
 
     /// Everything due for a resend at `now`, with the timers backed off.
@@ -286,7 +301,9 @@ mod tests {
         assert_eq!(receiver.receive(now, a, e1.clone()), vec![1, 2]);
         assert!(receiver.receive(now, a, e1).is_empty());
         assert!(receiver.receive(now, a, e4).is_empty());
-        let acks = receiver.take_acks();
+        // Owed acknowledgements wait a little for a reply to carry them.
+        assert!(receiver.take_acks(now).is_empty());
+        let acks = receiver.take_acks(now.after(step / 8));
         assert_eq!(acks.len(), 1);
         for (_, ack) in acks {
             assert!(sender.receive(now, b, ack).is_empty());

@@ -9,13 +9,15 @@
 
 use crate::ObjectValue;
 use crate::view::Snapshot;
+use crate::wire_error;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use wasmray_core::{
     ActorId, ActorName, ArgSpec, JobId, NodeId, ObjectId, TaskError, TaskId, TaskSpec,
 };
 
 /// One message of the protocol. `V` is a stored value (the transport carries its bytes).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Message<V> {
     // Placement: owner and executor.
     /// Owner → executor: run this attempt if it fits your ledger now, or reject it. A granted
@@ -51,6 +53,7 @@ pub enum Message<V> {
     /// Owner → caller: it runs on this node, or it is dead.
     Located {
         actor: ActorId,
+        #[serde(with = "wire_error::result")]
         host: Result<NodeId, Arc<TaskError>>,
     },
     /// → owner (who forwards it to the host): kill the actor.
@@ -60,6 +63,7 @@ pub enum Message<V> {
     /// Host → owner: the actor died, for good.
     ActorGone {
         actor: ActorId,
+        #[serde(with = "wire_error::shared")]
         cause: Arc<TaskError>,
     },
     /// Node → head, and head → every other node: a job's driver exited (its actors die,
@@ -76,20 +80,37 @@ pub enum Message<V> {
     },
     /// To a node holding a copy: send it.
     Pull { object: ObjectId },
-    /// Holder → puller: the copy, or `None` if the holder has none (any more).
+    /// Holder → puller: the copy, or `None` if the holder has none (any more). Only values of
+    /// at most the inline limit travel in a message; a larger one is `Offered`.
     Pulled { object: ObjectId, value: Option<V> },
+    /// Holder → puller: the copy is here but too large for a message: fetch its `len` bytes
+    /// from this node (the transport streams them into the puller's store, see
+    /// [`crate::Action::Fetch`]). Grants the references inside the value, listed in
+    /// `contained`.
+    Offered {
+        object: ObjectId,
+        len: u64,
+        contained: Vec<ObjectId>,
+    },
     /// Borrower → owner: I passed a reference to `object` on to `to`.
     Lend { object: ObjectId, to: NodeId },
     /// Holder → owner: every reference I held is gone; I was granted `grants` of them.
     Release { object: ObjectId, grants: u32 },
     /// Owner → a node holding its copy: no reference is left anywhere; drop it.
     Free { object: ObjectId },
+    /// To an object's owner: grant me a reference to it, if it still exists (a name lookup
+    /// found an actor another node owns).
+    Borrow { object: ObjectId },
+    /// Owner → borrower: the answer to `Borrow`; `granted` grants one reference.
+    Lent { object: ObjectId, granted: bool },
 
     // Membership: node and head.
     /// Node → head, first message: here I am, with what I offer.
     Join { snapshot: Snapshot },
     /// Node → head: my resources changed (and I am alive).
     Report { snapshot: Snapshot },
+    /// Node → head: I am leaving the cluster for good (the others forget me as if I died).
+    Leave,
     /// Head → node: another node's latest snapshot.
     View { node: NodeId, snapshot: Snapshot },
     /// Head → node: `node` is dead, for good.
@@ -103,18 +124,19 @@ pub enum Message<V> {
 }
 
 /// What a remote attempt produced.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum RemoteOutcome<V> {
     /// One entry per return, in order.
     Returned(Vec<Returned<V>>),
     Failed {
+        #[serde(with = "wire_error::owned")]
         error: TaskError,
         system: bool,
     },
 }
 
 /// One return of a remote attempt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Returned<V> {
     /// Small: the value itself.
     Value(V),
@@ -123,18 +145,18 @@ pub enum Returned<V> {
 }
 
 /// An object's state, as its owner tells a subscriber.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum RemoteStatus<V> {
     /// Ready: the value itself (small ones), or the nodes holding copies.
     Ready {
         value: Option<V>,
         at: Vec<NodeId>,
     },
-    Failed(Arc<TaskError>),
+    Failed(#[serde(with = "wire_error::shared")] Arc<TaskError>),
 }
 
 /// What a node asks the head.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HeadRequest {
     /// A new, cluster-unique job ID.
     NewJob,
@@ -152,7 +174,7 @@ pub enum HeadRequest {
 }
 
 /// The head's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HeadAnswer {
     Job(JobId),
     /// `ClaimName`: true if the name was free.
@@ -160,6 +182,109 @@ pub enum HeadAnswer {
     Released,
     /// `LookupName`: the actor and its class.
     Found(Option<(TaskId, String)>),
+}
+
+impl<V: Clone> Message<V> {
+    /// The same message with every value it carries converted by `f` (the transport decodes
+    /// into wire values, then into the node's own).
+    pub fn try_map_values<W, E>(
+        self,
+        f: &mut impl FnMut(V) -> Result<W, E>,
+    ) -> Result<Message<W>, E> {
+        let mut spec = |spec: Arc<TaskSpec<V>>| {
+            Arc::unwrap_or_clone(spec)
+                .try_map_values(&mut *f)
+                .map(Arc::new)
+        };
+        Ok(match self {
+            Message::Lease { spec: s, attempt } => Message::Lease {
+                spec: spec(s)?,
+                attempt,
+            },
+            Message::Call { spec: s, attempt } => Message::Call {
+                spec: spec(s)?,
+                attempt,
+            },
+            Message::Rejected {
+                task,
+                attempt,
+                snapshot,
+            } => Message::Rejected {
+                task,
+                attempt,
+                snapshot,
+            },
+            Message::Done {
+                task,
+                attempt,
+                outcome,
+            } => Message::Done {
+                task,
+                attempt,
+                outcome: match outcome {
+                    RemoteOutcome::Returned(values) => RemoteOutcome::Returned(
+                        values
+                            .into_iter()
+                            .map(|r| {
+                                Ok(match r {
+                                    Returned::Value(v) => Returned::Value(f(v)?),
+                                    Returned::Kept { len } => Returned::Kept { len },
+                                })
+                            })
+                            .collect::<Result<_, E>>()?,
+                    ),
+                    RemoteOutcome::Failed { error, system } => {
+                        RemoteOutcome::Failed { error, system }
+                    }
+                },
+            },
+            Message::Stop { task, attempt } => Message::Stop { task, attempt },
+            Message::Locate { actor } => Message::Locate { actor },
+            Message::Located { actor, host } => Message::Located { actor, host },
+            Message::Kill { actor, no_restart } => Message::Kill { actor, no_restart },
+            Message::HandlesGone { actor } => Message::HandlesGone { actor },
+            Message::ActorGone { actor, cause } => Message::ActorGone { actor, cause },
+            Message::JobEnded { job } => Message::JobEnded { job },
+            Message::Subscribe { object } => Message::Subscribe { object },
+            Message::Status { object, status } => Message::Status {
+                object,
+                status: match status {
+                    RemoteStatus::Ready { value, at } => RemoteStatus::Ready {
+                        value: value.map(&mut *f).transpose()?,
+                        at,
+                    },
+                    RemoteStatus::Failed(error) => RemoteStatus::Failed(error),
+                },
+            },
+            Message::Pull { object } => Message::Pull { object },
+            Message::Pulled { object, value } => Message::Pulled {
+                object,
+                value: value.map(&mut *f).transpose()?,
+            },
+            Message::Offered {
+                object,
+                len,
+                contained,
+            } => Message::Offered {
+                object,
+                len,
+                contained,
+            },
+            Message::Lend { object, to } => Message::Lend { object, to },
+            Message::Release { object, grants } => Message::Release { object, grants },
+            Message::Free { object } => Message::Free { object },
+            Message::Borrow { object } => Message::Borrow { object },
+            Message::Lent { object, granted } => Message::Lent { object, granted },
+            Message::Join { snapshot } => Message::Join { snapshot },
+            Message::Report { snapshot } => Message::Report { snapshot },
+            Message::Leave => Message::Leave,
+            Message::View { node, snapshot } => Message::View { node, snapshot },
+            Message::NodeDied { node } => Message::NodeDied { node },
+            Message::Fenced => Message::Fenced,
+            Message::Ask { request, ask } => Message::Ask { request, ask },
+            Message::Answer { request, answer } => Message::Answer { request, answer },
+        })
+    }
 }
 
 impl<V: ObjectValue> Message<V> {
@@ -201,6 +326,11 @@ impl<V: ObjectValue> Message<V> {
             | Message::Pulled {
                 value: Some(value), ..
             } => refs.extend_from_slice(value.contained()),
+            Message::Offered { contained, .. } => refs.extend_from_slice(contained),
+            Message::Lent {
+                object,
+                granted: true,
+            } => refs.push(*object),
             _ => {}
         }
         refs
@@ -224,11 +354,15 @@ impl<V: ObjectValue> Message<V> {
             Message::Status { .. } => "status",
             Message::Pull { .. } => "pull",
             Message::Pulled { .. } => "pulled",
+            Message::Offered { .. } => "offered",
             Message::Lend { .. } => "lend",
             Message::Release { .. } => "release",
             Message::Free { .. } => "free",
+            Message::Borrow { .. } => "borrow",
+            Message::Lent { .. } => "lent",
             Message::Join { .. } => "join",
             Message::Report { .. } => "report",
+            Message::Leave => "leave",
             Message::View { .. } => "view",
             Message::NodeDied { .. } => "node-died",
             Message::Fenced => "fenced",

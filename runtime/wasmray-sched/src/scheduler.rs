@@ -120,6 +120,20 @@ pub enum Event<V> {
         from: Peer,
         envelope: Envelope<Message<V>>,
     },
+    /// The bytes [`Action::Fetch`] asked for arrived from `from` (a value holding the
+    /// references the fetch listed), or could not be had (`None`: the holder has no copy any
+    /// more, the link broke, the store had no room).
+    Fetched {
+        object: ObjectId,
+        from: NodeId,
+        value: Option<V>,
+    },
+    /// The node leaves its cluster for good: the head tells the others, who forget it as
+    /// if it had died. Nothing should be submitted after.
+    Leave,
+    /// A guest looked up an object owned by another node (an actor found by name): ask its
+    /// owner for a reference; [`Action::Lent`] answers.
+    Borrow(ObjectId),
     /// The time [`Scheduler::poll_timeout`] named has come.
     Timeout,
 }
@@ -168,6 +182,17 @@ pub enum Action<V> {
         to: Peer,
         envelope: Envelope<Message<V>>,
     },
+    /// Fetch the `len` bytes of `object` from `from`, which offered them, into this node's
+    /// store; the value holds `contained`. Answer with exactly one [`Event::Fetched`].
+    Fetch {
+        object: ObjectId,
+        from: NodeId,
+        len: u64,
+        contained: Vec<ObjectId>,
+    },
+    /// The answer to one [`Event::Borrow`] of `object`: if `granted`, this node holds one more
+    /// local reference to it (the guest's handle).
+    Lent { object: ObjectId, granted: bool },
     /// The head answered [`Event::Ask`] `request`.
     Answered { request: u64, answer: HeadAnswer },
     /// The head declared this node dead: nothing it sends is accepted any more. The node
@@ -236,10 +261,18 @@ pub struct Scheduler<V> {
     pub(crate) last_report: Time,
     pub(crate) reported: ResourceSet,
     pub(crate) report_version: u64,
+    /// What the node last said its store holds (carried in reports, for status displays).
+    pub(crate) store_used: u64,
+    pub(crate) reported_store: u64,
     /// What the head was last told is available.
     pub(crate) head_has: ResourceSet,
     /// The head declared this node dead.
     pub(crate) fenced: bool,
+    /// Fetches asked of the node ([`Action::Fetch`]) not answered yet, by object and source:
+    /// the references taken in for the value (given back if it never comes).
+    pub(crate) fetching: wasmray_core::IdMap<(ObjectId, NodeId), Vec<ObjectId>>,
+    /// Borrows asked of owners ([`Event::Borrow`]) not answered yet, per object.
+    pub(crate) borrowing: wasmray_core::IdMap<ObjectId, u32>,
     /// How many times each task's results were settled (sealed or failed): the simulator
     /// checks it never exceeds one.
     #[cfg(test)]
@@ -267,7 +300,11 @@ impl<V: ObjectValue> Scheduler<V> {
             reported: total.clone(),
             head_has: total.clone(),
             report_version: 1,
+            store_used: 0,
+            reported_store: 0,
             fenced: false,
+            fetching: Default::default(),
+            borrowing: Default::default(),
             #[cfg(test)]
             settled: wasmray_core::IdMap::default(),
             total,
@@ -291,6 +328,16 @@ impl<V: ObjectValue> Scheduler<V> {
     }
 
     /// The cluster as this node sees it.
+    /// Messages sent to other nodes or the head and not acknowledged yet.
+    pub fn unacknowledged(&self) -> usize {
+        self.links.unacked()
+    }
+
+    /// The node's store use, for the reports the head relays (the next heartbeat carries it).
+    pub fn set_store_used(&mut self, bytes: u64) {
+        self.store_used = bytes;
+    }
+
     pub fn view(&self) -> &ClusterView {
         &self.view
     }
@@ -330,6 +377,13 @@ impl<V: ObjectValue> Scheduler<V> {
             Event::JobFinished(job) => self.driver_exited(job),
             Event::Ask { request, ask } => self.send(Peer::Head, Message::Ask { request, ask }),
             Event::Received { from, envelope } => self.received(from, envelope),
+            Event::Fetched {
+                object,
+                from,
+                value,
+            } => self.fetched(object, from, value),
+            Event::Borrow(object) => self.borrow(object),
+            Event::Leave => self.send(Peer::Head, Message::Leave),
             Event::Timeout => self.timeout(),
         }
         self.after_event();

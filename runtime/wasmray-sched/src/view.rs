@@ -18,12 +18,14 @@ use std::collections::BTreeMap;
 use wasmray_core::{GPU, NodeId, ResourceSet};
 
 /// One node's resources, as it last reported them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     /// Increases with every change the node reports.
     pub version: u64,
     pub total: ResourceSet,
     pub available: ResourceSet,
+    /// Bytes the node's object store holds (for status displays; placement ignores it).
+    pub store_used: u64,
 }
 
 /// What the view holds for one node.
@@ -60,6 +62,7 @@ impl ClusterView {
                 snapshot: Snapshot {
                     version: 0,
                     available: total.clone(),
+                    store_used: 0,
                     total,
                 },
                 alive: true,
@@ -123,6 +126,7 @@ impl ClusterView {
                             version: u64::MAX,
                             total: ResourceSet::new(),
                             available: ResourceSet::new(),
+                            store_used: 0,
                         },
                         alive: false,
                     },
@@ -144,6 +148,11 @@ impl ClusterView {
             .iter()
             .filter(|(id, v)| **id != local && v.alive)
             .count();
+    }
+
+    /// How many other nodes are alive in the view.
+    pub fn live_peers(&self) -> usize {
+        self.live_peers
     }
 
     /// Every node and what the view holds for it, in node order.
@@ -249,6 +258,7 @@ mod tests {
             version,
             total: set(total),
             available: set(available),
+            store_used: 0,
         }
     }
 

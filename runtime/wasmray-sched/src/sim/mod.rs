@@ -249,6 +249,14 @@ struct SimNode {
     alive: bool,
 }
 
+/// A transfer of an offered copy's bytes, as a node's transport does it.
+#[derive(Debug)]
+struct Fetch {
+    to: NodeId,
+    from: NodeId,
+    object: ObjectId,
+}
+
 /// The simulated cluster.
 pub(crate) struct World {
     pub(crate) seed: u64,
@@ -262,6 +270,8 @@ pub(crate) struct World {
     next_seq: u64,
     cut: BTreeSet<(Peer, Peer)>,
     running: Vec<(Time, u64, Running)>,
+    /// Byte transfers under way ([`Action::Fetch`]): when each ends.
+    fetches: Vec<(Time, u64, Fetch)>,
     drivers: Vec<Driver>,
     faults: Vec<(Time, Fault)>,
     /// Runs per (task, attempt), over the whole cluster.
@@ -270,6 +280,8 @@ pub(crate) struct World {
     pub(crate) ran_on: BTreeMap<String, Vec<NodeId>>,
     /// Pulls answered "no copy": only a dead node can make one legitimate.
     empty_pulls: usize,
+    /// Offered copies whose bytes arrived.
+    pub(crate) fetched: usize,
     killed: bool,
     isolated: Option<NodeId>,
     /// What each actor's `push` calls received, in the order they ran.
@@ -293,6 +305,7 @@ impl World {
         let head = Head::new(HeadConfig {
             dead_after: Duration::from_millis(1000),
             resend_after: Duration::from_millis(30),
+            local: None,
         });
         let mut world = World {
             seed,
@@ -306,6 +319,8 @@ impl World {
             next_seq: 0,
             cut: BTreeSet::new(),
             running: Vec::new(),
+            fetches: Vec::new(),
+            fetched: 0,
             drivers: Vec::new(),
             faults: Vec::new(),
             runs: BTreeMap::new(),
@@ -402,6 +417,26 @@ impl World {
                 self.running.push((at, seq, Running { node: id, run }));
             }
             Action::Send { to, envelope } => self.transmit(Peer::Node(id), to, envelope),
+            Action::Fetch {
+                object, from, len, ..
+            } => {
+                // A round trip, then the bytes at 1 GB/s.
+                let took = self.net.min_latency * 2 + Duration::from_nanos(len);
+                let at = self.now.after(took);
+                self.log(format!(
+                    "node {id} fetches {object:?} ({len} bytes) from {from}"
+                ));
+                let seq = self.bump();
+                self.fetches.push((
+                    at,
+                    seq,
+                    Fetch {
+                        to: id,
+                        from,
+                        object,
+                    },
+                ));
+            }
             Action::Fenced => {
                 self.log(format!("node {id} fenced"));
                 self.killed = true;
@@ -819,6 +854,7 @@ impl World {
     fn quiet(&self) -> bool {
         self.drivers_done()
             && self.running.is_empty()
+            && self.fetches.is_empty()
             && self.in_flight.iter().all(|f| {
                 self.envelopes[f.envelope]
                     .as_ref()
@@ -843,6 +879,7 @@ impl World {
             let next_fault = self.faults.first().map(|(t, _)| *t);
             let next_net = self.in_flight.peek().map(|f| f.at);
             let next_run = self.running.iter().map(|(t, _, _)| *t).min();
+            let next_fetch = self.fetches.iter().map(|(t, _, _)| *t).min();
             let next_timer = self
                 .nodes
                 .values()
@@ -850,7 +887,7 @@ impl World {
                 .filter_map(|n| n.sched.poll_timeout())
                 .chain(self.head.poll_timeout())
                 .min();
-            let Some(next) = [next_fault, next_net, next_run, next_timer]
+            let Some(next) = [next_fault, next_net, next_run, next_fetch, next_timer]
                 .into_iter()
                 .flatten()
                 .min()
@@ -869,20 +906,51 @@ impl World {
                     self.deliver(item);
                 }
             } else if next_run == Some(next) {
-                let at = self
-                    .running
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, (t, seq, _))| (*t, *seq))
-                    .map(|(i, _)| i)
-                    .expect("a run is due");
-                let (_, _, running) = self.running.remove(at);
+                let running = take_earliest(&mut self.running).expect("a run is due");
                 self.finish_run(running);
+            } else if next_fetch == Some(next) {
+                let fetch = take_earliest(&mut self.fetches).expect("a fetch is due");
+                self.finish_fetch(fetch);
             } else {
                 self.timers();
             }
             self.step_drivers();
         }
+    }
+
+    /// A transfer ends: the holder's copy if it is still there and the link is up.
+    fn finish_fetch(&mut self, fetch: Fetch) {
+        let Fetch { to, from, object } = fetch;
+        if !self.nodes.get(&to).is_some_and(|n| n.alive) {
+            return;
+        }
+        let cut = self.cut.contains(&(Peer::Node(from), Peer::Node(to)))
+            || self.cut.contains(&(Peer::Node(to), Peer::Node(from)));
+        let value = self
+            .nodes
+            .get(&from)
+            .filter(|n| n.alive && !cut)
+            .and_then(|n| match n.sched.object(object) {
+                Some(ObjectState::Ready(value)) => Some(value),
+                _ => None,
+            });
+        self.log(format!(
+            "node {to} fetched {object:?} from {from}: {}",
+            if value.is_some() { "ok" } else { "failed" }
+        ));
+        self.fetched += usize::from(value.is_some());
+        let now = self.now;
+        if let Some(sim) = self.nodes.get_mut(&to) {
+            sim.sched.handle(
+                now,
+                Event::Fetched {
+                    object,
+                    from,
+                    value,
+                },
+            );
+        }
+        self.drain(to);
     }
 
     fn timers(&mut self) {
@@ -1002,6 +1070,12 @@ impl World {
             if !sim.alive {
                 continue;
             }
+            assert!(
+                sim.sched.fetching.is_empty(),
+                "node {id} has fetches unanswered: {:?}\n{}",
+                sim.sched.fetching,
+                context()
+            );
             let stats = sim.sched.stats();
             assert_eq!(
                 stats.objects,
@@ -1039,6 +1113,16 @@ impl World {
             );
         }
     }
+}
+
+/// Removes and returns the item due first (ties in the order they were added).
+fn take_earliest<T>(items: &mut Vec<(Time, u64, T)>) -> Option<T> {
+    let at = items
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, (t, seq, _))| (*t, *seq))
+        .map(|(i, _)| i)?;
+    Some(items.remove(at).2)
 }
 
 /// A plain task's spec in the simulation.
@@ -1110,6 +1194,7 @@ fn brief(message: &Message<SimValue>) -> String {
         | Message::Status { object, .. }
         | Message::Pull { object }
         | Message::Pulled { object, .. }
+        | Message::Offered { object, .. }
         | Message::Free { object } => format!("{object:?}"),
         Message::Lend { object, to } => format!("{object:?} to {to}"),
         Message::Release { object, grants } => format!("{object:?} x{grants}"),

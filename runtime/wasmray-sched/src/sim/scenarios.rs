@@ -42,6 +42,9 @@ fn chain(seed: u64) -> World {
     steps.push(get("c4", 4));
     world.driver(node(1), steps);
     world.run(LIMIT);
+    // The large result crossed as an offer whose bytes were fetched (the driver's node has
+    // no CPU, so its `get` of c4 needs the bytes).
+    assert!(world.fetched > 0, "seed {seed}: no copy was fetched");
     world
 }
 
