@@ -200,6 +200,27 @@ impl Pin {
         &self.object
     }
 
+    /// The object's bytes, valid as long as the pin: a pinned object is never spilled, so
+    /// its bytes never move.
+    pub fn bytes(&self) -> &[u8] {
+        let guard = self.object.read_data();
+        let bytes: &[u8] = match &*guard {
+            Data::Inline(bytes) => bytes,
+            Data::Arena(allocation) => allocation.bytes(),
+            // `pin` never returns for a spilled object, and a pinned one is never spilled.
+            Data::Spilled(_) => &[],
+        };
+        let (ptr, len) = (bytes.as_ptr(), bytes.len());
+        drop(guard);
+        // SAFETY: `Data` changes only when the spiller spills or restores the object; the
+        // spiller skips objects whose pin count is above zero (`spill.rs`), and this pin holds
+        // one for as long as `&self` lives. Inline bytes are a `Vec` that is never mutated
+        // after creation and an arena allocation's range is fixed until it is freed, which
+        // needs the object (held by `self.object`) to go. So the `ptr..ptr + len` read above
+        // stays valid and unchanged for the returned lifetime.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    }
+
     /// Where the bytes are in the arena's file; `None` for inline objects.
     pub fn mappable(&self) -> Option<MappableRange> {
         match &*self.object.read_data() {
@@ -209,6 +230,12 @@ impl Pin {
             }
             _ => None,
         }
+    }
+}
+
+impl AsRef<[u8]> for Pin {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
     }
 }
 

@@ -66,6 +66,13 @@ impl Spiller {
                 self.queue().push_back(weak);
                 continue;
             };
+            // A pin taken between the first look and the lock counted itself under a read
+            // lock, so it shows now.
+            if object.pins.load(Ordering::SeqCst) > 0 {
+                drop(data);
+                self.queue().push_back(weak);
+                continue;
+            }
             let Data::Arena(allocation) = &*data else {
                 continue;
             };

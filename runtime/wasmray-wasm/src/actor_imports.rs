@@ -10,6 +10,7 @@ use crate::guest_io::{
     call, check_returns, handle_to_id, memory, new_handles, stage, submitted_args,
 };
 use crate::memory::{fault, record, write_info, write_u32s};
+use crate::nested::block_on;
 use crate::services::ActorRequest;
 use crate::state::{GuestState, StagedBytes};
 use std::sync::Arc;
@@ -20,9 +21,19 @@ use wasmtime::{Caller, Linker};
 type Result<T> = wasmtime::Result<T>;
 
 pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> Result<()> {
-    linker.func_wrap(IMPORT_MODULE, imports::CREATE_ACTOR, create_actor)?;
+    linker.func_wrap_async(
+        IMPORT_MODULE,
+        imports::CREATE_ACTOR,
+        |caller, (spec, len, info): (u32, u32, u32)| {
+            Box::new(create_actor(caller, spec, len, info))
+        },
+    )?;
     linker.func_wrap(IMPORT_MODULE, imports::CALL_ACTOR, call_actor)?;
-    linker.func_wrap(IMPORT_MODULE, imports::GET_ACTOR, get_actor)?;
+    linker.func_wrap_async(
+        IMPORT_MODULE,
+        imports::GET_ACTOR,
+        |caller, (spec, len, info): (u32, u32, u32)| Box::new(get_actor(caller, spec, len, info)),
+    )?;
     linker.func_wrap(IMPORT_MODULE, imports::KILL_ACTOR, kill_actor)?;
     Ok(())
 }
@@ -50,7 +61,7 @@ fn stage_handle_or_error(
     Ok(status)
 }
 
-fn create_actor(
+async fn create_actor(
     mut caller: Caller<'_, GuestState>,
     spec_ptr: u32,
     spec_len: u32,
@@ -58,16 +69,20 @@ fn create_actor(
 ) -> Result<i32> {
     const IMPORT: &str = imports::CREATE_ACTOR;
     let memory = memory(&caller, IMPORT)?;
-    let (data, state) = memory.data_and_store_mut(&mut caller);
-    let spec: ActorCreation<'_> = record(data, IMPORT, spec_ptr, spec_len, "actor creation")?;
-    let request = ActorRequest {
-        class: spec.class.to_owned(),
-        args: submitted_args(state, IMPORT, &spec.args)?,
-        options: spec.options,
+    let created = {
+        let (data, state) = memory.data_and_store_mut(&mut caller);
+        let spec: ActorCreation<'_> = record(data, IMPORT, spec_ptr, spec_len, "actor creation")?;
+        let request = ActorRequest {
+            class: spec.class.to_owned(),
+            args: submitted_args(state, IMPORT, &spec.args)?,
+            options: spec.options,
+        };
+        let services = Arc::clone(&state.services);
+        let caller_info = call(state, IMPORT)?.caller.clone();
+        services.create_actor(&caller_info, request)
     };
-    let services = Arc::clone(&state.services);
-    let caller_info = call(state, IMPORT)?.caller.clone();
-    let created = services.create_actor(&caller_info, request);
+    let created = block_on(&mut caller, created).await?;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
     stage_handle_or_error(data, state, IMPORT, info_ptr, created)
 }
 
@@ -103,7 +118,7 @@ fn call_actor(
     Ok(0)
 }
 
-fn get_actor(
+async fn get_actor(
     mut caller: Caller<'_, GuestState>,
     spec_ptr: u32,
     spec_len: u32,
@@ -111,11 +126,15 @@ fn get_actor(
 ) -> Result<i32> {
     const IMPORT: &str = imports::GET_ACTOR;
     let memory = memory(&caller, IMPORT)?;
+    let found = {
+        let (data, state) = memory.data_and_store_mut(&mut caller);
+        let lookup: ActorLookup<'_> = record(data, IMPORT, spec_ptr, spec_len, "actor lookup")?;
+        let services = Arc::clone(&state.services);
+        let caller_info = call(state, IMPORT)?.caller.clone();
+        services.get_actor(&caller_info, lookup.name, lookup.namespace, lookup.class)
+    };
+    let found = block_on(&mut caller, found).await?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
-    let lookup: ActorLookup<'_> = record(data, IMPORT, spec_ptr, spec_len, "actor lookup")?;
-    let services = Arc::clone(&state.services);
-    let caller_info = call(state, IMPORT)?.caller.clone();
-    let found = services.get_actor(&caller_info, lookup.name, lookup.namespace, lookup.class);
     stage_handle_or_error(data, state, IMPORT, info_ptr, found)
 }
 

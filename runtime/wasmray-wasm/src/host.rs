@@ -56,12 +56,18 @@ impl Default for WasmHostConfig {
     }
 }
 
+/// A loaded module's name and bytes.
+type ModuleSource = (String, Arc<[u8]>);
+
 /// The engine, linker and loaded modules of one node.
 pub struct WasmHost {
     engine: Engine,
     linker: Linker<GuestState>,
     cache: Option<ModuleCache>,
     modules: Mutex<HashMap<ModuleId, Arc<GuestModule>>>,
+    /// Each loaded module's name and bytes, for peers that must run it (modules travel by
+    /// content hash).
+    sources: Mutex<HashMap<ModuleId, ModuleSource>>,
     config: WasmHostConfig,
     ticker: EpochTicker,
 }
@@ -112,6 +118,7 @@ impl WasmHost {
             linker,
             cache,
             modules: Mutex::default(),
+            sources: Mutex::default(),
             config,
             ticker,
         })
@@ -189,7 +196,20 @@ impl WasmHost {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, Arc::clone(&guest));
+        self.sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, (name.to_owned(), Arc::from(bytes)));
         Ok(guest)
+    }
+
+    /// The name and bytes of a module loaded before, by ID.
+    pub fn module_source(&self, id: &ModuleId) -> Option<(String, Arc<[u8]>)> {
+        self.sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
     }
 
     /// A module loaded before, by ID.

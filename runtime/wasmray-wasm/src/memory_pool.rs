@@ -27,6 +27,11 @@ impl MemoryPool {
         }
     }
 
+    /// The most it grants.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
     /// Bytes granted now.
     pub fn used(&self) -> u64 {
         self.used.load(Ordering::Relaxed)

@@ -151,8 +151,13 @@ pub struct ActorRequest {
 
 /// The actor side of a node, as its guests see it.
 pub trait ActorServices: Send + Sync + 'static {
-    /// Creates an actor; returns its handle object, with one reference for the caller.
-    fn create_actor(&self, caller: &Caller, request: ActorRequest) -> Result<ObjectId, TaskError>;
+    /// Creates an actor; returns its handle object, with one reference for the caller. (A
+    /// named actor's name is claimed at the head first: a round trip in a cluster.)
+    fn create_actor(
+        &self,
+        caller: &Caller,
+        request: ActorRequest,
+    ) -> BoxFuture<'static, Result<ObjectId, TaskError>>;
 
     /// Calls `method` (`Class::method`) on the actor whose handle object is `actor`; returns
     /// the result objects, each with one reference for the caller. Refused as
@@ -177,7 +182,7 @@ pub trait ActorServices: Send + Sync + 'static {
         name: &str,
         namespace: Option<&str>,
         class: &str,
-    ) -> Result<ObjectId, TaskError>;
+    ) -> BoxFuture<'static, Result<ObjectId, TaskError>>;
 
     /// Kills the actor whose handle object is `actor`.
     fn kill_actor(&self, actor: ObjectId, no_restart: bool);
