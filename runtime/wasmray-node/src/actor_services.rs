@@ -7,14 +7,14 @@
 use crate::inner::NodeInner;
 use crate::services::{GuestServices, resources_of};
 use crate::value::Value;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use wasmray_abi::{ActorOptions, CallOptions, MethodOptions};
 use wasmray_core::{
     ActorId, ActorName, ActorSpec, ArgSpec, ErrorKind, ObjectId, Quota, QuotaExceeded, ResourceSet,
     TaskError, TaskId, TaskKind, TaskSpec,
 };
-use wasmray_sched::Event;
-use wasmray_wasm::{ActorRequest, ActorServices, Caller, JobLimits, SubmittedArg};
+use wasmray_sched::{Event, HeadAnswer, HeadRequest};
+use wasmray_wasm::{ActorRequest, ActorServices, BoxFuture, Caller, JobLimits, SubmittedArg};
 
 fn error(kind: ErrorKind, function: &str, message: String, caller: &Caller) -> TaskError {
     TaskError {
@@ -133,48 +133,14 @@ impl NodeInner {
 }
 
 impl ActorServices for GuestServices {
-    fn create_actor(&self, caller: &Caller, request: ActorRequest) -> Result<ObjectId, TaskError> {
-        let node = &self.node;
-        let class = request.class.clone();
-        // Until the spec is built, a refused request's by-value arguments are dropped with it,
-        // which gives back the references they counted.
-        if let Some(message) = node.actor_problem(caller, &request) {
-            return Err(error(ErrorKind::InvalidTask, &class, message, caller));
-        }
-        let quotas = node.jobs.get(caller.job).quotas;
-        if node.lock_sched().job_actors(caller.job) >= quotas.max_actors {
-            let message = QuotaExceeded::new(Quota::Actors, &quotas).to_string();
-            return Err(error(ErrorKind::InvalidTask, &class, message, caller));
-        }
-        let handle = node
-            .store
-            .create_from(&node.node_account, &[], Vec::new())
-            .map_err(|e| error(ErrorKind::System, &class, e.to_string(), caller))?;
-        let id = node.mint.next_task();
-        // A name is claimed at the head before the actor exists; the scheduler gives it back
-        // when the actor dies.
-        if let Some(name) = node.name_of(caller, &request.options) {
-            let claimed = node
-                .head
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .claim_name(name.clone(), id, class.clone(), caller.job);
-            if !claimed {
-                let message = format!(
-                    "an actor named `{}` already exists in namespace `{}`",
-                    name.name,
-                    request.options.namespace.as_deref().unwrap_or("default")
-                );
-                return Err(error(ErrorKind::InvalidTask, &class, message, caller));
-            }
-        }
-        let spec = node.actor_spec_of(caller, request, id);
-        let actor = ActorId(spec.id);
-        node.event(Event::CreateActor {
-            spec: Arc::new(spec),
-            handle: Value(handle),
-        });
-        Ok(actor.handle_object())
+    fn create_actor(
+        &self,
+        caller: &Caller,
+        request: ActorRequest,
+    ) -> BoxFuture<'static, Result<ObjectId, TaskError>> {
+        let node = Arc::clone(&self.node);
+        let caller = caller.clone();
+        Box::pin(async move { node.create_actor(&caller, request).await })
     }
 
     fn call_actor(
@@ -260,8 +226,94 @@ impl ActorServices for GuestServices {
         name: &str,
         namespace: Option<&str>,
         class: &str,
+    ) -> BoxFuture<'static, Result<ObjectId, TaskError>> {
+        let node = Arc::clone(&self.node);
+        let caller = caller.clone();
+        let (name, namespace, class) = (
+            name.to_owned(),
+            namespace.map(str::to_owned),
+            class.to_owned(),
+        );
+        Box::pin(async move {
+            node.get_actor(&caller, &name, namespace.as_deref(), &class)
+                .await
+        })
+    }
+
+    fn kill_actor(&self, actor: ObjectId, no_restart: bool) {
+        if let Some(actor) = actor.actor() {
+            self.node.event(Event::KillActor { actor, no_restart });
+        }
+    }
+}
+
+impl NodeInner {
+    async fn create_actor(
+        self: &Arc<Self>,
+        caller: &Caller,
+        request: ActorRequest,
     ) -> Result<ObjectId, TaskError> {
-        let node = &self.node;
+        let node = self;
+        let class = request.class.clone();
+        // Until the spec is built, a refused request's by-value arguments are dropped with it,
+        // which gives back the references they counted.
+        if let Some(message) = node.actor_problem(caller, &request) {
+            return Err(error(ErrorKind::InvalidTask, &class, message, caller));
+        }
+        let quotas = node.jobs.get(caller.job).quotas;
+        if node.lock_sched().job_actors(caller.job) >= quotas.max_actors {
+            let message = QuotaExceeded::new(Quota::Actors, &quotas).to_string();
+            return Err(error(ErrorKind::InvalidTask, &class, message, caller));
+        }
+        let handle = node
+            .store
+            .create_from(&node.node_account, &[], Vec::new())
+            .map_err(|e| error(ErrorKind::System, &class, e.to_string(), caller))?;
+        let id = node.mint.next_task();
+        // A name is claimed at the head before the actor exists; the scheduler gives it back
+        // when the actor dies.
+        if let Some(name) = node.name_of(caller, &request.options) {
+            let ask = HeadRequest::ClaimName {
+                name: name.clone(),
+                actor: id,
+                class: class.clone(),
+                job: caller.job,
+            };
+            let claimed = node.ask_head(ask).await;
+            if claimed != Some(HeadAnswer::Claimed(true)) {
+                let message = match claimed {
+                    None => "the node is shutting down".to_owned(),
+                    Some(_) => format!(
+                        "an actor named `{}` already exists in namespace `{}`",
+                        name.name,
+                        request.options.namespace.as_deref().unwrap_or("default")
+                    ),
+                };
+                return Err(error(ErrorKind::InvalidTask, &class, message, caller));
+            }
+        }
+        let mut spec = node.actor_spec_of(caller, request, id);
+        let actor = ActorId(spec.id);
+        node.with_sched(|sched, now| {
+            let lifted = node.lift_large_args(sched, now, &mut spec);
+            let spec = Arc::new(spec);
+            let handle = Value(handle);
+            sched.handle(now, Event::CreateActor { spec, handle });
+            for id in lifted {
+                sched.handle(now, Event::Release(id));
+            }
+        });
+        Ok(actor.handle_object())
+    }
+
+    async fn get_actor(
+        self: &Arc<Self>,
+        caller: &Caller,
+        name: &str,
+        namespace: Option<&str>,
+        class: &str,
+    ) -> Result<ObjectId, TaskError> {
+        let node = self;
         let key = scoped_name(&node.jobs.get(caller.job).scope, namespace, name);
         let not_found = |message: String| error(ErrorKind::InvalidTask, class, message, caller);
         let missing = || {
@@ -270,12 +322,12 @@ impl ActorServices for GuestServices {
                 namespace.unwrap_or("default")
             ))
         };
-        let (task, found_class) = node
-            .head
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .lookup_name(&key)
-            .ok_or_else(missing)?;
+        let found = node
+            .ask_head(HeadRequest::LookupName { name: key.clone() })
+            .await;
+        let Some(HeadAnswer::Found(Some((task, found_class)))) = found else {
+            return Err(missing());
+        };
         if found_class != class {
             return Err(not_found(format!(
                 "the actor named `{}` is a `{found_class}`, not a `{class}`",
@@ -283,18 +335,22 @@ impl ActorServices for GuestServices {
             )));
         }
         let actor = ActorId(task);
+        let handle = actor.handle_object();
+        if actor.0.node() != node.id {
+            // Another node owns it: ask the owner for a reference (it says no if the actor
+            // is gone).
+            let granted = node.asks.open_borrow(handle);
+            node.event(Event::Borrow(handle));
+            return match granted.await {
+                Ok(true) => Ok(handle),
+                _ => Err(missing()),
+            };
+        }
         node.with_sched(|sched, now| {
             // The name may outlive its actor for a moment (it is given back after death).
             sched.actor_info(actor).ok_or_else(missing)?;
-            let handle = actor.handle_object();
             sched.handle(now, Event::AddRef(handle));
             Ok(handle)
         })
-    }
-
-    fn kill_actor(&self, actor: ObjectId, no_restart: bool) {
-        if let Some(actor) = actor.actor() {
-            self.node.event(Event::KillActor { actor, no_restart });
-        }
     }
 }

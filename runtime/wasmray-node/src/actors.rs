@@ -147,8 +147,22 @@ impl NodeInner {
     /// The call a dispatched method makes into its actor's instance.
     fn method_call(&self, actor: ActorId, run: RunTask<Value>) -> (TaskId, TaskCall) {
         let task = run.spec.id;
-        let export = format!("{ACTOR_CALL_EXPORT_PREFIX}{}", run.spec.function);
-        let label = format!("{} actor={actor}", run.spec.function);
+        // A caller on a node that had not heard of the actor's class names the bare method;
+        // the actor's host knows the class.
+        let function = if run.spec.function.contains("::") {
+            run.spec.function.clone()
+        } else {
+            let class = self
+                .lock_sched()
+                .actor_info(actor)
+                .map(|info| info.spec.class.clone());
+            match class {
+                Some(class) => format!("{class}::{}", run.spec.function),
+                None => run.spec.function.clone(),
+            }
+        };
+        let export = format!("{ACTOR_CALL_EXPORT_PREFIX}{function}");
+        let label = format!("{function} actor={actor}");
         (task, self.task_call(run, export, label))
     }
 

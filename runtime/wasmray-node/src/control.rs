@@ -31,6 +31,24 @@ pub struct StatusReport {
     pub store_arena_used: u64,
     pub store_inline_used: u64,
     pub store_spilled: u64,
+    /// Every node of the cluster, this one included (just this one for an embedded node).
+    pub cluster: Vec<MemberReport>,
+}
+
+/// One node of the cluster as `wasmray status` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberReport {
+    pub node_id: String,
+    /// `ip:port`, `embedded`, or `unknown`.
+    pub address: String,
+    pub alive: bool,
+    /// `alive`, `dead` or `left`.
+    pub state: String,
+    pub is_head: bool,
+    pub resources_total: Vec<(String, f64)>,
+    pub resources_available: Vec<(String, f64)>,
+    pub store_used: u64,
+    pub store_capacity: u64,
 }
 
 /// One object as `wasmray memory` lists it.
@@ -59,13 +77,15 @@ impl NodeInner {
         let (total, available, stats) = {
             let sched = self.lock_sched();
             (
-                sched.total().to_pairs(),
-                sched.available().to_pairs(),
+                without_store(sched.total().to_pairs()),
+                without_store(sched.available().to_pairs()),
                 sched.stats(),
             )
         };
         let store = self.store.stats();
+        let cluster = self.member_reports();
         StatusReport {
+            cluster,
             node_id: self.id.to_string(),
             resources_total: total,
             resources_available: available,
@@ -212,6 +232,63 @@ pub async fn query_status(socket: &Path) -> Result<StatusReport, ControlError> {
 pub async fn query_memory(socket: &Path) -> Result<Vec<ObjectReport>, ControlError> {
     let body = ask(socket, MEMORY).await?;
     decode_memory(&body).map_err(|e| ControlError::Decode(socket.to_owned(), e))
+}
+
+impl NodeInner {
+    /// The cluster's nodes: the head's members on the head (dead ones too), this node's view
+    /// elsewhere (live ones).
+    fn member_reports(&self) -> Vec<MemberReport> {
+        let head = self.net.as_ref().map_or(self.id, |net| net.head());
+        let address_of = self.addresses();
+        let store = self.store.stats();
+        let report = |id: wasmray_core::NodeId, state: &str, snapshot: &wasmray_sched::Snapshot| {
+            let alive = state == "alive";
+            let capacity = snapshot.total.get(crate::OBJECT_STORE_MEMORY) as u64;
+            let used = if id == self.id {
+                store.arena_used + store.inline_used
+            } else {
+                snapshot.store_used
+            };
+            MemberReport {
+                node_id: id.to_string(),
+                address: address_of(id),
+                alive,
+                state: state.to_owned(),
+                is_head: id == head,
+                resources_total: without_store(snapshot.total.to_pairs()),
+                resources_available: without_store(snapshot.available.to_pairs()),
+                store_used: used,
+                store_capacity: capacity,
+            }
+        };
+        if self.is_head && self.net.is_some() {
+            self.head_members()
+                .iter()
+                .map(|(id, member)| {
+                    let state = match member.state {
+                        wasmray_sched::MemberState::Alive => "alive",
+                        wasmray_sched::MemberState::Dead => "dead",
+                        wasmray_sched::MemberState::Left => "left",
+                    };
+                    report(*id, state, &member.snapshot)
+                })
+                .collect()
+        } else {
+            let sched = self.lock_sched();
+            sched
+                .view()
+                .nodes()
+                .filter(|(_, view)| view.alive)
+                .map(|(id, view)| report(id, "alive", &view.snapshot))
+                .collect()
+        }
+    }
+}
+
+/// Resources without the store's capacity, which the report shows on its own.
+fn without_store(mut pairs: Vec<(String, f64)>) -> Vec<(String, f64)> {
+    pairs.retain(|(name, _)| name != crate::OBJECT_STORE_MEMORY);
+    pairs
 }
 
 #[cfg(test)]

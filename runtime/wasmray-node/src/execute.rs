@@ -167,10 +167,9 @@ impl NodeInner {
             cause: None,
         };
         let system = |message: String| failed(ErrorKind::System, message);
-        let module = self
-            .host
-            .module(&spec.module)
-            .ok_or_else(|| system("its module is not loaded on this node".into()))?;
+        let module = crate::remote::module(self, spec.module, spec.id.node())
+            .await
+            .map_err(system)?;
         let slot = self
             .pool
             .slot()

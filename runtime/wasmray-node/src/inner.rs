@@ -10,6 +10,7 @@
 //! depends on none of them: what an action means is given to it as a function (`node.rs`).
 
 use crate::actor_host::ActorHosts;
+use crate::asks::Asks;
 use crate::config::NodeConfig;
 use crate::error_log::ErrorLog;
 use crate::jobs::Jobs;
@@ -18,10 +19,14 @@ use crate::running::RunningTasks;
 use crate::sched_cell::SchedCell;
 use crate::value::Value;
 use crate::waiters::Waiters;
+use crate::wire_codec::{self, Route};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use wasmray_core::{IdMint, NodeId, ObjectId};
-use wasmray_sched::{Action, Event, Head, HeadAction, HeadEvent, Peer, Scheduler, Time};
+use wasmray_net::Transport;
+use wasmray_sched::{
+    Action, Event, Head, HeadAction, HeadAnswer, HeadEvent, HeadRequest, Peer, Scheduler, Time,
+};
 use wasmray_store::{Account, AccountLimits, ObjectStore};
 use wasmray_wasm::WasmHost;
 
@@ -36,8 +41,17 @@ pub(crate) struct NodeInner {
     /// Carries out one of the scheduler's actions (`node.rs` gives it; this file knows only
     /// that actions are carried out in order, one at a time).
     apply: fn(&Arc<NodeInner>, Action<Value>),
-    /// The cluster's control state (this node is its own head).
-    pub(crate) head: Mutex<Head<Value>>,
+    /// The cluster's control state, if this node is the head (an embedded node is its own).
+    head: Mutex<Head<Value>>,
+    pub(crate) is_head: bool,
+    /// The links to the rest of the cluster; `None` for an embedded node.
+    pub(crate) net: Option<Transport>,
+    /// Questions to the head waiting for answers.
+    pub(crate) asks: Asks,
+    /// What the transport hands frames to (it holds it weakly).
+    pub(crate) net_handler: Mutex<Option<Arc<dyn wasmray_net::Handler>>>,
+    /// Held while a module is fetched from a peer, so each is fetched once.
+    pub(crate) module_fetch: tokio::sync::Mutex<()>,
     pub(crate) waiters: Waiters,
     pub(crate) pool: InstancePool,
     pub(crate) actors: ActorHosts,
@@ -62,6 +76,8 @@ pub(crate) struct Parts {
     pub(crate) store: ObjectStore,
     pub(crate) sched: SchedCell,
     pub(crate) head: Head<Value>,
+    pub(crate) is_head: bool,
+    pub(crate) net: Option<Transport>,
     pub(crate) apply: fn(&Arc<NodeInner>, Action<Value>),
     pub(crate) temp_dir: std::path::PathBuf,
 }
@@ -83,6 +99,11 @@ impl NodeInner {
             sched: parts.sched,
             apply: parts.apply,
             head: Mutex::new(parts.head),
+            is_head: parts.is_head,
+            net: parts.net,
+            asks: Asks::default(),
+            net_handler: Mutex::new(None),
+            module_fetch: tokio::sync::Mutex::new(()),
             waiters: Waiters::default(),
             actors: ActorHosts::default(),
             errors: ErrorLog::default(),
@@ -137,21 +158,21 @@ impl NodeInner {
         });
     }
 
-    /// Hands an envelope from the scheduler to the head and routes what the head answers.
+    /// Hands an envelope from `from`'s scheduler to the head (if this node is the head) and
+    /// routes what the head answers.
     pub(crate) fn to_head(
         self: &Arc<Self>,
+        from: wasmray_core::NodeId,
         envelope: wasmray_sched::Envelope<wasmray_sched::Message<Value>>,
     ) {
+        if !self.is_head {
+            tracing::warn!(%from, "a message for the head reached a node that is not the head");
+            return;
+        }
         let now = self.sched.now();
         let actions = {
             let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
-            head.handle(
-                now,
-                HeadEvent::Received {
-                    from: self.id,
-                    envelope,
-                },
-            );
+            head.handle(now, HeadEvent::Received { from, envelope });
             head.drain_actions()
         };
         self.head_actions(actions);
@@ -164,12 +185,77 @@ impl NodeInner {
                     from: Peer::Head,
                     envelope,
                 }),
-                HeadAction::Send { to, .. } => {
-                    tracing::warn!(%to, "no link to node: message dropped");
+                HeadAction::Send { to, envelope } => {
+                    self.send_frame(to, Route::FromHead, &envelope)
                 }
                 HeadAction::Declared(node) => tracing::warn!(%node, "node declared dead"),
             }
         }
+    }
+
+    /// Sends `envelope` to node `to` on `route`, if this node has links.
+    pub(crate) fn send_frame(
+        &self,
+        to: wasmray_core::NodeId,
+        route: Route,
+        envelope: &wasmray_sched::Envelope<wasmray_sched::Message<Value>>,
+    ) {
+        let Some(net) = &self.net else {
+            tracing::warn!(%to, "no link to node: message dropped");
+            return;
+        };
+        match wire_codec::encode(route, envelope) {
+            Ok(frame) => net.send(to, frame),
+            // Not sent: the link layer keeps it unacknowledged; nothing is freed early.
+            Err(e) => tracing::error!(%to, "could not encode a message: {e}"),
+        }
+    }
+
+    /// Asks the head `ask`: directly on the head's own node, through the scheduler's link
+    /// elsewhere. `None` if the node shuts down first.
+    pub(crate) async fn ask_head(self: &Arc<Self>, ask: HeadRequest) -> Option<HeadAnswer> {
+        if self.is_head {
+            let answer = self
+                .head
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .answer(ask);
+            return Some(answer);
+        }
+        let (request, answer) = self.asks.open();
+        self.event(Event::Ask { request, ask });
+        answer.await.ok()
+    }
+
+    /// Where each node listens, for status displays: this node's own address (`embedded`
+    /// without links), the peers' as the transport knows them (`unknown` otherwise).
+    pub(crate) fn addresses(&self) -> impl Fn(wasmray_core::NodeId) -> String + use<> {
+        let peers: std::collections::HashMap<_, _> = self
+            .net
+            .as_ref()
+            .map(|net| net.peers().into_iter().collect())
+            .unwrap_or_default();
+        let local = self
+            .net
+            .as_ref()
+            .and_then(|net| net.local_addr().ok())
+            .map_or_else(|| "embedded".to_owned(), |a| a.to_string());
+        let me = self.id;
+        move |id| {
+            if id == me {
+                local.clone()
+            } else {
+                peers
+                    .get(&id)
+                    .map_or_else(|| "unknown".to_owned(), |a| a.to_string())
+            }
+        }
+    }
+
+    /// The head's members as it knows them (the head only).
+    pub(crate) fn head_members(&self) -> Vec<(wasmray_core::NodeId, wasmray_sched::Member)> {
+        let head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
+        head.members().map(|(id, m)| (id, m.clone())).collect()
     }
 
     /// The scheduler's and the head's timers: when each is next due.

@@ -43,7 +43,15 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    fn new(job: JobId, options: JobOptions, ended: bool, sink: &Arc<dyn OutputSink>) -> Arc<Self> {
+    /// `node_memory` is the node's guest memory: one job may hold at most three quarters of
+    /// it, so another job can always start instances beside one that takes all it may.
+    fn new(
+        job: JobId,
+        options: JobOptions,
+        ended: bool,
+        sink: &Arc<dyn OutputSink>,
+        node_memory: u64,
+    ) -> Arc<Self> {
         let quotas = options.quotas;
         let scope = match options.namespace {
             Some(shared) => format!("shared:{shared}"),
@@ -69,11 +77,26 @@ impl Job {
                 ended: AtomicBool::new(ended),
             }),
             output: Arc::new(RateLimited::new(Arc::clone(sink), rate)),
-            memory: Arc::new(MemoryPool::new(
-                quotas.max_guest_memory,
-                QuotaExceeded::new(Quota::GuestMemory, &quotas).to_string(),
-            )),
+            memory: Arc::new(job_memory_pool(&quotas, node_memory)),
         })
+    }
+}
+
+/// A job's guest memory: its quota, or its share of the node's if that is smaller.
+fn job_memory_pool(quotas: &JobQuotas, node_memory: u64) -> MemoryPool {
+    let share = node_memory / 4 * 3;
+    if share < quotas.max_guest_memory {
+        MemoryPool::new(
+            share,
+            format!(
+                "the job holds its share of the node's guest memory: {share} bytes, three quarters of the node's {node_memory}, so other jobs can always start"
+            ),
+        )
+    } else {
+        MemoryPool::new(
+            quotas.max_guest_memory,
+            QuotaExceeded::new(Quota::GuestMemory, quotas).to_string(),
+        )
     }
 }
 
@@ -133,7 +156,7 @@ impl Jobs {
 
     /// Registers a job that starts here with its own options.
     pub(crate) fn begin(&self, job: JobId, options: JobOptions) -> Arc<Job> {
-        let entry = Job::new(job, options, false, &self.sink);
+        let entry = Job::new(job, options, false, &self.sink, self.node_memory.limit());
         self.lock().jobs.insert(job, Arc::clone(&entry));
         entry
     }
@@ -143,10 +166,10 @@ impl Jobs {
     pub(crate) fn get(&self, job: JobId) -> Arc<Job> {
         let mut table = self.lock();
         let ended = table.ended.contains_key(&job);
-        let entry = table
-            .jobs
-            .entry(job)
-            .or_insert_with(|| Job::new(job, self.default_options(), ended, &self.sink));
+        let entry = table.jobs.entry(job).or_insert_with(|| {
+            let node_memory = self.node_memory.limit();
+            Job::new(job, self.default_options(), ended, &self.sink, node_memory)
+        });
         Arc::clone(entry)
     }
 

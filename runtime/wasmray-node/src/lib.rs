@@ -12,6 +12,7 @@
 mod actor_host;
 mod actor_services;
 mod actors;
+mod asks;
 mod config;
 mod control;
 mod error_log;
@@ -20,19 +21,25 @@ mod inner;
 mod jobs;
 mod node;
 mod pool;
+mod remote;
 mod running;
 mod sched_cell;
 mod services;
 mod value;
 mod waiters;
+pub mod wire_codec;
 
 pub use config::NodeConfig;
+
+/// The resource under which a node lists its object store's capacity in bytes, as Ray does;
+/// no task asks for it.
+pub const OBJECT_STORE_MEMORY: &str = "object_store_memory";
 pub use control::{
-    ControlError, LATEST_NODE_FILE, MAX_REPLY, ObjectReport, StatusReport, decode_memory,
-    decode_status, latest_socket, query_memory, query_status,
+    ControlError, LATEST_NODE_FILE, MAX_REPLY, MemberReport, ObjectReport, StatusReport,
+    decode_memory, decode_status, latest_socket, query_memory, query_status,
 };
 pub use jobs::JobOptions;
-pub use node::{DriverExit, Node, NodeStats};
+pub use node::{ClusterConfig, DriverExit, Node, NodeStats};
 pub use wasmray_abi::{ErrorKind, TaskError};
 pub use wasmray_core::{JobQuotas, terminal_safe, terminal_safe_lines};
 pub use wasmray_sched::SchedStats;
@@ -54,4 +61,8 @@ pub enum NodeError {
     ShuttingDown,
     #[error("cannot open the node's control socket: {0}")]
     Control(std::io::Error),
+    #[error(transparent)]
+    Net(#[from] wasmray_net::NetError),
+    #[error("this node is not part of a cluster")]
+    NotInCluster,
 }

@@ -6,31 +6,68 @@
 //! they are then carried out one by one (spawn a task, wake waiters, report an unhandled
 //! error, hand a message to the head or the network). Nothing slow ever runs under the lock.
 //!
-//! This embedded node is its own cluster's head: the scheduler's messages to the head go to
-//! the node's [`Head`] state machine, and the head's answers come back as events. Messages to
-//! other nodes have no transport yet (the cluster's network plugs in here); a node alone in
-//! its view never sends one.
+//! An embedded node ([`Node::start`]) is its own cluster's head: the scheduler's messages to
+//! the head go to the node's [`Head`] state machine, and the head's answers come back as
+//! events. A cluster's head ([`Node::start_head`]) does the same for itself and sends the
+//! head's messages to other nodes as frames; a joined node ([`Node::join`]) sends everything
+//! as frames through its transport (`remote.rs` takes in what arrives).
 
 use crate::inner::{NodeInner, Parts};
 use crate::jobs::JobOptions;
+use crate::remote;
 use crate::sched_cell::SchedCell;
 use crate::services::GuestServices;
 use crate::value::Value;
+use crate::wire_codec::Route;
 use crate::{NodeConfig, NodeError};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::Weak;
 use std::sync::atomic::Ordering;
-use std::sync::{PoisonError, Weak};
 use std::time::{Duration, Instant};
 use wasmray_core::{CPU, GPU, JobId, Lineage, NodeId, ResourceSet, TaskError, TaskKind};
+use wasmray_net::Transport;
 use wasmray_sched::{
-    Action, Event, Head, HeadConfig, Peer, RunTask, SchedConfig, SchedStats, Scheduler, Time,
+    Action, Event, Head, HeadAnswer, HeadConfig, HeadRequest, Peer, RunTask, SchedConfig,
+    SchedStats, Scheduler, Time,
 };
 use wasmray_store::{ObjectStore, StoreStats};
 use wasmray_wasm::{
     CallLimits, Caller, GuestInstance, GuestModule, InstanceSetup, MainOutcome, OutputSink, Stream,
     WasmHost, WasmHostConfig,
 };
+
+/// How a cluster node links to the others.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterConfig {
+    /// Where the node's endpoint listens (port 0: any free port).
+    pub listen: std::net::SocketAddr,
+    /// The head declares a node dead after this long without a word from it.
+    pub dead_after: Duration,
+    pub timers: wasmray_net::LinkTimers,
+    /// The wasmray version the node says it runs (another only to test version checks).
+    pub version: &'static str,
+}
+
+impl ClusterConfig {
+    /// Listening on `listen`, with the default pacing.
+    pub fn new(listen: std::net::SocketAddr) -> Self {
+        Self {
+            listen,
+            dead_after: HeadConfig::default().dead_after,
+            timers: wasmray_net::LinkTimers::default(),
+            version: wasmray_net::wire::VERSION,
+        }
+    }
+
+    fn transport(&self) -> wasmray_net::TransportConfig {
+        wasmray_net::TransportConfig {
+            listen: self.listen,
+            timers: self.timers,
+            version: self.version,
+        }
+    }
+}
 
 /// How a driver ended.
 #[derive(Debug)]
@@ -55,21 +92,67 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts a node. Must be called inside a tokio runtime, which runs its tasks.
+    /// Starts an embedded node: its own cluster's head, with no links. Must be called inside
+    /// a tokio runtime, which runs its tasks.
     pub fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let head = HeadConfig {
+            // Alone in its cluster, the head has nobody to declare dead.
+            dead_after: Duration::MAX,
+            ..HeadConfig::default()
+        };
+        Self::start_with(config, NodeId(random_u64()), None, Some(head))
+    }
+
+    /// Starts the head of a new cluster, listening on `cluster.listen`; nodes join it with
+    /// [`Node::join`] and a token from [`Node::add_join_token`].
+    pub fn start_head(config: NodeConfig, cluster: ClusterConfig) -> Result<Node, NodeError> {
+        let id = NodeId(random_u64() | (1 << 62));
+        let ca = wasmray_net::ClusterCa::generate()?;
+        let net = Transport::start_head(cluster.transport(), ca, id)?;
+        let head = HeadConfig {
+            dead_after: cluster.dead_after,
+            local: Some(id),
+            ..HeadConfig::default()
+        };
+        Self::start_with(config, id, Some(net), Some(head))
+    }
+
+    /// Starts a node that joins the cluster whose head listens at `head`, checking the head
+    /// against `pin` and proving `token`.
+    pub async fn join(
+        config: NodeConfig,
+        cluster: ClusterConfig,
+        head: std::net::SocketAddr,
+        pin: wasmray_net::CaPin,
+        token: &wasmray_net::JoinToken,
+    ) -> Result<Node, NodeError> {
+        let net = Transport::join(cluster.transport(), head, pin, token).await?;
+        let id = net.node();
+        Self::start_with(config, id, Some(net), None)
+    }
+
+    fn start_with(
+        config: NodeConfig,
+        id: NodeId,
+        net: Option<Transport>,
+        head: Option<HeadConfig>,
+    ) -> Result<Node, NodeError> {
         let mut total = ResourceSet::new();
         total.insert(CPU, config.num_cpus)?;
         total.insert(GPU, config.num_gpus)?;
         for (name, quantity) in &config.resources {
             total.insert(name, *quantity)?;
         }
+        total.insert(
+            crate::OBJECT_STORE_MEMORY,
+            config.object_store_memory as f64,
+        )?;
         let host = WasmHost::new(WasmHostConfig {
             max_instances: config.max_instances,
             max_memory_bytes: config.max_task_memory,
             cache_dir: config.cache_dir.clone(),
             enforce_limits: config.enforce_limits,
         })?;
-        let id = NodeId(random_u64());
         let temp_dir = config
             .temp_dir
             .clone()
@@ -78,21 +161,30 @@ impl Node {
         let store = ObjectStore::new(config.object_store_memory, temp_dir.join("spill"))?;
         tracing::info!(node = %id, resources = %total, "node started");
         let sched = Scheduler::new(SchedConfig::new(id, total), Time::ZERO);
-        let head = Head::new(HeadConfig {
-            // Alone in its cluster, the head has nobody to declare dead.
-            dead_after: Duration::MAX,
-            ..HeadConfig::default()
-        });
+        let is_head = head.is_some();
         let inner = Arc::new(NodeInner::new(Parts {
             id,
             config,
             host,
             store,
             sched: SchedCell::new(sched),
-            head,
+            head: Head::new(head.unwrap_or_default()),
+            is_head,
+            net,
             apply,
             temp_dir,
         }));
+        if let Some(net) = &inner.net {
+            let handler: Arc<dyn wasmray_net::Handler> = Arc::new(remote::NetHandler {
+                node: Arc::downgrade(&inner),
+            });
+            // The transport holds the handler weakly; the node keeps it alive.
+            net.serve(Arc::downgrade(&handler));
+            *inner
+                .net_handler
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handler);
+        }
         // The join message the scheduler starts with goes to the head now.
         inner.with_sched(|_, _| ());
         tokio::spawn(timers(Arc::downgrade(&inner)));
@@ -101,6 +193,75 @@ impl Node {
 
     pub fn id(&self) -> NodeId {
         self.inner.id
+    }
+
+    /// Where this node listens for its cluster's links (`None` for an embedded node).
+    pub fn cluster_address(&self) -> Option<std::net::SocketAddr> {
+        self.inner
+            .net
+            .as_ref()
+            .and_then(|net| net.local_addr().ok())
+    }
+
+    /// The CA pin joiners check this node's cluster against.
+    pub fn ca_pin(&self) -> Option<wasmray_net::CaPin> {
+        self.inner.net.as_ref().map(|net| net.pin())
+    }
+
+    /// A new join token (the head only), valid for `ttl` (for the head's life without one).
+    pub fn add_join_token(
+        &self,
+        ttl: Option<Duration>,
+    ) -> Result<wasmray_net::JoinToken, NodeError> {
+        let net = self.inner.net.as_ref().ok_or(NodeError::NotInCluster)?;
+        Ok(net.add_token(ttl)?)
+    }
+
+    /// Every node of the cluster as its head knows it (the head only): ID, state, resources.
+    pub fn members(&self) -> Vec<(NodeId, wasmray_sched::Member)> {
+        self.inner.head_members()
+    }
+
+    /// Leaves the cluster and closes the node's links (after [`Node::shutdown`]): the head is
+    /// told (and tells the others, who forget this node as if it had died). Waits first (up
+    /// to 2 s) until every message sent was acknowledged, so that releases of the objects
+    /// this node owned, and the leave itself, arrive.
+    pub async fn close_links(&self) {
+        let Some(net) = &self.inner.net else {
+            return;
+        };
+        if !self.inner.is_head {
+            self.inner.event(Event::Leave);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.inner.lock_sched().unacknowledged() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        net.close().await;
+    }
+
+    /// Waits (up to 5 s) until the head has told this node of the cluster's other nodes, so
+    /// that work submitted next is placed knowing them: the head sends every member's view
+    /// right after the join, so the count settles at once; settled means unchanged for 50 ms.
+    pub async fn wait_for_peers(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = self.live_nodes();
+        let mut since = Instant::now();
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let now = self.live_nodes();
+            if now != seen {
+                seen = now;
+                since = Instant::now();
+            } else if seen >= 2 && since.elapsed() >= Duration::from_millis(50) {
+                return;
+            }
+        }
+    }
+
+    /// How many nodes this node's scheduler sees alive (itself included).
+    pub fn live_nodes(&self) -> usize {
+        self.inner.lock_sched().view().live_peers() + 1
     }
 
     /// Loads (compiles or fetches from cache) a module file.
@@ -239,11 +400,10 @@ impl NodeInner {
         if !module.has_main() {
             return Err(NodeError::NoMain(module.name().to_owned()));
         }
-        let job = self
-            .head
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .new_job();
+        let job = match self.ask_head(HeadRequest::NewJob).await {
+            Some(HeadAnswer::Job(job)) => job,
+            _ => return Err(NodeError::ShuttingDown),
+        };
         self.errors.begin(job);
         let quotas = options.quotas;
         let entry = self.jobs.begin(job, options);
@@ -347,12 +507,32 @@ fn apply(node: &Arc<NodeInner>, action: Action<Value>) {
             Action::Send {
                 to: Peer::Head,
                 envelope,
-            } => node.to_head(envelope),
+            } if node.is_head => node.to_head(node.id, envelope),
             Action::Send {
-                to: Peer::Node(to), ..
-            } => tracing::warn!(%to, "no link to node: message dropped"),
-            // This node asks its head directly (it is the head).
-            Action::Answered { .. } => {}
+                to: Peer::Head,
+                envelope,
+            } => {
+                if let Some(head) = node.net.as_ref().map(|net| net.head()) {
+                    node.send_frame(head, Route::ToHead, &envelope);
+                }
+            }
+            Action::Send {
+                to: Peer::Node(to),
+                envelope,
+            } => node.send_frame(to, Route::Peer, &envelope),
+            Action::Fetch {
+                object,
+                from,
+                len,
+                contained,
+            } => remote::fetch(node, object, from, len, contained),
+            Action::Answered { request, answer } => node.asks.answered(request, answer),
+            Action::Lent { object, granted } => {
+                if !node.asks.lent(object, granted) {
+                    // Granted to a lookup that is gone: let go of it.
+                    node.event(Event::Release(object));
+                }
+            }
             Action::Fenced => tracing::error!("the head declared this node dead"),
             // A cancelled task's results were given up on purpose (as in Ray).
             Action::UnhandledError(error) if error.kind == wasmray_core::ErrorKind::Cancelled => {}
@@ -390,6 +570,11 @@ async fn timers(node: Weak<NodeInner>) {
             };
             if node.shutting_down.load(Ordering::Relaxed) {
                 return;
+            }
+            if node.net.is_some() {
+                let store = node.store.stats();
+                let used = store.arena_used + store.inline_used;
+                node.with_sched(|sched, _| sched.set_store_used(used));
             }
             node.fire_timers();
             let now = Instant::now();

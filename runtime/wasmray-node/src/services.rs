@@ -5,6 +5,7 @@
 //! sleeping; when woken they mark it unblocked. The driver is not a scheduled task, so marking
 //! it blocked changes nothing.
 
+use crate::OBJECT_STORE_MEMORY;
 use crate::inner::NodeInner;
 use crate::value::Value;
 use std::sync::Arc;
@@ -152,6 +153,7 @@ impl NodeInner {
             return Err(Box::new((message, spec)));
         }
         let limit = job.max_pending_tasks;
+        let mut spec = spec;
         self.with_sched(|sched, now| {
             if sched.job_tasks(caller.job) >= limit {
                 let quota = QuotaExceeded {
@@ -160,9 +162,43 @@ impl NodeInner {
                 };
                 return Err(Box::new((quota.to_string(), spec)));
             }
+            let lifted = self.lift_large_args(sched, now, &mut spec);
             sched.handle(now, Event::Submit(Arc::new(spec)));
+            for id in lifted {
+                sched.handle(now, Event::Release(id));
+            }
             Ok(())
         })
+    }
+
+    /// In a cluster, a by-value argument too large to travel in a message becomes an object
+    /// of its own passed by reference (as Ray puts large arguments in the object store), so a
+    /// spec sent to another node stays small and the value is fetched like any object. Returns
+    /// the objects made, each holding the reference the caller must release once the spec is
+    /// in.
+    pub(crate) fn lift_large_args(
+        &self,
+        sched: &mut wasmray_sched::Scheduler<Value>,
+        now: wasmray_sched::Time,
+        spec: &mut TaskSpec<Value>,
+    ) -> Vec<ObjectId> {
+        if self.net.is_none() {
+            return Vec::new();
+        }
+        let mut lifted = Vec::new();
+        for arg in &mut spec.args {
+            let large =
+                matches!(arg, ArgSpec::Value(Value(v)) if v.len() > wasmray_store::INLINE_MAX);
+            if !large {
+                continue;
+            }
+            let id = self.mint.next_task().put_object(0);
+            if let ArgSpec::Value(value) = std::mem::replace(arg, ArgSpec::ByRef(id)) {
+                sched.handle(now, Event::Put { id, value });
+                lifted.push(id);
+            }
+        }
+        lifted
     }
 
     /// Seals written room as a value; its inner refs are counted as in [`Self::new_value`].
@@ -500,28 +536,44 @@ impl NodeServices for GuestServices {
             | ClusterQuery::ClusterResources
             | ClusterQuery::AvailableResources => {}
         }
-        let (mut total, mut available) = {
-            let sched = self.node.lock_sched();
-            (sched.total().to_pairs(), sched.available().to_pairs())
-        };
-        // As in Ray, the object store's capacity is listed with the resources (in bytes); no
-        // task asks for it.
+        // Every live node of the cluster as this node's view has it (its latest report);
+        // this node's own free store bytes are exact, other nodes' are as they reported.
         let store = self.node.store.stats();
         let free = store
             .capacity
             .saturating_sub(store.arena_used + store.inline_used);
-        total.push((OBJECT_STORE_MEMORY.to_owned(), store.capacity as f64));
-        available.push((OBJECT_STORE_MEMORY.to_owned(), free as f64));
+        let head = self
+            .node
+            .net
+            .as_ref()
+            .map_or(self.node.id, |net| net.head());
+        let address_of = self.node.addresses();
+        let mut nodes = Vec::new();
+        let mut total = ResourceSet::new();
+        let mut available = ResourceSet::new();
+        {
+            let sched = self.node.lock_sched();
+            for (id, view) in sched.view().nodes().filter(|(_, v)| v.alive) {
+                let mut node_available = view.snapshot.available.clone();
+                if id == self.node.id {
+                    node_available = sched.available().clone();
+                    let _ = node_available.set(OBJECT_STORE_MEMORY, free as f64);
+                }
+                total.add(&view.snapshot.total);
+                available.add(&node_available);
+                nodes.push(NodeInfo {
+                    node_id: id.to_string(),
+                    alive: true,
+                    is_head: id == head,
+                    address: address_of(id),
+                    resources: view.snapshot.total.to_pairs(),
+                });
+            }
+        }
         let encoded = match query {
-            ClusterQuery::Nodes => wasmray_abi::encode(&vec![NodeInfo {
-                node_id: self.node.id.to_string(),
-                alive: true,
-                is_head: true,
-                address: "embedded".into(),
-                resources: total,
-            }]),
-            ClusterQuery::ClusterResources => wasmray_abi::encode(&total),
-            ClusterQuery::AvailableResources => wasmray_abi::encode(&available),
+            ClusterQuery::Nodes => wasmray_abi::encode(&nodes),
+            ClusterQuery::ClusterResources => wasmray_abi::encode(&total.to_pairs()),
+            ClusterQuery::AvailableResources => wasmray_abi::encode(&available.to_pairs()),
             ClusterQuery::RuntimeContext | ClusterQuery::ErrorInfo => Ok(Vec::new()),
         };
         // Encoding plain vectors of strings and numbers into memory cannot fail.
@@ -538,9 +590,6 @@ impl ReleaseContained for Releaser {
             .events(ids.iter().map(|&id| Event::ReleaseContained(id)));
     }
 }
-
-/// The name under which `cluster_resources` lists the object store's capacity, as Ray does.
-const OBJECT_STORE_MEMORY: &str = "object_store_memory";
 
 /// Runs `wait` with `task` marked blocked, so its CPU serves others meanwhile.
 async fn blocked<T>(

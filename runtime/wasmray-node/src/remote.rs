@@ -1,0 +1,153 @@
+//! The node's side of its links: what arrives from peers (frames for the scheduler or the
+//! head, requests for an object's bytes) and the byte transfers the scheduler asks for.
+//!
+//! Frames are decoded here (`wire_codec.rs`) and fed to the scheduler or, on the head's node,
+//! to the head. A fetch ([`fetch`]) reserves room for the whole object in this node's store,
+//! streams the holder's bytes straight into it and seals it; whatever happens, the scheduler
+//! hears exactly one `Event::Fetched`. A peer's fetch of one of our objects is served from a
+//! pin, so the bytes stay put (and unspilled) while they are sent.
+
+use crate::inner::NodeInner;
+use crate::value::Value;
+use crate::wire_codec::{self, Route};
+use bytes::Bytes;
+use std::sync::{Arc, Weak};
+use wasmray_core::{ModuleId, NodeId, ObjectId};
+use wasmray_net::Handler;
+use wasmray_sched::{Event, ObjectState, Peer};
+
+/// What the transport hands the node (held weakly by the transport).
+pub(crate) struct NetHandler {
+    pub(crate) node: Weak<NodeInner>,
+}
+
+impl Handler for NetHandler {
+    fn frame(&self, from: NodeId, frame: Vec<u8>) {
+        let Some(node) = self.node.upgrade() else {
+            return;
+        };
+        let (route, envelope) = match wire_codec::decode(&frame, &node.store, &node.node_account) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                tracing::warn!(%from, "dropped a frame: {e}");
+                return;
+            }
+        };
+        match route {
+            Route::Peer => node.event(Event::Received {
+                from: Peer::Node(from),
+                envelope,
+            }),
+            Route::ToHead => node.to_head(from, envelope),
+            Route::FromHead => {
+                if node.net.as_ref().is_some_and(|net| net.head() == from) {
+                    node.event(Event::Received {
+                        from: Peer::Head,
+                        envelope,
+                    });
+                } else {
+                    tracing::warn!(%from, "a node that is not the head spoke for it");
+                }
+            }
+        }
+    }
+
+    fn object_bytes(&self, object: ObjectId) -> Option<Bytes> {
+        let node = self.node.upgrade()?;
+        let value = match node.lock_sched().object(object)? {
+            ObjectState::Ready(Value(value)) => value,
+            _ => return None,
+        };
+        let pin = value.pin().ok()?;
+        Some(Bytes::from_owner(pin))
+    }
+
+    fn module_bytes(&self, module: ModuleId) -> Option<(String, Bytes)> {
+        let node = self.node.upgrade()?;
+        let (name, bytes) = node.host.module_source(&module)?;
+        Some((name, Bytes::from_owner(bytes)))
+    }
+}
+
+/// The module `id`, fetched from `from` (a node that runs it) if this node lacks it, checked
+/// against its hash and compiled (once: concurrent callers wait for the first).
+pub(crate) async fn module(
+    node: &Arc<NodeInner>,
+    id: ModuleId,
+    from: NodeId,
+) -> Result<Arc<wasmray_wasm::GuestModule>, String> {
+    if let Some(module) = node.host.module(&id) {
+        return Ok(module);
+    }
+    let net = node
+        .net
+        .as_ref()
+        .ok_or("its module is not loaded on this node")?;
+    let _one_at_a_time = node.module_fetch.lock().await;
+    if let Some(module) = node.host.module(&id) {
+        return Ok(module);
+    }
+    let (name, bytes) = net
+        .fetch_module(from, id)
+        .await
+        .map_err(|e| format!("could not fetch its module from node {from}: {e}"))?
+        .ok_or_else(|| format!("node {from} does not have its module"))?;
+    let module = node
+        .host
+        .load(&name, &bytes)
+        .map_err(|e| format!("its module from node {from} does not load: {e}"))?;
+    if module.id() != id {
+        return Err(format!(
+            "node {from} sent a module whose hash is not the one asked for"
+        ));
+    }
+    tracing::info!(module = %name, %from, "fetched a module");
+    Ok(module)
+}
+
+/// Carries out `Action::Fetch`: pulls `len` bytes of `object` from `from` into the store.
+pub(crate) fn fetch(
+    node: &Arc<NodeInner>,
+    object: ObjectId,
+    from: NodeId,
+    len: u64,
+    contained: Vec<ObjectId>,
+) {
+    let node = Arc::clone(node);
+    tokio::spawn(async move {
+        let value = match transfer(&node, object, from, len, contained).await {
+            Ok(value) => Some(Value(value)),
+            Err(why) => {
+                tracing::warn!(%from, ?object, len, "fetch failed: {why}");
+                None
+            }
+        };
+        node.event(Event::Fetched {
+            object,
+            from,
+            value,
+        });
+    });
+}
+
+async fn transfer(
+    node: &Arc<NodeInner>,
+    object: ObjectId,
+    from: NodeId,
+    len: u64,
+    contained: Vec<ObjectId>,
+) -> Result<Arc<wasmray_store::StoredObject>, String> {
+    let net = node.net.as_ref().ok_or("this node has no links")?;
+    let size = usize::try_from(len).map_err(|_| format!("{len} bytes do not fit here"))?;
+    let mut room = node
+        .store
+        .reserve(&node.node_account, size)
+        .map_err(|e| e.to_string())?;
+    net.fetch(from, object, len, |piece| {
+        room.write(piece).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    // The references inside were taken in by the scheduler when the copy was offered.
+    room.seal(contained).map_err(|e| e.to_string())
+}
