@@ -1,5 +1,6 @@
-//! Finding the node `wasmray status` and `wasmray memory` talk to: `--socket`, else the newest
-//! node started on this machine (`$TMPDIR/wasmray/latest-node`).
+//! Finding the node `wasmray status` and `wasmray memory` talk to: `--socket`, else the head
+//! `wasmray start` started on this machine, else the newest node started on this machine
+//! (`$TMPDIR/wasmray/latest-node`).
 
 use clap::Args;
 use std::future::Future;
@@ -21,7 +22,14 @@ where
 {
     let socket = match &args.socket {
         Some(socket) => socket.clone(),
-        None => latest_socket(&std::env::temp_dir().join("wasmray"))?,
+        None => match crate::cluster_files::nodes()
+            .into_iter()
+            .find(|r| r.head && crate::cluster_files::alive(r.pid))
+        {
+            // The head started on this machine knows the whole cluster.
+            Some(head) => head.socket,
+            None => latest_socket(&std::env::temp_dir().join("wasmray"))?,
+        },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -6,14 +6,18 @@
 //! module, a node that cannot start).
 
 mod cache_dir;
+mod cluster_files;
 mod control_target;
 mod job_args;
 mod memory;
 mod microbenchmark;
 mod new;
+mod node_args;
 mod run;
 mod sizes;
+mod start;
 mod status;
+mod stop;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -29,9 +33,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a module's `main` as the driver on an embedded single-node cluster.
+    /// Run a module's `main` as the driver: on an embedded single-node cluster, or with
+    /// `--address` on a running cluster.
     Run(Box<run::RunArgs>),
-    /// Show the running node's resources, tasks, actors and object store usage.
+    /// Start a cluster's head (`--head`), or a node that joins one (`--address`).
+    Start(Box<start::StartArgs>),
+    /// Stop the nodes `wasmray start` started on this machine.
+    Stop(stop::StopArgs),
+    /// Show the cluster's nodes and the running node's resources, tasks, actors and object
+    /// store usage.
     Status(control_target::ControlArgs),
     /// List the running node's objects: size, state, where they are, what references them.
     Memory(control_target::ControlArgs),
@@ -51,6 +61,8 @@ pub fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
+        Command::Start(args) => start::start(*args),
+        Command::Stop(args) => stop::stop(args),
         Command::Status(args) => status::status(args),
         Command::Memory(args) => memory::memory(args),
         Command::Microbenchmark(args) => microbenchmark::microbenchmark(args),

@@ -2,13 +2,14 @@
 //! `main` as the driver, and exit with its result.
 
 use crate::job_args::JobArgs;
-use crate::{cache_dir, sizes};
+use crate::node_args::NodeArgs;
+use crate::start::JoinTarget;
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use wasmray_node::{Node, NodeConfig};
+use wasmray_node::{ClusterConfig, Node};
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
@@ -16,43 +17,39 @@ pub(crate) struct RunArgs {
     module: PathBuf,
     /// Arguments passed to the driver's `main`; put them after `--` when one starts with `-`.
     args: Vec<String>,
-    /// Logical CPUs the node offers [default: the machine's cores].
+    /// Run the driver on the cluster whose head listens at HOST:PORT instead of on an
+    /// embedded node. The driver's process joins the cluster as a node (offering no CPUs
+    /// unless --num-cpus says so), since it owns the objects its driver makes; it leaves
+    /// when the driver ends.
     #[arg(long)]
-    num_cpus: Option<f64>,
-    /// Logical GPUs the node offers.
-    #[arg(long, default_value_t = 0.0)]
-    num_gpus: f64,
-    /// Custom resources as a JSON object, e.g. '{"disk": 2}'.
-    #[arg(long, value_parser = sizes::parse_resources)]
-    resources: Option<sizes::ResourceList>,
-    /// Object store capacity, e.g. 2GiB [default: 30% of RAM].
-    #[arg(long, value_parser = sizes::parse_bytes)]
-    object_store_memory: Option<u64>,
-    /// Memory cap of each task unless its options say otherwise, e.g. 512MiB [default: 2GiB].
-    #[arg(long, value_parser = sizes::parse_bytes)]
-    task_memory: Option<u64>,
-    /// CPU time each task may use, in seconds, unless its options say otherwise [default: 1800].
-    #[arg(long)]
-    task_cpu_time_limit: Option<f64>,
-    /// Instances that may exist at once (tasks running or blocked, live actors, idle ones).
-    #[arg(long)]
-    max_instances: Option<u32>,
-    /// The most memory any one instance may have, e.g. 256MiB [default: 4GiB]. Each instance
-    /// reserves this much address space; lower it to hold 100,000 actors.
-    #[arg(long, value_parser = sizes::parse_bytes)]
-    max_task_memory: Option<u64>,
-    /// Where to cache compiled modules [default: $WASMRAY_CACHE_DIR or ~/.cache/wasmray/modules].
-    #[arg(long)]
-    cache_dir: Option<PathBuf>,
-    /// Compile the module afresh and cache nothing.
-    #[arg(long, conflicts_with = "cache_dir")]
-    no_cache: bool,
+    address: Option<String>,
+    /// The cluster's join token [default: the one of the head started on this machine].
+    #[arg(long, requires = "address")]
+    token: Option<String>,
+    /// The cluster CA's pin [default: the one of the head started on this machine].
+    #[arg(long, requires = "address")]
+    ca_hash: Option<String>,
+    #[command(flatten)]
+    node: NodeArgs,
     #[command(flatten)]
     job: JobArgs,
 }
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = node_config(&args)?;
+    let mut config = args.node.config()?;
+    let join = match &args.address {
+        Some(address) => {
+            if args.node.num_cpus.is_none() {
+                config.num_cpus = 0.0;
+            }
+            Some(JoinTarget::parse(
+                address,
+                args.token.as_deref(),
+                args.ca_hash.as_deref(),
+            )?)
+        }
+        None => None,
+    };
     let job = args.job.options(config.default_quotas)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -60,65 +57,28 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let exit = runtime.block_on(async {
-        let node = Node::start(config)?;
-        if let Err(error) = node.serve_control() {
+        let node = match &join {
+            None => Node::start(config)?,
+            Some(target) => {
+                let cluster = ClusterConfig::new(std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+                let node =
+                    Node::join(config, cluster, target.address, target.pin, &target.token).await?;
+                node.wait_for_peers().await;
+                node
+            }
+        };
+        if join.is_none()
+            && let Err(error) = node.serve_control()
+        {
             tracing::warn!(%error, "`wasmray status` will not reach this node");
         }
         let module = node.load_module(&args.module)?;
-        node.run_job(&module, &args.args, job).await
+        let exit = node.run_job(&module, &args.args, job).await;
+        node.shutdown();
+        node.close_links().await;
+        exit
     })?;
     // Tasks the driver left running die with the job, as in Ray.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(crate::exit_code_of(exit, "the driver"))
-}
-
-fn node_config(args: &RunArgs) -> anyhow::Result<NodeConfig> {
-    let mut config = NodeConfig::default();
-    if let Some(cpus) = args.num_cpus {
-        anyhow::ensure!(
-            cpus.is_finite() && cpus >= 0.0,
-            "--num-cpus must be a number >= 0"
-        );
-        config.num_cpus = cpus;
-    }
-    anyhow::ensure!(
-        args.num_gpus.is_finite() && args.num_gpus >= 0.0,
-        "--num-gpus must be a number >= 0"
-    );
-    config.num_gpus = args.num_gpus;
-    if let Some(resources) = &args.resources {
-        config.resources = resources.0.clone();
-    }
-    if let Some(bytes) = args.object_store_memory {
-        config.object_store_memory = bytes;
-    }
-    if let Some(bytes) = args.max_task_memory {
-        anyhow::ensure!(
-            (1 << 20..=4 << 30).contains(&bytes),
-            "--max-task-memory must be between 1MiB and 4GiB"
-        );
-        config.max_task_memory = bytes;
-        config.default_task_memory = config.default_task_memory.min(bytes);
-    }
-    if let Some(bytes) = args.task_memory {
-        anyhow::ensure!(
-            bytes <= config.max_task_memory,
-            "--task-memory cannot exceed {} bytes (the most a wasm32 memory can address)",
-            config.max_task_memory
-        );
-        config.default_task_memory = bytes;
-    }
-    if let Some(seconds) = args.task_cpu_time_limit {
-        anyhow::ensure!(
-            seconds.is_finite() && seconds > 0.0,
-            "--task-cpu-time-limit must be a number of seconds > 0"
-        );
-        config.default_cpu_time_limit = Some(Duration::from_secs_f64(seconds));
-    }
-    if let Some(max) = args.max_instances {
-        anyhow::ensure!(max > 0, "--max-instances must be at least 1");
-        config.max_instances = max;
-    }
-    config.cache_dir = cache_dir::resolve(args.cache_dir.clone(), args.no_cache);
-    Ok(config)
 }

@@ -12,7 +12,18 @@ pub(crate) fn status(args: ControlArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn render(report: &StatusReport) -> String {
-    let mut out = format!("Node {} (embedded, this machine)\n", report.node_id);
+    let in_cluster = report.cluster.iter().any(|m| m.address != "embedded");
+    let mut out = if in_cluster {
+        render_cluster(report)
+    } else {
+        String::new()
+    };
+    let role = if in_cluster {
+        "this machine's node"
+    } else {
+        "embedded, this machine"
+    };
+    out.push_str(&format!("Node {} ({role})\n", report.node_id));
     out.push_str("Resources (available / total)\n");
     for (name, total) in &report.resources_total {
         let available = report
@@ -40,6 +51,83 @@ fn render(report: &StatusReport) -> String {
     out
 }
 
+/// A quantity as a short number: whole numbers without decimals.
+fn quantity(q: f64) -> String {
+    if q.fract() == 0.0 {
+        format!("{q}")
+    } else {
+        format!("{q:.2}")
+    }
+}
+
+/// The cluster's nodes, one line each, and its totals.
+fn render_cluster(report: &StatusReport) -> String {
+    let alive = report.cluster.iter().filter(|m| m.alive).count();
+    let mut out = format!(
+        "Cluster: {} nodes, {alive} alive\n  {:<25} {:<22} {:<6} {:<28} {}\n",
+        report.cluster.len(),
+        "NODE",
+        "ADDRESS",
+        "STATE",
+        "RESOURCES (available/total)",
+        "OBJECT STORE"
+    );
+    let mut total = std::collections::BTreeMap::<String, (f64, f64)>::new();
+    let (mut store_used, mut store_capacity) = (0, 0);
+    for member in &report.cluster {
+        let resources: Vec<String> = member
+            .resources_total
+            .iter()
+            .map(|(name, t)| {
+                let a = member
+                    .resources_available
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(0.0, |(_, q)| *q);
+                if member.alive {
+                    let entry = total.entry(name.clone()).or_default();
+                    entry.0 += a;
+                    entry.1 += t;
+                }
+                format!("{name} {}/{}", quantity(a), quantity(*t))
+            })
+            .collect();
+        if member.alive {
+            store_used += member.store_used;
+            store_capacity += member.store_capacity;
+        }
+        let head = if member.is_head { " (head)" } else { "" };
+        out.push_str(&format!(
+            "  {:<25} {:<22} {:<6} {:<28} {} / {}\n",
+            format!("{}{head}", member.node_id),
+            member.address,
+            member.state,
+            if resources.is_empty() {
+                "-".to_owned()
+            } else {
+                resources.join(", ")
+            },
+            human_bytes(member.store_used),
+            human_bytes(member.store_capacity),
+        ));
+    }
+    let totals: Vec<String> = total
+        .iter()
+        .map(|(name, (a, t))| format!("{name} {}/{}", quantity(*a), quantity(*t)))
+        .collect();
+    out.push_str(&format!(
+        "  total: {}; object store {} / {}\n",
+        if totals.is_empty() {
+            "-".to_owned()
+        } else {
+            totals.join(", ")
+        },
+        human_bytes(store_used),
+        human_bytes(store_capacity)
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +148,7 @@ mod tests {
             store_arena_used: 3 << 20,
             store_inline_used: 1 << 20,
             store_spilled: 0,
+            cluster: Vec::new(),
         };
         let text = render(&report);
         assert!(text.contains("  CPU          1.5 / 2\n"), "{text}");

@@ -1,0 +1,307 @@
+//! `wasmray start`: start a cluster's head (`--head`) or a node that joins one
+//! (`--address HOST:PORT --token T --ca-hash sha256:…`), in the background unless `--block`.
+//!
+//! In the background, `start` runs itself again with `--block` as a process of its own (its
+//! output in `$TMPDIR/wasmray/cluster/logs/`), waits until that node is up or has failed, and
+//! prints what the node printed: for a head, the exact command that joins another node. A
+//! blocking node runs until SIGTERM or SIGINT (`wasmray stop` sends SIGTERM), then leaves its
+//! cluster cleanly and removes its records (`cluster_files.rs`).
+
+use crate::cluster_files::{self, HeadRecord, NodeRecord};
+use crate::node_args::NodeArgs;
+use anyhow::{Context, bail};
+use clap::Args;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use wasmray_node::{ClusterConfig, Node};
+
+/// The port a head listens on unless told otherwise.
+pub(crate) const DEFAULT_PORT: u16 = 6390;
+/// Where a blocking child tells its parent it is up (what it would have printed).
+const READY_ENV: &str = "WASMRAY_START_READY";
+/// Makes a node claim another wasmray version (for tests of the version check only).
+const VERSION_ENV: &str = "WASMRAY_TEST_CLAIM_VERSION";
+
+#[derive(Debug, Args)]
+pub(crate) struct StartArgs {
+    /// Start the head of a new cluster.
+    #[arg(long, conflicts_with = "address")]
+    head: bool,
+    /// Join the cluster whose head listens at HOST:PORT (as the head's join command says).
+    #[arg(long, required_unless_present = "head")]
+    address: Option<String>,
+    /// The join token the head printed (`<id>.<secret>`).
+    #[arg(long, requires = "address")]
+    token: Option<String>,
+    /// The pin of the cluster's CA the head printed (`sha256:<hex>`).
+    #[arg(long, requires = "address")]
+    ca_hash: Option<String>,
+    /// The UDP port to listen on [default: 6390 for a head, any free port for a node].
+    #[arg(long)]
+    port: Option<u16>,
+    /// The IP address other nodes reach this one at, in the join command a head prints
+    /// [default: the address of the interface that routes outwards].
+    #[arg(long)]
+    node_ip_address: Option<IpAddr>,
+    /// How long the head's join token is valid, in seconds [default: as long as the head runs].
+    #[arg(long, requires = "head")]
+    token_ttl: Option<f64>,
+    /// Seconds of silence after which the head declares a node dead, at least 3 (nodes
+    /// report every second) [default: 6].
+    #[arg(long, requires = "head")]
+    dead_after: Option<f64>,
+    /// Run in the foreground until stopped (SIGTERM or Ctrl-C) instead of in the background.
+    #[arg(long)]
+    block: bool,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+pub(crate) fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
+    if args.block {
+        run_blocking(args)
+    } else {
+        start_in_background()
+    }
+}
+
+fn seconds(name: &str, value: Option<f64>) -> anyhow::Result<Option<Duration>> {
+    value
+        .map(|s| {
+            anyhow::ensure!(
+                s.is_finite() && s > 0.0,
+                "{name} must be a number of seconds > 0"
+            );
+            Ok(Duration::from_secs_f64(s))
+        })
+        .transpose()
+}
+
+/// Runs `wasmray <same arguments> --block` as a background process and waits until it is up.
+fn start_in_background() -> anyhow::Result<ExitCode> {
+    let logs = cluster_files::dir().join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let log_path = logs.join(format!("node-{stamp}.log"));
+    let ready_path = logs.join(format!("node-{stamp}.ready"));
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let exe = std::env::current_exe().context("cannot find the wasmray executable")?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(std::env::args_os().skip(1))
+        .arg("--block")
+        .env(READY_ENV, &ready_path)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // Its own process group: a Ctrl-C in this terminal does not reach the node.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command.spawn().context("cannot start the node's process")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&ready_path) {
+            let _ = std::fs::remove_file(&ready_path);
+            print!("{text}");
+            println!("Its log: {}", log_path.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let last = log
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("error:"))
+                .map_or_else(|| format!("the node exited with {status}"), str::to_owned);
+            // The child's own one-line error, without a second `error: ` in front.
+            bail!("{}", last.trim_start_matches("error: "));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!(
+                "the node did not come up within 60 s; see {}",
+                log_path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The address of the interface that routes outwards (no packet is sent), else loopback.
+fn outward_ip() -> IpAddr {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").map(|()| s))
+        .and_then(|s| s.local_addr())
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+fn run_blocking(args: StartArgs) -> anyhow::Result<ExitCode> {
+    let config = args.node.config()?;
+    let token_ttl = seconds("--token-ttl", args.token_ttl)?;
+    let dead_after = seconds("--dead-after", args.dead_after)?;
+    anyhow::ensure!(
+        dead_after.is_none_or(|d| d >= Duration::from_secs(3)),
+        "--dead-after must be at least 3 seconds: nodes report once a second"
+    );
+    let port = args
+        .port
+        .unwrap_or(if args.head { DEFAULT_PORT } else { 0 });
+    let mut cluster = ClusterConfig::new(SocketAddr::from(([0, 0, 0, 0], port)));
+    if let Some(dead_after) = dead_after {
+        cluster.dead_after = dead_after;
+    }
+    if let Ok(version) = std::env::var(VERSION_ENV) {
+        cluster.version = Box::leak(version.into_boxed_str());
+    }
+    let join = match &args.address {
+        Some(address) => Some(JoinTarget::parse(
+            address,
+            args.token.as_deref(),
+            args.ca_hash.as_deref(),
+        )?),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("wasmray-worker")
+        .build()
+        .context("cannot start the async runtime")?;
+    let pid = std::process::id();
+    let result = runtime.block_on(async {
+        let node = match &join {
+            None => Node::start_head(config, cluster)?,
+            Some(target) => {
+                Node::join(config, cluster, target.address, target.pin, &target.token).await?
+            }
+        };
+        let socket = node.serve_control()?;
+        let listen = node
+            .cluster_address()
+            .context("the node has no cluster address")?;
+        let ip = args.node_ip_address.unwrap_or_else(outward_ip);
+        let reachable = SocketAddr::new(ip, listen.port());
+        let message = if join.is_none() {
+            let token = node.add_join_token(token_ttl)?;
+            let pin = node.ca_pin().context("the head has no CA")?;
+            let head = HeadRecord {
+                pid,
+                address: reachable.to_string(),
+                token: token.to_string(),
+                ca_hash: pin.to_string(),
+            };
+            cluster_files::write_head(&head)?;
+            format!(
+                "Started the head of a new wasmray cluster: node {} at {reachable}.\n\
+                 To add a node to it, run on that machine:\n\n    {}\n\n\
+                 Run a driver on the cluster with `wasmray run --address {reachable} app.wasm`; \
+                 see it with `wasmray status`; stop the nodes on this machine with `wasmray stop`.\n",
+                node.id(),
+                head.join_command()
+            )
+        } else {
+            format!(
+                "Node {} joined the cluster at {}; it listens at {reachable}.\n",
+                node.id(),
+                args.address.as_deref().unwrap_or_default()
+            )
+        };
+        cluster_files::write_node(&NodeRecord {
+            pid,
+            node_id: node.id().to_string(),
+            head: join.is_none(),
+            address: reachable.to_string(),
+            socket,
+        })?;
+        print!("{message}");
+        if let Some(ready) = std::env::var_os(READY_ENV) {
+            let ready = PathBuf::from(ready);
+            let temp = ready.with_extension("tmp");
+            std::fs::write(&temp, &message)?;
+            std::fs::rename(&temp, &ready)?;
+        }
+        wait_for_stop().await;
+        node.shutdown();
+        node.close_links().await;
+        anyhow::Ok(())
+    });
+    cluster_files::remove_node(pid);
+    if join.is_none() {
+        cluster_files::remove_head(pid);
+    }
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_stop() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Where and how to join.
+pub(crate) struct JoinTarget {
+    pub address: SocketAddr,
+    pub token: wasmray_net::JoinToken,
+    pub pin: wasmray_net::CaPin,
+}
+
+impl JoinTarget {
+    /// From the flags, or for a head started on this machine from its record.
+    pub(crate) fn parse(
+        address: &str,
+        token: Option<&str>,
+        ca_hash: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let resolved = resolve(address)?;
+        let local = cluster_files::head()
+            .filter(|h| cluster_files::alive(h.pid))
+            .filter(|h| resolve(&h.address).is_ok_and(|a| a.port() == resolved.port()));
+        let (token, ca_hash) = match (token, ca_hash) {
+            (Some(token), Some(hash)) => (token.to_owned(), hash.to_owned()),
+            (None, None) => match local {
+                Some(head) => (head.token, head.ca_hash),
+                None => bail!(
+                    "--token and --ca-hash are needed to join {address}: use the join command its head printed"
+                ),
+            },
+            _ => bail!("--token and --ca-hash go together: use the join command the head printed"),
+        };
+        Ok(Self {
+            address: resolved,
+            token: token.parse()?,
+            pin: ca_hash.parse()?,
+        })
+    }
+}
+
+/// `HOST:PORT` as a socket address (a name is looked up).
+fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let with_port = if address.contains(':') {
+        address.to_owned()
+    } else {
+        format!("{address}:{DEFAULT_PORT}")
+    };
+    with_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .with_context(|| {
+            format!(
+                "`{address}` is not an address: expected HOST:PORT, e.g. 10.0.0.5:{DEFAULT_PORT}"
+            )
+        })
+}
