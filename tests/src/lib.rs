@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use wasmray_node::{DriverExit, Node, NodeConfig, OutputSink, Stream};
 
+pub mod cluster;
+pub mod process_cluster;
+
 /// Paths of the wasm guests `build.rs` built, one constant per crate (`QUICKSTART`, `REFS`...).
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
@@ -149,6 +152,27 @@ pub async fn run_guest_with(
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let exit = node.run_driver(&module, &args).await?;
     Ok(Run { exit, output, node })
+}
+
+/// What `examples/quickstart` prints on a cluster of `nodes` nodes with `cpus` CPUs in all.
+pub fn quickstart_output(nodes: usize, cpus: u32) -> Vec<String> {
+    let mut lines: Vec<String> = [
+        "f(0) = 1",
+        "f(f(0)) = 2",
+        "div_mod(17, 5) = (3, 2)",
+        "get_all = [1, 2, 3, 4]",
+        "sum of 10 tasks reading one put = 27472500",
+        "wait(num_returns = 3, timeout = 1s): 2 ready, 2 pending",
+        "wait(num_returns = 4): 4 ready, 0 pending",
+        "fail() error: Panic: this task fails on purpose",
+        "plus_one(fail()) error: DependencyFailed caused by Panic: this task fails on purpose",
+        "experiments = [45, 55, 65, 75, 85]",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    lines.push(format!("nodes: {nodes}"));
+    lines.push(format!("cluster CPU total: {cpus}"));
+    lines
 }
 
 /// The line of `lines` that starts with `prefix`, without the prefix.

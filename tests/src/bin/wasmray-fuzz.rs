@@ -11,11 +11,11 @@
 //!
 //! Targets: `abi-records` (every record the imports decode), `module-metadata` (what the
 //! host reads of a module before compiling it), `control-status` and `control-memory` (the
-//! control socket's answers, as the CLI decodes them). Wire messages between nodes get theirs
-//! with the cluster transport, which does not exist yet.
+//! control socket's answers, as the CLI decodes them), `wire-frame` (a peer's frame as a node
+//! decodes it, values into a scratch store) and `rpc-frames` (the transport's RPC records).
 //!
-//! Usage: `wasmray-fuzz [TARGET]... [--seconds S] [--seed N]` (all targets, 2 s each, seed 1
-//! by default). Prints `TARGET: N executions, K kept, largest allocation B bytes` per target.
+//! Usage: `wasmray-fuzz [TARGET]... [--seconds S] [--seed N]` (all targets, 2 s each and at
+//! least 2,000 inputs, seed 1 by default). Prints `TARGET: N executions, K kept, largest allocation B bytes` per target.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -158,6 +158,17 @@ fn status_seeds() -> Vec<Vec<u8>> {
         store_arena_used: 4096,
         store_inline_used: 10,
         store_spilled: 0,
+        cluster: vec![wasmray_node::MemberReport {
+            node_id: "c3d4".into(),
+            address: "127.0.0.1:6390".into(),
+            alive: true,
+            state: "alive".into(),
+            is_head: true,
+            resources_total: vec![("CPU".into(), 4.0)],
+            resources_available: vec![("CPU".into(), 3.0)],
+            store_used: 100,
+            store_capacity: 1 << 30,
+        }],
     })]
 }
 
@@ -194,6 +205,16 @@ const TARGETS: &[Target] = &[
         name: "control-memory",
         run: |bytes| wasmray_node::decode_memory(bytes).map_or(0, |r| r.len()),
         seeds: memory_seeds,
+    },
+    Target {
+        name: "wire-frame",
+        run: wasmray_node::wire_codec::fuzz_frame,
+        seeds: wasmray_node::wire_codec::fuzz_frame_seeds,
+    },
+    Target {
+        name: "rpc-frames",
+        run: wasmray_net::wire::fuzz_rpc,
+        seeds: wasmray_net::wire::fuzz_rpc_seeds,
     },
 ];
 
@@ -249,6 +270,10 @@ fn mutate(input: &mut Vec<u8>, other: &[u8], rng: &mut Rng) {
 }
 
 /// Runs one target for `budget`; the number of executions, or the input that failed.
+/// The fewest inputs a target runs, even past its time budget (a loaded machine gives a
+/// second of wall time little CPU).
+const MIN_EXECUTIONS: usize = 2_000;
+
 fn fuzz(
     target: &Target,
     budget: Duration,
@@ -259,7 +284,8 @@ fn fuzz(
     let started = Instant::now();
     let mut executions = 0usize;
     let mut largest = 0usize;
-    while started.elapsed() < budget {
+    // However busy the machine, each target gets at least this many inputs.
+    while started.elapsed() < budget || executions < MIN_EXECUTIONS {
         for _ in 0..64 {
             let base = rng.below(corpus.len());
             let other = rng.below(corpus.len());

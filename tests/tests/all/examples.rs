@@ -6,21 +6,7 @@ use wasmray_tests::{guests, run_guest, value_after};
 async fn quickstart_tours_the_ray_basics() -> anyhow::Result<()> {
     let run = run_guest(guests::QUICKSTART, 2.0, &[]).await?;
     let lines = run.stdout_ok();
-    let expected = [
-        "f(0) = 1",
-        "f(f(0)) = 2",
-        "div_mod(17, 5) = (3, 2)",
-        "get_all = [1, 2, 3, 4]",
-        "sum of 10 tasks reading one put = 27472500",
-        "wait(num_returns = 3, timeout = 1s): 2 ready, 2 pending",
-        "wait(num_returns = 4): 4 ready, 0 pending",
-        "fail() error: Panic: this task fails on purpose",
-        "plus_one(fail()) error: DependencyFailed caused by Panic: this task fails on purpose",
-        "experiments = [45, 55, 65, 75, 85]",
-        "nodes: 1",
-        "cluster CPU total: 2",
-    ];
-    assert_eq!(lines, expected);
+    assert_eq!(lines, wasmray_tests::quickstart_output(1, 2));
     Ok(())
 }
 

@@ -121,7 +121,26 @@ fn declared_test_only(path: &Path) -> bool {
 
 #[test]
 fn sched_never_depends_on_tokio_wasmtime_or_any_io() {
-    assert_eq!(dependencies("runtime/wasmray-sched"), ["wasmray-core"]);
+    // serde only derives the messages' encodings; the transport does the encoding.
+    let mut deps = dependencies("runtime/wasmray-sched");
+    deps.sort();
+    assert_eq!(deps, ["serde", "wasmray-core"]);
+}
+
+#[test]
+fn the_transport_knows_nothing_of_scheduling_stores_or_wasm() {
+    let deps = dependencies("runtime/wasmray-net");
+    for forbidden in [
+        "wasmray-sched",
+        "wasmray-store",
+        "wasmray-wasm",
+        "wasmray-node",
+    ] {
+        assert!(
+            !deps.iter().any(|d| d == forbidden),
+            "wasmray-net depends on {forbidden}"
+        );
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod abi_contract;
 mod actors;
 mod buffers;
 mod cli;
+mod cluster;
 mod examples;
 mod fuzz;
 mod guests;

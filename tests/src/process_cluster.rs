@@ -1,0 +1,212 @@
+//! A cluster of separate `wasmray start --block` processes for tests, like Ray's
+//! `cluster_utils.Cluster`: start a head, add nodes with given resources, wait for N live
+//! nodes, SIGKILL a node, and tear everything down when dropped (even when the test fails).
+//!
+//! Every process of one cluster shares a private `TMPDIR`, so its node records and sockets
+//! never mix with another test's, and the cluster listens on loopback ports the OS picks.
+
+use anyhow::{Context, bail};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// One `wasmray start --block` process and what it printed.
+pub struct NodeProcess {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl NodeProcess {
+    /// What it printed that was not waited for yet.
+    pub fn printed(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+
+    /// Waits for a printed line containing `needle`; returns it.
+    fn wait_line(&self, needle: &str, within: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + within;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Ok(line),
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        bail!("no line with `{needle}` within {within:?}; printed: {seen:?}")
+    }
+}
+
+/// A head and nodes, each its own process.
+pub struct ProcessCluster {
+    bin: PathBuf,
+    cache: PathBuf,
+    dir: tempfile::TempDir,
+    pub head: NodeProcess,
+    /// `host:port`, token, CA pin.
+    pub address: String,
+    pub token: String,
+    pub ca_hash: String,
+    pub nodes: Vec<NodeProcess>,
+}
+
+fn spawn(bin: &Path, dir: &Path, cache: &Path, args: &[&str]) -> anyhow::Result<NodeProcess> {
+    let mut child = Command::new(bin)
+        .args(args)
+        .env("TMPDIR", dir)
+        .env("WASMRAY_CACHE_DIR", cache)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("start a wasmray process")?;
+    let (tx, lines) = mpsc::channel();
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    Ok(NodeProcess { child, lines })
+}
+
+impl ProcessCluster {
+    /// Starts a head (`wasmray start --head --block` with `head_args`) and waits for its
+    /// join command.
+    pub fn start(bin: &Path, cache: &Path, head_args: &[&str]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut args = vec![
+            "start",
+            "--head",
+            "--block",
+            "--port",
+            "0",
+            "--node-ip-address",
+            "127.0.0.1",
+        ];
+        args.extend_from_slice(head_args);
+        let head = spawn(bin, dir.path(), cache, &args)?;
+        let join = head.wait_line("wasmray start --address", Duration::from_secs(30))?;
+        let words: Vec<&str> = join.split_whitespace().collect();
+        let after = |flag: &str| -> anyhow::Result<String> {
+            let at = words
+                .iter()
+                .position(|w| *w == flag)
+                .with_context(|| format!("no {flag} in `{join}`"))?;
+            Ok(words.get(at + 1).context("a value")?.to_string())
+        };
+        Ok(Self {
+            address: after("--address")?,
+            token: after("--token")?,
+            ca_hash: after("--ca-hash")?,
+            bin: bin.to_owned(),
+            cache: cache.to_owned(),
+            dir,
+            head,
+            nodes: Vec::new(),
+        })
+    }
+
+    /// The arguments that join a node to this cluster in the foreground.
+    pub fn join_args(&self) -> Vec<&str> {
+        vec![
+            "start",
+            "--block",
+            "--address",
+            &self.address,
+            "--token",
+            &self.token,
+            "--ca-hash",
+            &self.ca_hash,
+        ]
+    }
+
+    /// Adds a node (`wasmray start --address … --block` with `args`, e.g. its resources);
+    /// returns its index once it joined.
+    pub fn add_node(&mut self, args: &[&str]) -> anyhow::Result<usize> {
+        let mut all = self.join_args();
+        all.extend_from_slice(args);
+        let node = spawn(&self.bin, self.dir.path(), &self.cache, &all)?;
+        node.wait_line("joined the cluster", Duration::from_secs(30))?;
+        self.nodes.push(node);
+        Ok(self.nodes.len() - 1)
+    }
+
+    /// Runs the CLI with this cluster's `TMPDIR` (so it finds the head started here).
+    pub fn wasmray(&self, args: &[&str]) -> Output {
+        self.wasmray_with(args, &[])
+    }
+
+    /// [`ProcessCluster::wasmray`] with extra environment variables.
+    pub fn wasmray_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = Command::new(&self.bin);
+        command
+            .args(args)
+            .env("TMPDIR", self.dir.path())
+            .env("WASMRAY_CACHE_DIR", &self.cache);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().expect("run wasmray")
+    }
+
+    /// Live and total nodes, as `wasmray status` (asking the head) reports them.
+    pub fn counts(&self) -> Option<(usize, usize)> {
+        let out = self.wasmray(&["status"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().find(|l| l.starts_with("Cluster: "))?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        Some((words.get(3)?.parse().ok()?, words.get(1)?.parse().ok()?))
+    }
+
+    /// Waits until the head reports `n` live nodes.
+    pub fn wait_for_nodes(&self, n: usize, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let counts = self.counts();
+            if counts.is_some_and(|(alive, _)| alive == n) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the head reports {counts:?} (alive, total) nodes, not {n} alive");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILLs node `index`.
+    pub fn kill_node(&mut self, index: usize) {
+        let _ = self.nodes[index].child.kill();
+        let _ = self.nodes[index].child.wait();
+    }
+
+    /// This cluster's private temporary directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for ProcessCluster {
+    fn drop(&mut self) {
+        for node in self.nodes.iter_mut().chain(std::iter::once(&mut self.head)) {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+    }
+}

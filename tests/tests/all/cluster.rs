@@ -1,0 +1,390 @@
+//! The cluster: nodes linked by QUIC on loopback, work placed across them, objects pulled
+//! between stores.
+
+use std::time::Duration;
+use wasmray_node::DriverExit;
+use wasmray_tests::cluster::LocalCluster;
+use wasmray_tests::guests;
+
+/// The whole cluster's stores and tables empty (waits up to 10 s for work winding down).
+async fn assert_cluster_empty(cluster: &LocalCluster) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats: Vec<_> = cluster.all().map(|n| n.stats()).collect();
+        let empty = stats
+            .iter()
+            .all(|s| s.store.objects == 0 && s.sched.objects == 0);
+        if empty {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("objects left on the cluster's nodes: {stats:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_runs_on_a_cluster_whose_head_has_no_cpus() -> anyhow::Result<()> {
+    let cluster = LocalCluster::start(0.0, &[(2.0, &[]), (2.0, &[])]).await?;
+    let module = cluster.head.load_module(guests::QUICKSTART.as_ref())?;
+    let exit = cluster.head.run_driver(&module, &[]).await?;
+    assert!(
+        matches!(exit, DriverExit::Exited(0)),
+        "{exit:?}\n{}",
+        cluster.output.all_text()
+    );
+    let lines = cluster.output.driver_stdout();
+    assert_eq!(lines, wasmray_tests::quickstart_output(3, 4));
+    assert_cluster_empty(&cluster).await;
+    Ok(())
+}
+
+/// A line that differs between runs or cluster shapes (timings, the cluster's size).
+fn varies(line: &str) -> bool {
+    [
+        "took",
+        "elapsed",
+        "per second",
+        "/s",
+        "polled ",
+        "nodes: ",
+        "cluster CPU total",
+    ]
+    .iter()
+    .any(|word| line.contains(word))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_prints_the_same_on_a_cluster_as_on_one_node() -> anyhow::Result<()> {
+    let examples: &[(&str, &str, &[&str])] = &[
+        ("quickstart", guests::QUICKSTART, &[]),
+        ("counter", guests::COUNTER, &[]),
+        ("actor-pool", guests::ACTOR_POOL, &[]),
+        ("message-actor", guests::MESSAGE_ACTOR, &[]),
+        ("pipeline", guests::PIPELINE, &[]),
+        ("tree-reduce", guests::TREE_REDUCE, &[]),
+        ("matmul", guests::MATMUL, &[]),
+        ("put-once", guests::PUT_ONCE, &["1000"]),
+        ("batching", guests::BATCHING, &[]),
+    ];
+    let cluster = LocalCluster::start(0.0, &[(4.0, &[]), (4.0, &[])]).await?;
+    let mut failures = Vec::new();
+    for (name, guest, args) in examples {
+        let reference = wasmray_tests::run_guest(guest, 8.0, args).await?;
+        let expected: Vec<String> = reference
+            .stdout_ok()
+            .into_iter()
+            .filter(|l| !varies(l))
+            .collect();
+        let module = cluster.head.load_module(guest.as_ref())?;
+        let before = cluster.output.driver_stdout().len();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let exit = cluster.head.run_driver(&module, &args).await?;
+        let got: Vec<String> = cluster.output.driver_stdout()[before..]
+            .iter()
+            .filter(|l| !varies(l))
+            .cloned()
+            .collect();
+        if !matches!(exit, DriverExit::Exited(0)) || got != expected {
+            failures.push(format!(
+                "{name}: {exit:?}\n  expected {expected:?}\n  got      {got:?}"
+            ));
+        }
+        assert_cluster_empty(&cluster).await;
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\n{}",
+        failures.join("\n"),
+        cluster
+            .output
+            .all_text()
+            .lines()
+            .filter(|l| l.contains("rror"))
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    Ok(())
+}
+
+// --- Clusters of processes, through the real binary ------------------------------------
+
+use std::process::Output;
+use wasmray_tests::process_cluster::ProcessCluster;
+
+fn bin() -> &'static std::path::Path {
+    env!("CARGO_BIN_EXE_wasmray-under-test").as_ref()
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn processes_form_a_cluster_that_runs_a_driver_shows_its_nodes_and_sees_a_node_die()
+-> anyhow::Result<()> {
+    let cache = wasmray_tests::test_cache_dir();
+    let mut cluster =
+        ProcessCluster::start(bin(), &cache, &["--num-cpus", "0", "--dead-after", "3"])?;
+    cluster.add_node(&["--num-cpus", "2"])?;
+    cluster.add_node(&[
+        "--num-cpus",
+        "1",
+        "--resources",
+        r#"{"special": 1}"#,
+        "--num-gpus",
+        "1",
+        "--object-store-memory",
+        "1GiB",
+    ])?;
+    cluster.wait_for_nodes(3, Duration::from_secs(20))?;
+
+    // A driver on the cluster: its process joins, every task runs on another process.
+    let out = cluster.wasmray(&[
+        "run",
+        "--address",
+        &cluster.address,
+        "--token",
+        &cluster.token,
+        "--ca-hash",
+        &cluster.ca_hash,
+        guests::QUICKSTART,
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("sum of 10 tasks reading one put = 27472500"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("cluster CPU total: 3"), "{stdout}");
+
+    // Status lists every node with its resources, and the cluster's totals (once the nodes'
+    // reports after the run reached the head: they come at least once a second).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = cluster.wasmray(&["status"]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        let settled = stdout.contains("total: CPU 3/3, GPU 1/1, special 1/1; object store 0 B");
+        if settled {
+            assert!(stdout.contains("(head)"), "{stdout}");
+            // The driver's node left when its driver ended: not dead, left.
+            assert!(stdout.lines().any(|l| l.contains(" left ")), "{stdout}");
+            assert!(stdout.contains("0 B / 1.0 GiB"), "{stdout}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{stdout}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A node killed with SIGKILL is declared dead by the head.
+    cluster.kill_node(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let stdout = text(&cluster.wasmray(&["status"])).0;
+        if stdout.lines().any(|l| l.contains(" dead ")) && stdout.contains("total: CPU 1/1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{stdout}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // `wasmray stop` stops what `start` started on this machine.
+    let out = cluster.wasmray(&["stop"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("Stopped 2 wasmray nodes"),
+        "{stdout}\nhead: {:?}\nnode: {:?}",
+        cluster.head.printed(),
+        cluster.nodes[1].printed()
+    );
+    for node in cluster
+        .nodes
+        .iter_mut()
+        .skip(1)
+        .chain(std::iter::once(&mut cluster.head))
+    {
+        let status = node.child.wait()?;
+        assert!(status.success(), "a stopped node exits cleanly: {status}");
+    }
+    Ok(())
+}
+
+#[test]
+fn start_in_the_background_prints_the_join_command_and_stop_ends_it() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin())
+            .args(args)
+            .env("TMPDIR", dir.path())
+            .env("WASMRAY_CACHE_DIR", wasmray_tests::test_cache_dir())
+            .output()
+            .expect("run wasmray")
+    };
+    let out = run(&["start", "--head", "--port", "0", "--num-cpus", "1"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let join = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("wasmray start --address"))
+        .unwrap_or_else(|| panic!("no join command in {stdout}"));
+    let words: Vec<&str> = join.split_whitespace().skip(1).collect();
+    let out = run(&words);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(
+        text(&out).0.contains("joined the cluster"),
+        "{}",
+        text(&out).0
+    );
+    let status = text(&run(&["status"])).0;
+    assert!(status.contains("Cluster: 2 nodes, 2 alive"), "{status}");
+    let out = run(&["stop", "--grace", "5"]);
+    assert!(
+        text(&out).0.contains("Stopped 2 wasmray nodes"),
+        "{}",
+        text(&out).0
+    );
+    let out = run(&["stop"]);
+    assert!(
+        text(&out).0.contains("No wasmray node is running"),
+        "{}",
+        text(&out).0
+    );
+    Ok(())
+}
+
+/// Asserts a one-line error on stderr containing `expected` and exit code 2.
+fn assert_refused(out: &Output, expected: &str) {
+    let (stdout, stderr) = text(out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains(expected), "{stderr}");
+}
+
+#[test]
+fn bad_cluster_input_gets_a_one_line_error_and_exit_code_2() -> anyhow::Result<()> {
+    let cache = wasmray_tests::test_cache_dir();
+    let cluster = ProcessCluster::start(bin(), &cache, &["--num-cpus", "1"])?;
+    let join = |address: &str, token: &str, pin: &str| {
+        cluster.wasmray(&[
+            "start",
+            "--block",
+            "--address",
+            address,
+            "--token",
+            token,
+            "--ca-hash",
+            pin,
+        ])
+    };
+    // A token that does not match.
+    let wrong = format!("{}.0000000000000000", &cluster.token[..6]);
+    assert_refused(
+        &join(&cluster.address, &wrong, &cluster.ca_hash),
+        "does not match",
+    );
+    // Another cluster's CA pin.
+    let pin = format!("sha256:{}", "ab".repeat(32));
+    assert_refused(&join(&cluster.address, &cluster.token, &pin), "pin");
+    // A head that is not there.
+    let nobody = std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .to_string();
+    assert_refused(
+        &join(&nobody, &cluster.token, &cluster.ca_hash),
+        "no wasmray head at",
+    );
+    // A wrong address.
+    assert_refused(
+        &join("not an address", &cluster.token, &cluster.ca_hash),
+        "is not an address",
+    );
+    // A malformed token.
+    assert_refused(
+        &join(&cluster.address, "nope", &cluster.ca_hash),
+        "join token is",
+    );
+    // A node of another wasmray version.
+    let out = cluster.wasmray_with(
+        &cluster.join_args(),
+        &[("WASMRAY_TEST_CLAIM_VERSION", "0.0.1")],
+    );
+    assert_refused(&out, "run the same version on every node");
+    // Two heads on one port (and any port in use).
+    let port = cluster
+        .address
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let out = cluster.wasmray(&["start", "--head", "--block", "--port", &port]);
+    assert_refused(&out, &format!("port {port} is in use"));
+    // An expired token.
+    let short = ProcessCluster::start(bin(), &cache, &["--token-ttl", "0.2"])?;
+    std::thread::sleep(Duration::from_millis(400));
+    let out = short.wasmray(&short.join_args());
+    assert_refused(&out, "expired");
+    // A detection time too short for the nodes' reports.
+    let out = cluster.wasmray(&[
+        "start",
+        "--head",
+        "--block",
+        "--port",
+        "0",
+        "--dead-after",
+        "1",
+    ]);
+    assert_refused(&out, "--dead-after must be at least 3 seconds");
+    // `run --address` without the join details, when no head was started here.
+    let out = std::process::Command::new(bin())
+        .args(["run", "--address", &cluster.address, guests::QUICKSTART])
+        .env("TMPDIR", tempfile::tempdir()?.path())
+        .output()?;
+    assert_refused(&out, "--token and --ca-hash are needed");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_detached_actor_is_found_and_called_from_another_node() -> anyhow::Result<()> {
+    let cluster = LocalCluster::start(0.0, &[(2.0, &[]), (2.0, &[])]).await?;
+    let shared = wasmray_node::JobOptions {
+        namespace: Some("team".to_owned()),
+        ..Default::default()
+    };
+    // Job 1's driver runs on the head; its detached actor lives on a worker node.
+    let module = cluster.head.load_module(guests::ACTORS.as_ref())?;
+    let exit = cluster
+        .head
+        .run_job(&module, &["detached-create".to_owned()], shared.clone())
+        .await?;
+    assert!(
+        matches!(exit, DriverExit::Exited(0)),
+        "{exit:?}\n{}",
+        cluster.output.all_text()
+    );
+    // Job 2's driver runs on another node: it finds the actor by name and calls it.
+    let other = &cluster.nodes[1];
+    let module = other.load_module(guests::ACTORS.as_ref())?;
+    let exit = other
+        .run_job(&module, &["detached-lookup".to_owned()], shared)
+        .await?;
+    assert!(
+        matches!(exit, DriverExit::Exited(0)),
+        "{exit:?}\n{}",
+        cluster.output.all_text()
+    );
+    assert_eq!(
+        cluster.output.driver_stdout(),
+        ["detached created", "detached value = 2"]
+    );
+    let actors: usize = cluster.all().map(|n| n.stats().sched.actors).sum();
+    assert!(actors >= 1, "the detached actor outlives both drivers");
+    Ok(())
+}
