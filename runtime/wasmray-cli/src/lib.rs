@@ -8,6 +8,8 @@
 mod cache_dir;
 mod cluster_files;
 mod control_target;
+mod deploy;
+mod job;
 mod job_args;
 mod memory;
 mod microbenchmark;
@@ -18,6 +20,7 @@ mod sizes;
 mod start;
 mod status;
 mod stop;
+mod submit;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -40,6 +43,13 @@ enum Command {
     Start(Box<start::StartArgs>),
     /// Stop the nodes `wasmray start` started on this machine.
     Stop(stop::StopArgs),
+    /// Run a module's `main` as a job on the cluster, detached (`wasmray job` follows it).
+    Submit(Box<submit::SubmitArgs>),
+    /// List, follow and stop the jobs `wasmray submit` started.
+    Job(job::JobArgs),
+    /// Have every node of the cluster ready to run a module (fetched, checked, compiled)
+    /// before its first task.
+    Deploy(deploy::DeployArgs),
     /// Show the cluster's nodes and the running node's resources, tasks, actors and object
     /// store usage.
     Status(control_target::ControlArgs),
@@ -63,6 +73,9 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(*args),
         Command::Start(args) => start::start(*args),
         Command::Stop(args) => stop::stop(args),
+        Command::Submit(args) => submit::submit(*args),
+        Command::Job(args) => job::job(args),
+        Command::Deploy(args) => deploy::deploy(args),
         Command::Status(args) => status::status(args),
         Command::Memory(args) => memory::memory(args),
         Command::Microbenchmark(args) => microbenchmark::microbenchmark(args),

@@ -23,7 +23,7 @@ pub use identity::{
     NodePublicKey, node_dns_name,
 };
 pub use tls::{ALPN, LinkTimers, node_of_certificate};
-pub use transport::{Handler, Transport, TransportConfig};
+pub use transport::{Handler, PrepareModule, Transport, TransportConfig};
 
 /// What can go wrong on a link.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,9 @@ pub enum NetError {
     Encode(String),
     #[error("{0}")]
     Missing(String),
+    /// A peer could not make a module ready (`deploy`): its own words.
+    #[error("{0}")]
+    NotReady(String),
     #[error("the receiving store: {0}")]
     Sink(String),
     #[error("i/o: {0}")]

@@ -24,8 +24,9 @@ use crate::admission::Admission;
 use crate::identity::{CaPin, ClusterCa, Credentials, HEAD_DNS_NAME, JoinToken, NodeKey};
 use crate::tls::{self, LinkTimers};
 use crate::wire::{
-    self, FetchReply, FetchRequest, Hello, JoinReply, JoinRequest, MAX_FRAME, MAX_MODULE,
-    MAX_RPC_FRAME, ModuleReply, ModuleRequest, ResolveReply, ResolveRequest, StreamKind,
+    self, DeployReply, DeployRequest, FetchReply, FetchRequest, Hello, JoinReply, JoinRequest,
+    MAX_FRAME, MAX_MODULE, MAX_RPC_FRAME, ModuleReply, ModuleRequest, ResolveReply, ResolveRequest,
+    StreamKind,
 };
 use bytes::Bytes;
 use rustls_pki_types::CertificateDer;
@@ -59,7 +60,15 @@ pub trait Handler: Send + Sync + 'static {
     fn object_bytes(&self, object: ObjectId) -> Option<Bytes>;
     /// The name and bytes of a module this node has, for a peer that must run it.
     fn module_bytes(&self, module: ModuleId) -> Option<(String, Bytes)>;
+    /// Makes `module` ready to run here (`wasmray deploy` from `from`): fetched from `from`
+    /// unless this node has it, checked against its hash, compiled. Resolves to why not.
+    fn prepare_module(&self, from: NodeId, module: ModuleId) -> PrepareModule;
 }
+
+/// What [`Handler::prepare_module`] returns: resolves once the module is ready, or to why
+/// it could not be made ready.
+pub type PrepareModule =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
 
 /// Where a node listens and how its links pace themselves.
 #[derive(Debug, Clone, Copy)]
@@ -437,6 +446,27 @@ impl Transport {
             bytes.extend_from_slice(&chunk.bytes);
         }
         Ok(Some((name, bytes)))
+    }
+
+    /// Asks `to` to have `module` ready to run (it fetches the module from this node unless
+    /// it has it): `Ok` once it is, `Err` with why not.
+    pub async fn deploy(&self, to: NodeId, module: ModuleId) -> Result<(), NetError> {
+        let conn = self.shared.connection(to).await?;
+        let (mut send, mut recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| NetError::Stream(e.to_string()))?;
+        let mut request = vec![StreamKind::Deploy as u8];
+        request.extend(wire::frame(&DeployRequest { module })?);
+        send.write_all(&request)
+            .await
+            .map_err(|e| NetError::Stream(e.to_string()))?;
+        let _ = send.finish();
+        let reply: DeployReply = wire::read_value(&mut recv, MAX_RPC_FRAME).await?;
+        match reply.error {
+            None => Ok(()),
+            Some(error) => Err(NetError::NotReady(error)),
+        }
     }
 
     /// Where each peer this node knows listens.
@@ -829,6 +859,22 @@ impl Shared {
                 if let Some((_, bytes)) = found {
                     send.write_chunk(bytes).await.map_err(stream)?;
                 }
+                let _ = send.finish();
+                let _ = send.stopped().await;
+                Ok(())
+            }
+            Some(StreamKind::Deploy) => {
+                let request: DeployRequest = wire::read_value(&mut recv, MAX_RPC_FRAME).await?;
+                let prepared = match self.handler() {
+                    Some(handler) => handler.prepare_module(peer, request.module).await,
+                    None => Err("the node is shutting down".to_owned()),
+                };
+                let reply = DeployReply {
+                    error: prepared.err(),
+                };
+                send.write_all(&wire::frame(&reply)?)
+                    .await
+                    .map_err(stream)?;
                 let _ = send.finish();
                 let _ = send.stopped().await;
                 Ok(())

@@ -30,6 +30,16 @@ impl Handler for Recorder {
     fn module_bytes(&self, module: wasmray_core::ModuleId) -> Option<(String, Bytes)> {
         (module.0 == [7; 32]).then(|| ("seven.wasm".to_owned(), Bytes::from_static(b"\0asm7")))
     }
+
+    fn prepare_module(&self, from: NodeId, module: wasmray_core::ModuleId) -> crate::PrepareModule {
+        Box::pin(async move {
+            if module.0 == [7; 32] {
+                Ok(())
+            } else {
+                Err(format!("node {from} asked for a module nobody has"))
+            }
+        })
+    }
 }
 
 fn config() -> TransportConfig {
@@ -155,6 +165,19 @@ async fn members_exchange_frames_in_order_and_fetch_bytes() {
         .await
         .unwrap();
     assert_eq!(none, None);
+
+    // A deploy is answered once the peer has the module ready, or with why not.
+    let b_node = b.transport.node();
+    a.transport
+        .deploy(b_node, wasmray_core::ModuleId([7; 32]))
+        .await
+        .unwrap();
+    let err = a
+        .transport
+        .deploy(b_node, wasmray_core::ModuleId([8; 32]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("a module nobody has"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,6 +31,7 @@ pub enum StreamKind {
     Fetch = 3,
     Resolve = 4,
     Module = 5,
+    Deploy = 6,
 }
 
 impl StreamKind {
@@ -41,6 +42,7 @@ impl StreamKind {
             3 => StreamKind::Fetch,
             4 => StreamKind::Resolve,
             5 => StreamKind::Module,
+            6 => StreamKind::Deploy,
             _ => return None,
         })
     }
@@ -103,6 +105,19 @@ pub struct ModuleRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModuleReply {
     pub found: Option<(String, u64)>,
+}
+
+/// A node asks a peer to have a module ready to run (`wasmray deploy`): the peer fetches it
+/// from the asker unless it has it, checks its hash and compiles it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployRequest {
+    pub module: wasmray_core::ModuleId,
+}
+
+/// `None` once the module is ready on the peer; why not otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployReply {
+    pub error: Option<String>,
 }
 
 /// The largest module a node fetches.
@@ -198,6 +213,8 @@ pub fn fuzz_rpc(bytes: &[u8]) -> usize {
         + usize::from(decode::<FetchReply>(bytes).is_ok())
         + usize::from(decode::<ModuleRequest>(bytes).is_ok())
         + usize::from(decode::<ModuleReply>(bytes).is_ok())
+        + usize::from(decode::<DeployRequest>(bytes).is_ok())
+        + usize::from(decode::<DeployReply>(bytes).is_ok())
         + usize::from(decode::<ResolveRequest>(bytes).is_ok())
         + usize::from(decode::<ResolveReply>(bytes).is_ok())
 }
@@ -227,6 +244,9 @@ pub fn fuzz_rpc_seeds() -> Vec<Vec<u8>> {
         strip(frame(&FetchReply::Sending { len: 1 << 20 })),
         strip(frame(&ModuleReply {
             found: Some(("app.wasm".into(), 1000)),
+        })),
+        strip(frame(&DeployReply {
+            error: Some("does not load".into()),
         })),
         strip(frame(&ResolveReply {
             address: Some("127.0.0.1:6390".into()),

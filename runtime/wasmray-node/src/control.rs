@@ -1,18 +1,23 @@
-//! The node's control socket: how `wasmray status` and `wasmray memory` ask a running node what
-//! it holds.
+//! The node's control socket: how `wasmray status`, `memory`, `submit`, `job` and `deploy`
+//! reach a running node on this machine.
 //!
 //! A Unix socket in the node's temp dir (and a pointer to it, `latest-node`, in the parent
-//! directory, for the CLI to find the most recent node). A request is one byte (0 status,
-//! 1 memory); the answer is a little-endian `u32` length and a postcard-encoded report. The
-//! node only reports data; the CLI formats it. Reports are read-only: nothing here changes the
-//! node.
+//! directory, for the CLI to find the most recent node), readable and writable only by the
+//! node's user; a peer of another user is refused. A request is one byte (0 status, 1 memory),
+//! or for the job and module requests a byte, a little-endian `u32` length and that many bytes
+//! of postcard. An answer is a little-endian `u32` length and a postcard-encoded value; a
+//! deploy answers with a frame per node as each one answers. The node only reports data; the
+//! CLI formats it. What the job requests do is `submit.rs`'s and `submitted.rs`'s.
 
 use crate::inner::NodeInner;
+use crate::submit::{DeployEvent, DeployRequest, SubmitRequest};
+use crate::submitted::{JobReport, JobRequestError, LogChunk};
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
 use wasmray_sched::ObjectState;
 
 /// What `wasmray status` shows.
@@ -71,6 +76,15 @@ pub const LATEST_NODE_FILE: &str = "latest-node";
 
 const STATUS: u8 = 0;
 const MEMORY: u8 = 1;
+const SUBMIT: u8 = 2;
+const JOBS: u8 = 3;
+const JOB_STATUS: u8 = 4;
+const JOB_LOGS: u8 = 5;
+const JOB_STOP: u8 = 6;
+const DEPLOY: u8 = 7;
+
+/// The longest request the node reads: a module of the most a node fetches, and its options.
+pub const MAX_REQUEST: u64 = wasmray_net::wire::MAX_MODULE + (1 << 20);
 
 impl NodeInner {
     pub(crate) fn status_report(&self) -> StatusReport {
@@ -131,35 +145,108 @@ impl NodeInner {
 
     /// Listens on `socket` and answers requests until the node goes.
     pub(crate) fn serve_control(self: &Arc<Self>, socket: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
         if let Some(dir) = socket.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let _ = std::fs::remove_file(socket);
         let listener = tokio::net::UnixListener::bind(socket)?;
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+        let owner = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(socket)?.uid()
+        };
         let node = Arc::downgrade(self);
         tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
+            while let Ok((stream, _)) = listener.accept().await {
                 let Some(node) = node.upgrade() else { break };
+                // The socket's mode keeps others out; the peer's credentials say so again
+                // (a socket's mode is not honoured everywhere).
+                let allowed = stream
+                    .peer_cred()
+                    .is_ok_and(|cred| cred.uid() == owner || cred.uid() == 0);
+                if !allowed {
+                    continue;
+                }
                 tokio::spawn(async move {
-                    let Ok(request) = stream.read_u8().await else {
-                        return;
-                    };
-                    let encoded = match request {
-                        STATUS => postcard::to_allocvec(&node.status_report()),
-                        MEMORY => postcard::to_allocvec(&node.memory_report()),
-                        _ => return,
-                    };
-                    let Ok(body) = encoded else { return };
-                    let Ok(len) = u32::try_from(body.len()) else {
-                        return;
-                    };
-                    let _ = stream.write_u32_le(len).await;
-                    let _ = stream.write_all(&body).await;
+                    if let Err(error) = node.answer_control(stream).await {
+                        tracing::debug!(%error, "a control request failed");
+                    }
                 });
             }
         });
         Ok(())
     }
+
+    async fn answer_control(self: &Arc<Self>, mut stream: UnixStream) -> std::io::Result<()> {
+        let request = stream.read_u8().await?;
+        let body = match request {
+            STATUS => postcard::to_allocvec(&self.status_report()),
+            MEMORY => postcard::to_allocvec(&self.memory_report()),
+            SUBMIT => {
+                let request: SubmitRequest = read_request(&mut stream).await?;
+                postcard::to_allocvec(&self.submit(request).await)
+            }
+            JOBS => {
+                let () = read_request(&mut stream).await?;
+                postcard::to_allocvec(&self.submitted.list())
+            }
+            JOB_STATUS => {
+                let job: u32 = read_request(&mut stream).await?;
+                postcard::to_allocvec(&self.submitted.status(job))
+            }
+            JOB_LOGS => {
+                let (job, offset): (u32, u64) = read_request(&mut stream).await?;
+                postcard::to_allocvec(&self.submitted.logs(job, offset))
+            }
+            JOB_STOP => {
+                let job: u32 = read_request(&mut stream).await?;
+                postcard::to_allocvec(&self.submitted.stop(job))
+            }
+            DEPLOY => {
+                let request: DeployRequest = read_request(&mut stream).await?;
+                let (events, mut answers) = tokio::sync::mpsc::channel(16);
+                let node = Arc::clone(self);
+                tokio::spawn(async move { node.deploy(request, events).await });
+                while let Some(event) = answers.recv().await {
+                    let body = postcard::to_allocvec(&event).map_err(std::io::Error::other)?;
+                    write_answer(&mut stream, &body).await?;
+                }
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        let body = body.map_err(std::io::Error::other)?;
+        write_answer(&mut stream, &body).await
+    }
+}
+
+/// Reads a request's length and body (grown as bytes arrive, not allocated at the length
+/// the peer claims) and decodes it.
+async fn read_request<T: serde::de::DeserializeOwned>(
+    stream: &mut UnixStream,
+) -> std::io::Result<T> {
+    let len = stream.read_u32_le().await?;
+    if u64::from(len) > MAX_REQUEST {
+        return Err(std::io::Error::other(format!(
+            "a {len}-byte request, more than the {MAX_REQUEST} one may be"
+        )));
+    }
+    let mut body = Vec::new();
+    let read = (&mut *stream)
+        .take(u64::from(len))
+        .read_to_end(&mut body)
+        .await?;
+    if read != len as usize {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    postcard::from_bytes(&body).map_err(std::io::Error::other)
+}
+
+async fn write_answer(stream: &mut UnixStream, body: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(body.len()).map_err(std::io::Error::other)?;
+    stream.write_u32_le(len).await?;
+    stream.write_all(body).await
 }
 
 /// Why a node could not be asked.
@@ -173,6 +260,8 @@ pub enum ControlError {
     Decode(PathBuf, postcard::Error),
     #[error("the node at `{}` announced a {}-byte answer, more than the {MAX_REPLY} a report may be", .0.display(), .1)]
     TooLarge(PathBuf, u32),
+    #[error("a {0}-byte request is more than the {MAX_REQUEST} a node reads")]
+    RequestTooLarge(u64),
 }
 
 /// The longest answer a client reads (a memory report of a million objects is ~100 MB).
@@ -186,6 +275,65 @@ pub fn decode_status(body: &[u8]) -> Result<StatusReport, postcard::Error> {
 /// Decodes a memory report as the client does (also the control socket's fuzz target).
 pub fn decode_memory(body: &[u8]) -> Result<Vec<ObjectReport>, postcard::Error> {
     postcard::from_bytes(body)
+}
+
+/// For the fuzz target: decodes `bytes` as each job and module request and answer the
+/// control socket carries; returns how many decoded.
+pub fn fuzz_control_jobs(bytes: &[u8]) -> usize {
+    fn ok<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> usize {
+        usize::from(postcard::from_bytes::<T>(bytes).is_ok())
+    }
+    ok::<SubmitRequest>(bytes)
+        + ok::<DeployRequest>(bytes)
+        + ok::<Result<u32, String>>(bytes)
+        + ok::<Vec<JobReport>>(bytes)
+        + ok::<Result<JobReport, JobRequestError>>(bytes)
+        + ok::<Result<LogChunk, JobRequestError>>(bytes)
+        + ok::<DeployEvent>(bytes)
+        + ok::<(u32, u64)>(bytes)
+}
+
+/// Valid job and module requests and answers, for the fuzz target.
+pub fn fuzz_control_jobs_seeds() -> Vec<Vec<u8>> {
+    let report = JobReport {
+        id: 3,
+        module: "app.wasm".into(),
+        args: vec!["a".into()],
+        state: "failed".into(),
+        exit_code: Some(2),
+        message: Some("panicked".into()),
+        started_unix_ms: 1_700_000_000_000,
+        ended_unix_ms: Some(1_700_000_001_000),
+        log_bytes: 12,
+    };
+    let seeds: [Result<Vec<u8>, postcard::Error>; 6] = [
+        postcard::to_allocvec(&SubmitRequest {
+            module_name: "app.wasm".into(),
+            module: b"\0asm\x01\0\0\0".to_vec(),
+            args: vec!["x".into()],
+            quotas: wasmray_core::JobQuotas::default(),
+            namespace: Some("team".into()),
+            dirs: vec![("/data".into(), "/data".into(), false)],
+        }),
+        postcard::to_allocvec(&vec![report.clone()]),
+        postcard::to_allocvec(&Ok::<_, JobRequestError>(report)),
+        postcard::to_allocvec(&Ok::<_, JobRequestError>(LogChunk {
+            bytes: b"hello\n".to_vec(),
+            next_offset: 6,
+            ended: true,
+        })),
+        postcard::to_allocvec(&DeployEvent::Started {
+            module: "app.wasm".into(),
+            hash: "ab".repeat(32),
+            bytes: 1000,
+            nodes: 7,
+        }),
+        postcard::to_allocvec(&DeployEvent::Node {
+            node: "n1".into(),
+            error: Some("does not load".into()),
+        }),
+    ];
+    seeds.into_iter().flatten().collect()
 }
 
 /// The socket of the newest node whose temp dirs live under `parent`.
@@ -202,16 +350,58 @@ pub fn latest_socket(parent: &Path) -> Result<PathBuf, ControlError> {
 }
 
 async fn ask(socket: &Path, request: u8) -> Result<Vec<u8>, ControlError> {
+    let mut stream = connect(socket).await?;
+    stream
+        .write_u8(request)
+        .await
+        .map_err(|e| ControlError::Io(socket.to_owned(), e))?;
+    read_answer(socket, &mut stream).await
+}
+
+async fn connect(socket: &Path) -> Result<UnixStream, ControlError> {
+    UnixStream::connect(socket)
+        .await
+        .map_err(|e| ControlError::Io(socket.to_owned(), e))
+}
+
+/// Sends a request with a body (the job and module requests).
+async fn send_request<T: Serialize>(
+    socket: &Path,
+    request: u8,
+    body: &T,
+) -> Result<UnixStream, ControlError> {
     let io = |e| ControlError::Io(socket.to_owned(), e);
-    let mut stream = tokio::net::UnixStream::connect(socket).await.map_err(io)?;
+    let body = postcard::to_allocvec(body).map_err(|e| io(std::io::Error::other(e)))?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&len| u64::from(len) <= MAX_REQUEST)
+        .ok_or(ControlError::RequestTooLarge(body.len() as u64))?;
+    let mut stream = connect(socket).await?;
     stream.write_u8(request).await.map_err(io)?;
-    let len = stream.read_u32_le().await.map_err(io)?;
+    stream.write_u32_le(len).await.map_err(io)?;
+    stream.write_all(&body).await.map_err(io)?;
+    Ok(stream)
+}
+
+/// Reads one answer; `None` at a clean end of the stream.
+async fn read_answer_or_end(
+    socket: &Path,
+    stream: &mut UnixStream,
+) -> Result<Option<Vec<u8>>, ControlError> {
+    let io = |e| ControlError::Io(socket.to_owned(), e);
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(io(e)),
+    }
+    let len = u32::from_le_bytes(len);
     if u64::from(len) > MAX_REPLY {
         return Err(ControlError::TooLarge(socket.to_owned(), len));
     }
     // Grown as bytes arrive, not allocated at the length the peer claims.
     let mut body = Vec::new();
-    let read = (&mut stream)
+    let read = (&mut *stream)
         .take(u64::from(len))
         .read_to_end(&mut body)
         .await
@@ -219,7 +409,17 @@ async fn ask(socket: &Path, request: u8) -> Result<Vec<u8>, ControlError> {
     if read != len as usize {
         return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
     }
-    Ok(body)
+    Ok(Some(body))
+}
+
+async fn read_answer(socket: &Path, stream: &mut UnixStream) -> Result<Vec<u8>, ControlError> {
+    read_answer_or_end(socket, stream).await?.ok_or_else(|| {
+        ControlError::Io(socket.to_owned(), std::io::ErrorKind::UnexpectedEof.into())
+    })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(socket: &Path, body: &[u8]) -> Result<T, ControlError> {
+    postcard::from_bytes(body).map_err(|e| ControlError::Decode(socket.to_owned(), e))
 }
 
 /// Asks the node at `socket` for its status.
@@ -232,6 +432,70 @@ pub async fn query_status(socket: &Path) -> Result<StatusReport, ControlError> {
 pub async fn query_memory(socket: &Path) -> Result<Vec<ObjectReport>, ControlError> {
     let body = ask(socket, MEMORY).await?;
     decode_memory(&body).map_err(|e| ControlError::Decode(socket.to_owned(), e))
+}
+
+/// Asks the node at `socket` to run a job; the answer is its ID or why it did not start.
+pub async fn submit_job(
+    socket: &Path,
+    request: &SubmitRequest,
+) -> Result<Result<u32, String>, ControlError> {
+    let mut stream = send_request(socket, SUBMIT, request).await?;
+    decode(socket, &read_answer(socket, &mut stream).await?)
+}
+
+/// The jobs submitted to the node at `socket`, oldest first.
+pub async fn list_jobs(socket: &Path) -> Result<Vec<JobReport>, ControlError> {
+    let mut stream = send_request(socket, JOBS, &()).await?;
+    decode(socket, &read_answer(socket, &mut stream).await?)
+}
+
+/// One submitted job's state.
+pub async fn job_status(
+    socket: &Path,
+    job: u32,
+) -> Result<Result<JobReport, JobRequestError>, ControlError> {
+    let mut stream = send_request(socket, JOB_STATUS, &job).await?;
+    decode(socket, &read_answer(socket, &mut stream).await?)
+}
+
+/// A piece of a submitted job's log from `offset`.
+pub async fn job_logs(
+    socket: &Path,
+    job: u32,
+    offset: u64,
+) -> Result<Result<LogChunk, JobRequestError>, ControlError> {
+    let mut stream = send_request(socket, JOB_LOGS, &(job, offset)).await?;
+    decode(socket, &read_answer(socket, &mut stream).await?)
+}
+
+/// Stops a submitted job (its state right after the stop was thrown).
+pub async fn stop_job(
+    socket: &Path,
+    job: u32,
+) -> Result<Result<JobReport, JobRequestError>, ControlError> {
+    let mut stream = send_request(socket, JOB_STOP, &job).await?;
+    decode(socket, &read_answer(socket, &mut stream).await?)
+}
+
+/// Deploys a module through the node at `socket`; `progress` sees each event as it comes.
+pub async fn deploy_module(
+    socket: &Path,
+    request: &DeployRequest,
+    mut progress: impl FnMut(&DeployEvent),
+) -> Result<(), ControlError> {
+    let mut stream = send_request(socket, DEPLOY, request).await?;
+    while let Some(body) = read_answer_or_end(socket, &mut stream).await? {
+        let event: DeployEvent = decode(socket, &body)?;
+        progress(&event);
+        if matches!(event, DeployEvent::Done | DeployEvent::Failed(_)) {
+            return Ok(());
+        }
+    }
+    // The node went before every node had answered.
+    Err(ControlError::Io(
+        socket.to_owned(),
+        std::io::ErrorKind::UnexpectedEof.into(),
+    ))
 }
 
 impl NodeInner {

@@ -4,7 +4,9 @@
 //! Components (each owns its state; nothing here reaches into their fields): the scheduler
 //! cell (`sched_cell.rs`), the head, the waiters of `get`/`wait` (`waiters.rs`), the instance
 //! pool (`pool.rs`), the actors' hosts (`actor_host.rs`), each job's failed tasks
-//! (`error_log.rs`), each job's quotas, store account and output (`jobs.rs`) and the running tasks a cancel may stop (`running.rs`), over the wasm host
+//! (`error_log.rs`), each job's quotas, store account and output (`jobs.rs`), the jobs
+//! submitted here (`submitted.rs`) and the running tasks a cancel may stop (`running.rs`),
+//! over the wasm host
 //! and the object store. The files that give the node its behaviour (`execute.rs`,
 //! `actors.rs`, `services.rs`, `actor_services.rs`, `control.rs`) depend on this one; it
 //! depends on none of them: what an action means is given to it as a function (`node.rs`).
@@ -17,6 +19,7 @@ use crate::jobs::Jobs;
 use crate::pool::InstancePool;
 use crate::running::RunningTasks;
 use crate::sched_cell::SchedCell;
+use crate::submitted::Submitted;
 use crate::value::Value;
 use crate::waiters::Waiters;
 use crate::wire_codec::{self, Route};
@@ -63,6 +66,8 @@ pub(crate) struct NodeInner {
     pub(crate) node_account: Arc<Account>,
     /// Plain tasks running here, for `cancel` to stop.
     pub(crate) running: RunningTasks,
+    /// Jobs submitted to this node (`wasmray submit`): their states and logs.
+    pub(crate) submitted: Submitted,
     /// This node's scratch space (spilled objects); removed at shutdown.
     pub(crate) temp_dir: std::path::PathBuf,
     pub(crate) shutting_down: AtomicBool,
@@ -110,6 +115,7 @@ impl NodeInner {
             jobs,
             node_account: Account::new(AccountLimits::UNLIMITED),
             running: RunningTasks::default(),
+            submitted: Submitted::new(parts.temp_dir.join("jobs")),
             temp_dir: parts.temp_dir,
             shutting_down: AtomicBool::new(false),
         }

@@ -154,9 +154,16 @@ impl Jobs {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a job that starts here with its own options.
-    pub(crate) fn begin(&self, job: JobId, options: JobOptions) -> Arc<Job> {
-        let entry = Job::new(job, options, false, &self.sink, self.node_memory.limit());
+    /// Registers a job that starts here with its own options; its output goes to `output`
+    /// if given (a submitted job's log), else to the node's.
+    pub(crate) fn begin(
+        &self,
+        job: JobId,
+        options: JobOptions,
+        output: Option<Arc<dyn OutputSink>>,
+    ) -> Arc<Job> {
+        let sink = output.unwrap_or_else(|| Arc::clone(&self.sink));
+        let entry = Job::new(job, options, false, &sink, self.node_memory.limit());
         self.lock().jobs.insert(job, Arc::clone(&entry));
         entry
     }

@@ -25,6 +25,8 @@ mod remote;
 mod running;
 mod sched_cell;
 mod services;
+mod submit;
+mod submitted;
 mod value;
 mod waiters;
 pub mod wire_codec;
@@ -35,11 +37,15 @@ pub use config::NodeConfig;
 /// no task asks for it.
 pub const OBJECT_STORE_MEMORY: &str = "object_store_memory";
 pub use control::{
-    ControlError, LATEST_NODE_FILE, MAX_REPLY, MemberReport, ObjectReport, StatusReport,
-    decode_memory, decode_status, latest_socket, query_memory, query_status,
+    ControlError, LATEST_NODE_FILE, MAX_REPLY, MAX_REQUEST, MemberReport, ObjectReport,
+    StatusReport, decode_memory, decode_status, deploy_module, fuzz_control_jobs,
+    fuzz_control_jobs_seeds, job_logs, job_status, latest_socket, list_jobs, query_memory,
+    query_status, stop_job, submit_job,
 };
 pub use jobs::JobOptions;
 pub use node::{ClusterConfig, DriverExit, Node, NodeStats};
+pub use submit::{DeployEvent, DeployRequest, SubmitRequest};
+pub use submitted::{JobReport, JobRequestError, KEPT_ENDED, LogChunk, MAX_LOG_BYTES};
 pub use wasmray_abi::{ErrorKind, TaskError};
 pub use wasmray_core::{JobQuotas, terminal_safe, terminal_safe_lines};
 pub use wasmray_sched::SchedStats;

@@ -17,6 +17,7 @@ use crate::jobs::JobOptions;
 use crate::remote;
 use crate::sched_cell::SchedCell;
 use crate::services::GuestServices;
+use crate::submitted::Ended;
 use crate::value::Value;
 use crate::wire_codec::Route;
 use crate::{NodeConfig, NodeError};
@@ -394,19 +395,44 @@ impl NodeInner {
         args: &[String],
         options: JobOptions,
     ) -> Result<DriverExit, NodeError> {
+        self.check_driver(module)?;
+        let job = self.new_job().await?;
+        self.run_driver_as(job, module, args, options, DriverHooks::default())
+            .await
+    }
+
+    /// Whether `module` can run as a driver here now.
+    pub(crate) fn check_driver(&self, module: &GuestModule) -> Result<(), NodeError> {
         if self.shutting_down.load(Ordering::Relaxed) {
             return Err(NodeError::ShuttingDown);
         }
         if !module.has_main() {
             return Err(NodeError::NoMain(module.name().to_owned()));
         }
-        let job = match self.ask_head(HeadRequest::NewJob).await {
-            Some(HeadAnswer::Job(job)) => job,
-            _ => return Err(NodeError::ShuttingDown),
-        };
+        Ok(())
+    }
+
+    /// A new job ID from the head, unique in the cluster.
+    pub(crate) async fn new_job(self: &Arc<Self>) -> Result<JobId, NodeError> {
+        match self.ask_head(HeadRequest::NewJob).await {
+            Some(HeadAnswer::Job(job)) => Ok(job),
+            _ => Err(NodeError::ShuttingDown),
+        }
+    }
+
+    /// Runs `module`'s `main` as the driver of `job` (an ID from [`NodeInner::new_job`]).
+    pub(crate) async fn run_driver_as(
+        self: &Arc<Self>,
+        job: JobId,
+        module: &Arc<GuestModule>,
+        args: &[String],
+        options: JobOptions,
+        hooks: DriverHooks,
+    ) -> Result<DriverExit, NodeError> {
+        self.check_driver(module)?;
         self.errors.begin(job);
         let quotas = options.quotas;
-        let entry = self.jobs.begin(job, options);
+        let entry = self.jobs.begin(job, options, hooks.output);
         let output = Arc::clone(&entry.output);
         let dirs = Arc::clone(&entry.dirs);
         let memory_pools = self.jobs.memory_pools(&entry);
@@ -441,6 +467,14 @@ impl NodeInner {
             },
         )
         .await?;
+        // A stop thrown from outside (`wasmray job stop`) kills the driver's instance.
+        let _stop_watch = hooks.stop.map(|stop| {
+            let kill = instance.kill_switch();
+            AbortOnDrop(tokio::spawn(async move {
+                stop.killed().await;
+                kill.kill();
+            }))
+        });
         let caller = Caller {
             task: driver,
             run: driver,
@@ -460,6 +494,46 @@ impl NodeInner {
             MainOutcome::Failed(error) => DriverExit::Failed(error),
         })
     }
+}
+
+impl NodeInner {
+    /// Runs a submitted job's driver on its own, its output going to `log`, stopped by
+    /// `stop`; how it ends goes to the job's record (`submitted.rs`).
+    pub(crate) fn spawn_submitted(
+        self: &Arc<Self>,
+        job: JobId,
+        module: Arc<GuestModule>,
+        args: Vec<String>,
+        options: JobOptions,
+        log: Arc<crate::submitted::LogFile>,
+        stop: wasmray_wasm::KillSwitch,
+    ) {
+        let hooks = DriverHooks {
+            output: Some(log as Arc<dyn OutputSink>),
+            stop: Some(stop),
+        };
+        let node = Arc::clone(self);
+        tokio::spawn(async move {
+            let exit = node
+                .run_driver_as(job, &module, &args, options, hooks)
+                .await;
+            let ended = match exit {
+                Ok(DriverExit::Exited(code)) => Ended::Exited(code),
+                Ok(DriverExit::Failed(error)) => Ended::Failed(error.to_string()),
+                Err(error) => Ended::Failed(error.to_string()),
+            };
+            node.submitted.finish(job, ended);
+        });
+    }
+}
+
+/// What a driver started from outside the node's API (a submitted job) comes with.
+#[derive(Default)]
+pub(crate) struct DriverHooks {
+    /// Where the job's output goes instead of the node's sink.
+    pub(crate) output: Option<Arc<dyn OutputSink>>,
+    /// Thrown to stop the driver.
+    pub(crate) stop: Option<wasmray_wasm::KillSwitch>,
 }
 
 /// Ends a job's entry (`jobs.rs`) when dropped.

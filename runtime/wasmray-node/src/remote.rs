@@ -67,6 +67,14 @@ impl Handler for NetHandler {
         let (name, bytes) = node.host.module_source(&module)?;
         Some((name, Bytes::from_owner(bytes)))
     }
+
+    fn prepare_module(&self, from: NodeId, id: ModuleId) -> wasmray_net::PrepareModule {
+        let node = self.node.clone();
+        Box::pin(async move {
+            let node = node.upgrade().ok_or("the node is shutting down")?;
+            module(&node, id, from).await.map(|_| ())
+        })
+    }
 }
 
 /// The module `id`, fetched from `from` (a node that runs it) if this node lacks it, checked
@@ -92,15 +100,16 @@ pub(crate) async fn module(
         .await
         .map_err(|e| format!("could not fetch its module from node {from}: {e}"))?
         .ok_or_else(|| format!("node {from} does not have its module"))?;
-    let module = node
-        .host
-        .load(&name, &bytes)
-        .map_err(|e| format!("its module from node {from} does not load: {e}"))?;
-    if module.id() != id {
+    // Checked before compiling: a peer must not make this node compile bytes nobody asked for.
+    if wasmray_wasm::module_id(&bytes) != id {
         return Err(format!(
             "node {from} sent a module whose hash is not the one asked for"
         ));
     }
+    let module = node
+        .host
+        .load(&name, &bytes)
+        .map_err(|e| format!("its module from node {from} does not load: {e}"))?;
     tracing::info!(module = %name, %from, "fetched a module");
     Ok(module)
 }

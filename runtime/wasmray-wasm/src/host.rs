@@ -26,6 +26,12 @@ use wasmtime::{
 
 pub use crate::state::EPOCH_TICK;
 
+/// A module's ID: the SHA-256 of its bytes (what a node checks a fetched module against
+/// before compiling it).
+pub fn module_id(bytes: &[u8]) -> ModuleId {
+    ModuleId(Sha256::digest(bytes).into())
+}
+
 /// The most fiber stacks (calls in progress at once, blocked ones included) a node keeps.
 const MAX_STACKS: u32 = 16_384;
 
@@ -148,7 +154,7 @@ impl WasmHost {
     /// Loads a module from its bytes; `name` is used in messages.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Arc<GuestModule>, WasmError> {
         check_magic(name, bytes)?;
-        let id = ModuleId(Sha256::digest(bytes).into());
+        let id = module_id(bytes);
         if let Some(module) = self
             .modules
             .lock()

@@ -36,7 +36,7 @@ pub use call::{CallLimits, Caller, Finished, MainOutcome, TaskCall, TaskOutcome}
 pub use clocks::GUEST_CLOCK_RESOLUTION;
 pub use counted::{CountedValue, ReleaseContained};
 pub use cpu_clock::coarse_clock;
-pub use host::{EPOCH_TICK, WasmHost, WasmHostConfig};
+pub use host::{EPOCH_TICK, WasmHost, WasmHostConfig, module_id};
 pub use instance::{DirGrant, GuestInstance, InstanceSetup};
 pub use kill::KillSwitch;
 pub use memory::GuestFault;

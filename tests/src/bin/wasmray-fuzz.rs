@@ -11,7 +11,8 @@
 //!
 //! Targets: `abi-records` (every record the imports decode), `module-metadata` (what the
 //! host reads of a module before compiling it), `control-status` and `control-memory` (the
-//! control socket's answers, as the CLI decodes them), `wire-frame` (a peer's frame as a node
+//! control socket's answers, as the CLI decodes them), `control-jobs` (its job and module
+//! requests and answers), `wire-frame` (a peer's frame as a node
 //! decodes it, values into a scratch store) and `rpc-frames` (the transport's RPC records).
 //!
 //! Usage: `wasmray-fuzz [TARGET]... [--seconds S] [--seed N]` (all targets, 2 s each and at
@@ -205,6 +206,11 @@ const TARGETS: &[Target] = &[
         name: "control-memory",
         run: |bytes| wasmray_node::decode_memory(bytes).map_or(0, |r| r.len()),
         seeds: memory_seeds,
+    },
+    Target {
+        name: "control-jobs",
+        run: wasmray_node::fuzz_control_jobs,
+        seeds: wasmray_node::fuzz_control_jobs_seeds,
     },
     Target {
         name: "wire-frame",

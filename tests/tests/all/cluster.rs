@@ -351,6 +351,136 @@ fn bad_cluster_input_gets_a_one_line_error_and_exit_code_2() -> anyhow::Result<(
     Ok(())
 }
 
+/// The number after `job` in `Submitted job N.`.
+fn submitted_job(out: &Output) -> String {
+    let (stdout, stderr) = text(out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Submitted job "))
+        .and_then(|rest| rest.split(['.', ';']).next())
+        .unwrap_or_else(|| panic!("no job ID in {stdout}"))
+        .to_owned()
+}
+
+#[test]
+fn jobs_are_submitted_followed_listed_and_stopped_and_modules_deployed() -> anyhow::Result<()> {
+    let cache = wasmray_tests::test_cache_dir();
+    let mut cluster = ProcessCluster::start(bin(), &cache, &["--num-cpus", "0"])?;
+    cluster.add_node(&["--num-cpus", "2"])?;
+    cluster.wait_for_nodes(2, Duration::from_secs(20))?;
+
+    // Deploy: the other node answers once it has the module ready.
+    let out = cluster.wasmray(&["deploy", guests::QUICKSTART]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("to 1 other node"), "{stderr}");
+    assert_eq!(stderr.matches(": ready").count(), 1, "{stderr}");
+    assert!(stdout.contains("ready on every node"), "{stdout}");
+    // A file that is not a module is refused before any node is asked.
+    let junk = cluster.dir().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm")?;
+    assert_refused(
+        &cluster.wasmray(&["deploy", &junk.to_string_lossy()]),
+        "junk.wasm",
+    );
+
+    // A job runs detached; its log holds the driver's output; it is listed as succeeded.
+    let job = submitted_job(&cluster.wasmray(&["submit", guests::QUICKSTART]));
+    let out = cluster.wasmray(&["job", "logs", &job, "--follow"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("sum of 10 tasks reading one put = 27472500"),
+        "{stdout}"
+    );
+    let logs = text(&cluster.wasmray(&["job", "logs", &job])).0;
+    assert_eq!(logs, stdout, "the whole log, once more");
+    let status = text(&cluster.wasmray(&["job", "status", &job])).0;
+    assert!(
+        status.starts_with(&format!("Job {job}: succeeded")),
+        "{status}"
+    );
+    let list = text(&cluster.wasmray(&["job", "list"])).0;
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&job) && l.contains("succeeded") && l.contains("quickstart")),
+        "{list}"
+    );
+
+    // `submit --follow` stays and exits as the job does; a failing job says why.
+    let out = cluster.wasmray(&["submit", "--follow", guests::DRIVER_ERROR]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains(": failed"), "{stderr}");
+
+    // A job stopped while its task computes on the other node: the driver ends at once and
+    // the task is cancelled there, so the node's CPU is free again.
+    let job = submitted_job(&cluster.wasmray(&[
+        "submit",
+        "--max-pending-tasks",
+        "10",
+        guests::CLI_PROBE,
+        "spin=600000",
+    ]));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !text(&cluster.wasmray(&["status"]))
+        .0
+        .contains("total: CPU 1/2")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = cluster.wasmray(&["job", "stop", &job]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("Job {job} stopped")), "{stdout}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = text(&cluster.wasmray(&["status"])).0;
+        if status.contains("total: CPU 2/2") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = cluster.wasmray(&["job", "stop", &job]);
+    assert!(
+        text(&out).0.contains("had already ended: stopped"),
+        "{:?}",
+        text(&out)
+    );
+    // `--no-wait` returns once the stop is thrown; following the job then ends with it.
+    let job = submitted_job(&cluster.wasmray(&["submit", guests::CLI_PROBE, "spin=600000"]));
+    let out = cluster.wasmray(&["job", "stop", "--no-wait", &job]);
+    assert!(text(&out).0.contains("is stopping"), "{:?}", text(&out));
+    let out = cluster.wasmray(&["job", "logs", "-f", &job]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    assert!(text(&out).1.contains(": stopped"), "{:?}", text(&out));
+
+    // Unknown jobs and bad input are one-line errors.
+    assert_refused(&cluster.wasmray(&["job", "status", "999"]), "no job 999");
+    assert_refused(&cluster.wasmray(&["job", "logs", "999"]), "no job 999");
+    assert_refused(
+        &cluster.wasmray(&["submit", &junk.to_string_lossy()]),
+        "the job did not start",
+    );
+    assert_refused(
+        &cluster.wasmray(&["submit", "/nonexistent/app.wasm"]),
+        "cannot read",
+    );
+    let elsewhere = tempfile::tempdir()?;
+    let out = std::process::Command::new(bin())
+        .args(["job", "list"])
+        .env("TMPDIR", elsewhere.path())
+        .output()?;
+    assert_refused(&out, "no running wasmray node");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_named_detached_actor_is_found_and_called_from_another_node() -> anyhow::Result<()> {
     let cluster = LocalCluster::start(0.0, &[(2.0, &[]), (2.0, &[])]).await?;

@@ -23,6 +23,7 @@ fn every_decoder_survives_a_second_of_fuzzing() {
         "module-metadata",
         "control-status",
         "control-memory",
+        "control-jobs",
         "wire-frame",
         "rpc-frames",
     ] {
