@@ -351,6 +351,25 @@ fn bad_cluster_input_gets_a_one_line_error_and_exit_code_2() -> anyhow::Result<(
     Ok(())
 }
 
+/// Whether the tests run as root (they can then act as another user).
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The control socket of the cluster's head, from the record `wasmray start` left.
+fn head_socket(cluster: &ProcessCluster) -> anyhow::Result<std::path::PathBuf> {
+    let nodes = cluster.dir().join("wasmray/cluster/nodes");
+    for entry in std::fs::read_dir(&nodes)? {
+        let record: serde_json::Value = serde_json::from_slice(&std::fs::read(entry?.path())?)?;
+        if record["head"] == true {
+            let socket = record["socket"].as_str().unwrap_or_default();
+            return Ok(socket.into());
+        }
+    }
+    anyhow::bail!("no head record under {}", nodes.display())
+}
+
 /// The number after `job` in `Submitted job N.`.
 fn submitted_job(out: &Output) -> String {
     let (stdout, stderr) = text(out);
@@ -472,6 +491,30 @@ fn jobs_are_submitted_followed_listed_and_stopped_and_modules_deployed() -> anyh
         &cluster.wasmray(&["submit", "/nonexistent/app.wasm"]),
         "cannot read",
     );
+    // Another user cannot use the node's control socket, even with every directory on the
+    // way open to it (running as root, the test can be that user).
+    if running_as_root() {
+        let socket = head_socket(&cluster)?;
+        use std::os::unix::fs::PermissionsExt;
+        let mut dir = socket.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(cluster.dir())) {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))?;
+            dir = d.parent();
+        }
+        std::fs::set_permissions(cluster.dir(), std::fs::Permissions::from_mode(0o711))?;
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin())
+            .args(["job", "list", "--socket"])
+            .arg(&socket)
+            .output()?;
+        assert_refused(&out, "cannot reach the node");
+        assert!(
+            text(&out).1.contains("ermission denied"),
+            "{:?}",
+            text(&out)
+        );
+    }
     let elsewhere = tempfile::tempdir()?;
     let out = std::process::Command::new(bin())
         .args(["job", "list"])
