@@ -49,6 +49,7 @@ fn spec(id: TaskId, resources: &ResourceSet) -> TaskSpec<Value> {
         cpu_time_limit_ms: None,
         lineage: Lineage::root("main"),
         submitter: id,
+        driver: wasmray_core::NodeId(1),
     }
 }
 

@@ -4,7 +4,7 @@
 //! crate does not depend on the object store. A spec knows the chain of tasks that submitted it
 //! (as a shared linked list) so that an error can name where it happened.
 
-use crate::{ActorId, JobId, ModuleId, ObjectId, ResourceSet, TaskId};
+use crate::{ActorId, JobId, ModuleId, NodeId, ObjectId, ResourceSet, TaskId};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::sync::Arc;
 
@@ -74,6 +74,8 @@ pub struct TaskSpec<V> {
     pub lineage: Lineage,
     /// The task (or driver) that submitted this one: whose children `cancel(recursive)` finds.
     pub submitter: TaskId,
+    /// The node the job's driver runs on: where what the task prints is shown.
+    pub driver: NodeId,
 }
 
 impl<V> TaskSpec<V> {
@@ -118,6 +120,7 @@ impl<V> TaskSpec<V> {
             cpu_time_limit_ms: self.cpu_time_limit_ms,
             lineage: self.lineage,
             submitter: self.submitter,
+            driver: self.driver,
         })
     }
 

@@ -51,7 +51,7 @@ impl NodeInner {
     /// The name a creation asks for, scoped to the caller's job.
     fn name_of(&self, caller: &Caller, options: &ActorOptions) -> Option<ActorName> {
         let name = options.name.as_deref()?;
-        let scope = &self.jobs.get(caller.job).scope;
+        let scope = &self.jobs.get(caller.job, caller.driver).scope;
         Some(scoped_name(scope, options.namespace.as_deref(), name))
     }
 }
@@ -119,6 +119,7 @@ impl NodeInner {
             module: caller.module,
             lineage: caller.lineage.child(&class),
             submitter: caller.task,
+            driver: caller.driver,
             function: class,
             args: args_of(request.args),
             num_returns: 0,
@@ -170,6 +171,7 @@ impl ActorServices for GuestServices {
             module: caller.module,
             lineage: caller.lineage.child(&function),
             submitter: caller.task,
+            driver: caller.driver,
             function,
             args: args_of(args),
             num_returns,
@@ -260,7 +262,7 @@ impl NodeInner {
         if let Some(message) = node.actor_problem(caller, &request) {
             return Err(error(ErrorKind::InvalidTask, &class, message, caller));
         }
-        let quotas = node.jobs.get(caller.job).quotas;
+        let quotas = node.jobs.get(caller.job, caller.driver).quotas;
         if node.lock_sched().job_actors(caller.job) >= quotas.max_actors {
             let message = QuotaExceeded::new(Quota::Actors, &quotas).to_string();
             return Err(error(ErrorKind::InvalidTask, &class, message, caller));
@@ -314,7 +316,11 @@ impl NodeInner {
         class: &str,
     ) -> Result<ObjectId, TaskError> {
         let node = self;
-        let key = scoped_name(&node.jobs.get(caller.job).scope, namespace, name);
+        let key = scoped_name(
+            &node.jobs.get(caller.job, caller.driver).scope,
+            namespace,
+            name,
+        );
         let not_found = |message: String| error(ErrorKind::InvalidTask, class, message, caller);
         let missing = || {
             not_found(format!(

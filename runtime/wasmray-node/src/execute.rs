@@ -31,6 +31,7 @@ impl NodeInner {
             lineage: spec.lineage.clone(),
             actor: spec.actor(),
             gpu_ids: run.gpu_ids.clone(),
+            driver: spec.driver,
         };
         let limits = self.call_limits(spec);
         TaskCall {
@@ -175,7 +176,7 @@ impl NodeInner {
             .slot()
             .await
             .ok_or_else(|| system("the node is shutting down".into()))?;
-        let job = self.jobs.get(spec.job);
+        let job = self.jobs.get(spec.job, spec.driver);
         let setup = InstanceSetup {
             services: GuestServices::shared(self),
             output: Arc::clone(&job.output) as Arc<dyn wasmray_wasm::OutputSink>,

@@ -11,9 +11,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use wasmray_core::{IdMap, JobId, JobQuotas, Quota, QuotaExceeded};
+use wasmray_core::{IdMap, JobId, JobQuotas, NodeId, Quota, QuotaExceeded};
 use wasmray_store::{Account, AccountLimits};
-use wasmray_wasm::{DirGrant, JobLimits, MemoryPool, OutputRate, OutputSink, RateLimited};
+use wasmray_wasm::{DirGrant, JobLimits, MemoryPool, OutputRate, OutputSink, RateLimited, Stream};
 
 /// How a job is run: its quotas, and the shared namespace it joins, if any.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +40,8 @@ pub(crate) struct Job {
     pub(crate) output: Arc<RateLimited>,
     /// The guest memory all its instances draw from.
     pub(crate) memory: Arc<MemoryPool>,
+    /// Its driver runs on this node (so output forwarded from other nodes is shown here).
+    driven_here: bool,
 }
 
 impl Job {
@@ -51,6 +53,7 @@ impl Job {
         ended: bool,
         sink: &Arc<dyn OutputSink>,
         node_memory: u64,
+        driven_here: bool,
     ) -> Arc<Self> {
         let quotas = options.quotas;
         let scope = match options.namespace {
@@ -78,6 +81,7 @@ impl Job {
             }),
             output: Arc::new(RateLimited::new(Arc::clone(sink), rate)),
             memory: Arc::new(job_memory_pool(&quotas, node_memory)),
+            driven_here,
         })
     }
 }
@@ -109,7 +113,14 @@ pub(crate) struct Jobs {
     /// The guest memory every job's instances draw from together.
     node_memory: Arc<MemoryPool>,
     table: Mutex<Table>,
+    /// In a cluster: makes the sink of a job whose driver runs on another node (`relay.rs`),
+    /// given the job, that node and this node's sink.
+    remote_output: std::sync::OnceLock<RemoteOutput>,
 }
+
+/// See [`Jobs::set_remote_output`].
+pub(crate) type RemoteOutput =
+    Box<dyn Fn(JobId, NodeId, Arc<dyn OutputSink>) -> Arc<dyn OutputSink> + Send + Sync>;
 
 /// Running jobs and the IDs of ended ones, under one lock (a submission checks both).
 #[derive(Default)]
@@ -129,6 +140,34 @@ impl Jobs {
             reports: RateLimited::new(Arc::clone(&sink), OutputRate::default()),
             sink,
             table: Mutex::default(),
+            remote_output: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Where the output of jobs whose drivers run on other nodes goes from now on (set once,
+    /// when the node has links).
+    pub(crate) fn set_remote_output(&self, make: RemoteOutput) {
+        let _ = self.remote_output.set(make);
+    }
+
+    /// Shows a line another node forwarded: with the job's output (at its rate) if its
+    /// driver runs here, else (the driver ended) in this node's own output, never further.
+    pub(crate) fn show_forwarded(
+        &self,
+        job: JobId,
+        label: Option<&str>,
+        stream: Stream,
+        line: &str,
+    ) {
+        let entry = self
+            .lock()
+            .jobs
+            .get(&job)
+            .filter(|j| j.driven_here)
+            .cloned();
+        match entry {
+            Some(entry) => entry.output.line(label, stream, line),
+            None => self.reports.line(label, stream, line),
         }
     }
 
@@ -163,19 +202,31 @@ impl Jobs {
         output: Option<Arc<dyn OutputSink>>,
     ) -> Arc<Job> {
         let sink = output.unwrap_or_else(|| Arc::clone(&self.sink));
-        let entry = Job::new(job, options, false, &sink, self.node_memory.limit());
+        let entry = Job::new(job, options, false, &sink, self.node_memory.limit(), true);
         self.lock().jobs.insert(job, Arc::clone(&entry));
         entry
     }
 
     /// The job's entry; one with the node's defaults if the job is not known here (marked
-    /// ended if its driver ended here: what it left running still may not start work).
-    pub(crate) fn get(&self, job: JobId) -> Arc<Job> {
+    /// ended if its driver ended here: what it left running still may not start work), its
+    /// output going to `driver`, the node its driver runs on.
+    pub(crate) fn get(&self, job: JobId, driver: NodeId) -> Arc<Job> {
         let mut table = self.lock();
         let ended = table.ended.contains_key(&job);
         let entry = table.jobs.entry(job).or_insert_with(|| {
             let node_memory = self.node_memory.limit();
-            Job::new(job, self.default_options(), ended, &self.sink, node_memory)
+            let sink = match self.remote_output.get() {
+                Some(make) if !ended => make(job, driver, Arc::clone(&self.sink)),
+                _ => Arc::clone(&self.sink),
+            };
+            Job::new(
+                job,
+                self.default_options(),
+                ended,
+                &sink,
+                node_memory,
+                false,
+            )
         });
         Arc::clone(entry)
     }

@@ -21,6 +21,7 @@ mod inner;
 mod jobs;
 mod node;
 mod pool;
+mod relay;
 mod remote;
 mod running;
 mod sched_cell;

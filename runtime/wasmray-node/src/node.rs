@@ -185,6 +185,7 @@ impl Node {
                 .net_handler
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handler);
+            relay_remote_output(&inner);
         }
         // The join message the scheduler starts with goes to the head now.
         inner.with_sched(|_, _| ());
@@ -483,6 +484,7 @@ impl NodeInner {
             lineage: Lineage::root("main"),
             actor: None,
             gpu_ids: Vec::new(),
+            driver: self.id,
         };
         let finished = instance.run_main(caller, driver_limits).await;
         self.release(&finished.held);
@@ -494,6 +496,29 @@ impl NodeInner {
             MainOutcome::Failed(error) => DriverExit::Failed(error),
         })
     }
+}
+
+/// Output of jobs whose drivers run on other nodes goes to the driver's node (`relay.rs`).
+fn relay_remote_output(inner: &Arc<NodeInner>) {
+    let weak = Arc::downgrade(inner);
+    let me = inner.id;
+    inner
+        .jobs
+        .set_remote_output(Box::new(move |job, driver, here| {
+            if driver == me {
+                return here;
+            }
+            let node = weak.clone();
+            let send: crate::relay::SendLine = Box::new(move |to, line| {
+                let Some(node) = node.upgrade() else { return };
+                let Some(net) = &node.net else { return };
+                match crate::wire_codec::encode_output(line) {
+                    Ok(frame) => net.send(to, frame),
+                    Err(e) => tracing::warn!("could not encode an output line: {e}"),
+                }
+            });
+            Arc::new(crate::relay::OutputRelay::new(job, me, driver, send))
+        }));
 }
 
 impl NodeInner {

@@ -1,5 +1,6 @@
 //! The node's side of its links: what arrives from peers (frames for the scheduler or the
-//! head, requests for an object's bytes) and the byte transfers the scheduler asks for.
+//! head, guest output for a driver here, requests for an object's or a module's bytes) and
+//! the byte transfers the scheduler asks for.
 //!
 //! Frames are decoded here (`wire_codec.rs`) and fed to the scheduler or, on the head's node,
 //! to the head. A fetch ([`fetch`]) reserves room for the whole object in this node's store,
@@ -26,6 +27,21 @@ impl Handler for NetHandler {
         let Some(node) = self.node.upgrade() else {
             return;
         };
+        if frame.first() == Some(&wire_codec::OUTPUT_ROUTE) {
+            match wire_codec::decode_output(&frame) {
+                Ok(line) => {
+                    let stream = if line.stderr {
+                        wasmray_wasm::Stream::Stderr
+                    } else {
+                        wasmray_wasm::Stream::Stdout
+                    };
+                    node.jobs
+                        .show_forwarded(line.job, line.label.as_deref(), stream, &line.line);
+                }
+                Err(e) => tracing::warn!(%from, "dropped an output frame: {e}"),
+            }
+            return;
+        }
         let (route, envelope) = match wire_codec::decode(&frame, &node.store, &node.node_account) {
             Ok(decoded) => decoded,
             Err(e) => {

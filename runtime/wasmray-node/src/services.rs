@@ -278,6 +278,7 @@ impl NodeInner {
             module: caller.module,
             lineage: caller.lineage.child(&submission.function),
             submitter: caller.task,
+            driver: caller.driver,
             function: submission.function,
             args: submission
                 .args

@@ -5,6 +5,10 @@
 //! and bytes. Decoding checks everything a peer sent before the scheduler sees it: a bad
 //! frame is an error, never a panic; the bytes of a value become a store object charged to
 //! the node's account (the references inside it are taken in by the scheduler).
+//!
+//! Route [`OUTPUT_ROUTE`] carries guest output instead: lines a job's instances printed on
+//! one node, on their way to the node of the job's driver (outside the links' sequencing:
+//! output is shown if it arrives, never resent).
 
 use crate::value::Value;
 use serde::Deserialize;
@@ -22,6 +26,49 @@ pub(crate) enum Route {
     ToHead = 1,
     /// From the head to a node's scheduler.
     FromHead = 2,
+}
+
+/// The route byte of an output frame ([`encode_output`]).
+pub(crate) const OUTPUT_ROUTE: u8 = 3;
+
+/// One line of guest output, forwarded to the node of its job's driver.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+pub(crate) struct OutputLine {
+    pub(crate) job: wasmray_core::JobId,
+    /// The task's label, the node it ran on included.
+    pub(crate) label: Option<String>,
+    pub(crate) stderr: bool,
+    pub(crate) line: String,
+}
+
+/// The frame for one forwarded line, length first.
+pub(crate) fn encode_output(line: &OutputLine) -> Result<Vec<u8>, CodecError> {
+    let out = vec![0, 0, 0, 0, OUTPUT_ROUTE];
+    let out = postcard::to_extend(line, out).map_err(|e| CodecError::Encode(e.to_string()))?;
+    wasmray_net::wire::finish_frame(out).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// The line an output frame (route byte included) carries; longer lines than a guest may
+/// write are refused.
+pub(crate) fn decode_output(frame: &[u8]) -> Result<OutputLine, CodecError> {
+    let body = match frame.split_first() {
+        Some((&OUTPUT_ROUTE, body)) => body,
+        Some((&other, _)) => return Err(CodecError::Route(other)),
+        None => return Err(CodecError::Empty),
+    };
+    let (line, rest): (OutputLine, _) =
+        postcard::take_from_bytes(body).map_err(CodecError::Decode)?;
+    if !rest.is_empty() {
+        return Err(CodecError::Trailing(rest.len()));
+    }
+    let label_len = line.label.as_ref().map_or(0, String::len);
+    if line.line.len() > wasmray_wasm::MAX_LINE || label_len > wasmray_wasm::MAX_LINE {
+        return Err(CodecError::Encode(format!(
+            "an output line of {} bytes, more than a guest may write",
+            line.line.len().max(label_len)
+        )));
+    }
+    Ok(line)
 }
 
 /// A value as it arrives: borrowed from the frame.
@@ -113,6 +160,9 @@ pub fn fuzz_frame(frame: &[u8]) -> usize {
         return 0;
     };
     let account = Account::new(wasmray_store::AccountLimits::UNLIMITED);
+    if frame.first() == Some(&OUTPUT_ROUTE) {
+        return decode_output(frame).map_or(0, |line| line.line.len() + 1);
+    }
     match decode(frame, store, &account) {
         Ok((_, envelope)) => envelope.message.map_or(1, |m| m.refs().len() + 2),
         Err(_) => 0,
@@ -151,6 +201,7 @@ pub fn fuzz_frame_seeds() -> Vec<Vec<u8>> {
         cpu_time_limit_ms: Some(10),
         lineage: Lineage::root("main").child("f"),
         submitter: task,
+        driver: NodeId(9),
     };
     let snapshot = Snapshot {
         version: 2,
@@ -203,6 +254,15 @@ pub fn fuzz_frame_seeds() -> Vec<Vec<u8>> {
         if let Ok(frame) = encode(Route::Peer, &envelope) {
             seeds.push(frame[4..].to_vec());
         }
+    }
+    let line = OutputLine {
+        job: JobId(2),
+        label: Some("f task=1 node=n3".into()),
+        stderr: false,
+        line: "hello".into(),
+    };
+    if let Ok(frame) = encode_output(&line) {
+        seeds.push(frame[4..].to_vec());
     }
     seeds
 }

@@ -89,6 +89,7 @@ impl Sim {
             cpu_time_limit_ms: None,
             lineage: Lineage::root("main").child(function),
             submitter: TaskId(0),
+            driver: NodeId(0),
         }
     }
 

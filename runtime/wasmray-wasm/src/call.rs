@@ -6,7 +6,7 @@ use crate::counted::CountedValue;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmray_abi::TaskError;
-use wasmray_core::{ActorId, JobId, Lineage, ModuleId, ObjectId, TaskId};
+use wasmray_core::{ActorId, JobId, Lineage, ModuleId, NodeId, ObjectId, TaskId};
 use wasmray_store::StoredObject;
 
 /// Who is calling: the task (or driver) running in an instance.
@@ -23,6 +23,8 @@ pub struct Caller {
     pub actor: Option<ActorId>,
     /// The GPUs the task (or its actor) holds, by logical ID.
     pub gpu_ids: Vec<u32>,
+    /// The node the job's driver runs on (tasks it submits say so).
+    pub driver: NodeId,
 }
 
 /// The limits of one call.

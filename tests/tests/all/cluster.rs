@@ -162,6 +162,25 @@ fn processes_form_a_cluster_that_runs_a_driver_shows_its_nodes_and_sees_a_node_d
         "{stdout}"
     );
     assert!(stdout.contains("cluster CPU total: 3"), "{stdout}");
+    // What a task prints on another node reaches the driver's terminal, labelled with it.
+    let out = cluster.wasmray(&[
+        "run",
+        "--address",
+        &cluster.address,
+        "--token",
+        &cluster.token,
+        "--ca-hash",
+        &cluster.ca_hash,
+        guests::HELLO,
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("(hello task=")
+            && l.contains(" node=")
+            && l.ends_with(") hello from task")),
+        "{stdout}"
+    );
 
     // Status lists every node with its resources, and the cluster's totals (once the nodes'
     // reports after the run reached the head: they come at least once a second).
@@ -415,6 +434,13 @@ fn jobs_are_submitted_followed_listed_and_stopped_and_modules_deployed() -> anyh
     );
     let logs = text(&cluster.wasmray(&["job", "logs", &job])).0;
     assert_eq!(logs, stdout, "the whole log, once more");
+    // A job's log holds what its tasks printed on other nodes.
+    let hello = submitted_job(&cluster.wasmray(&["submit", guests::HELLO]));
+    let out = cluster.wasmray(&["job", "logs", &hello, "--follow"]);
+    let stdout = text(&out).0;
+    assert!(stdout.starts_with("hello from wasmray\n"), "{stdout}");
+    assert!(stdout.contains(" node="), "{stdout}");
+    assert!(stdout.trim_end().ends_with(") hello from task"), "{stdout}");
     let status = text(&cluster.wasmray(&["job", "status", &job])).0;
     assert!(
         status.starts_with(&format!("Job {job}: succeeded")),

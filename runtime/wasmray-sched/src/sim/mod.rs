@@ -1149,6 +1149,7 @@ fn plain_spec(
         cpu_time_limit_ms: None,
         lineage: Lineage::root("main").child(function),
         submitter,
+        driver: NodeId(0),
     }
 }
 
