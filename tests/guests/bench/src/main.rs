@@ -15,7 +15,10 @@
 //! access, no copy) and then read every byte (`get-gb bytes=B map_median_ns=T
 //! read_median_ns=R mapped=true`); `bench put-calls N` puts N small values
 //! (`put-calls n=N total_ns=T`); `bench get-calls N` gets one small object N times
-//! (`get-calls n=N total_ns=T`).
+//! (`get-calls n=N total_ns=T`). `bench pull-gb MB`, 3 times: puts a fresh MB-megabyte
+//! `Buffer<u8>` and times a task that takes it and reads one byte of every MiB, from submit
+//! to result (`pull-gb bytes=B median_ns=T all_ns=[..]`): where the task runs on another
+//! node, that is the pull of the object into its store.
 //!
 //! Value cases (the SDK's `put` of plain data, against `Buffer` of the same data): `bench
 //! put-value MB` makes a `Vec<f64>` of MB megabytes and times, 5 times, alternating, `put(&v)`
@@ -88,6 +91,18 @@ fn map_and_read(buffer: wasmray::Buffer<u8>) -> (u64, u64, u64, bool) {
     )
 }
 
+/// Reads one byte of every MiB of a buffer a task received (reading every page would time
+/// the page faults of mapping it, not its transfer).
+#[wasmray::remote]
+fn touch_pages(buffer: wasmray::Buffer<u8>) -> u64 {
+    buffer
+        .as_slice()
+        .iter()
+        .step_by(1 << 20)
+        .map(|&b| u64::from(b))
+        .sum()
+}
+
 fn median(mut values: Vec<u64>) -> u64 {
     values.sort_unstable();
     values.get(values.len() / 2).copied().unwrap_or(0)
@@ -130,6 +145,25 @@ fn object_case(mode: &str, n: u64) -> Option<Result<(), String>> {
                     );
                 }
             }
+            "pull-gb" => {
+                let bytes = (n as usize) << 20;
+                let mut times = Vec::new();
+                for round in 0..3u8 {
+                    let buffer = wasmray::Buffer::from_vec(vec![round + 1; bytes]);
+                    let started = Instant::now();
+                    let sum =
+                        wasmray::get(&touch_pages::remote(&buffer)).map_err(|e| e.to_string())?;
+                    times.push(started.elapsed().as_nanos() as u64);
+                    let pages = bytes.div_ceil(1 << 20) as u64;
+                    if sum != pages * u64::from(round + 1) {
+                        return Err(format!("read {sum}, not {} per page", round + 1));
+                    }
+                }
+                println!(
+                    "pull-gb bytes={bytes} median_ns={} all_ns={times:?}",
+                    median(times.clone())
+                );
+            }
             "put-calls" => {
                 let started = Instant::now();
                 for i in 0..n {
@@ -151,7 +185,11 @@ fn object_case(mode: &str, n: u64) -> Option<Result<(), String>> {
         }
         Ok(())
     };
-    matches!(mode, "put-gb" | "get-gb" | "put-calls" | "get-calls").then(run)
+    matches!(
+        mode,
+        "put-gb" | "get-gb" | "pull-gb" | "put-calls" | "get-calls"
+    )
+    .then(run)
 }
 
 /// The actor cases; `None` if `mode` is not one.
