@@ -137,7 +137,10 @@ pub fn one_to_one_sync(bench: &mut Bench) {
     if !bench.selected(NAME) {
         return;
     }
-    let a = Actor::remote();
+    let a = match crate::pinned() {
+        Some(resource) => Actor::options().resource(resource, 0.001).remote(),
+        None => Actor::remote(),
+    };
     bench.timeit(NAME, 1.0, || {
         wasmray::get(&a.small_value().remote()).map(drop)
     });
@@ -149,7 +152,10 @@ pub fn one_to_one_async(bench: &mut Bench) {
     if !bench.selected(NAME) {
         return;
     }
-    let a = Actor::remote();
+    let a = match crate::pinned() {
+        Some(resource) => Actor::options().resource(resource, 0.001).remote(),
+        None => Actor::remote(),
+    };
     bench.timeit(NAME, f64::from(BATCH), || call_batch(&a, BATCH));
 }
 

@@ -88,29 +88,44 @@ const CASES: &[fn(&mut Bench)] = &[
     async_actors::n_to_n_async,
 ];
 
-/// The command line: the filter and whether to run quick.
+/// The command line: the filter, whether to run quick, and the resource that pins the work.
 struct Args {
     filter: String,
     quick: bool,
 }
 
-/// Reads `[FILTER [quick]]` from the driver's arguments (`argv[0]` is the module).
+const USAGE: &str = "usage: microbenchmark [FILTER [quick|full [pin=RESOURCE]]]";
+
+/// The resource the work is pinned to (`pin=RESOURCE`): the tasks of the task cases and the
+/// actors of the 1:1 cases ask for 0.001 of it, so on a cluster they run on the nodes that
+/// have it, as Ray's docs pin work with a custom resource.
+static PIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// See [`PIN`].
+pub fn pinned() -> Option<&'static str> {
+    PIN.get().map(String::as_str)
+}
+
+/// Reads `[FILTER [quick|full [pin=RESOURCE]]]` from the driver's arguments (`argv[0]` is
+/// the module).
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let filter = args.next().unwrap_or_default();
     let quick = match args.next().as_deref() {
-        None | Some("") => false,
+        None | Some("") | Some("full") => false,
         Some("quick") => true,
-        Some(other) => {
-            return Err(format!(
-                "unknown second argument {other:?}: usage: microbenchmark [FILTER [quick]]"
-            ));
-        }
+        Some(other) => return Err(format!("unknown second argument {other:?}: {USAGE}")),
     };
+    if let Some(pin) = args.next() {
+        match pin.strip_prefix("pin=") {
+            Some(resource) if !resource.is_empty() => {
+                let _ = PIN.set(resource.to_owned());
+            }
+            _ => return Err(format!("unknown third argument {pin:?}: {USAGE}")),
+        }
+    }
     if let Some(extra) = args.next() {
-        return Err(format!(
-            "unexpected argument {extra:?}: usage: microbenchmark [FILTER [quick]]"
-        ));
+        return Err(format!("unexpected argument {extra:?}: {USAGE}"));
     }
     Ok(Args { filter, quick })
 }

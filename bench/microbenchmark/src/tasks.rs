@@ -39,9 +39,18 @@ pub fn small_value() -> Vec<u8> {
     b"ok".to_vec()
 }
 
+/// One `small_value` task: on a node with the pinned resource when the run pins its work
+/// (`pin=RESOURCE`, for the cluster comparison), anywhere otherwise.
+pub fn small_value_task() -> wasmray::ObjectRef<Vec<u8>> {
+    match crate::pinned() {
+        Some(resource) => small_value::options().resource(resource, 0.001).remote(),
+        None => small_value::remote(),
+    }
+}
+
 /// Submits `count` `small_value` tasks and gets them all.
 pub fn small_value_batch(count: u32) -> Result<(), wasmray::TaskError> {
-    let submitted: Vec<_> = (0..count).map(|_| small_value::remote()).collect();
+    let submitted: Vec<_> = (0..count).map(|_| small_value_task()).collect();
     wasmray::get_all(&submitted).map(drop)
 }
 
@@ -71,7 +80,7 @@ pub fn wait_1k_refs(bench: &mut Bench) {
 /// "single client tasks sync": one task, waited for, at a time.
 pub fn tasks_sync(bench: &mut Bench) {
     bench.timeit("single client tasks sync", 1.0, || {
-        wasmray::get(&small_value::remote()).map(drop)
+        wasmray::get(&small_value_task()).map(drop)
     });
 }
 

@@ -3,6 +3,11 @@
 //! with the SDK (`bench/microbenchmark`, compiled into this binary); plus what users feel
 //! first: cold start of `wasmray run` (module cache cold and warm) and the memory of an idle
 //! node. `TESTS_TO_RUN=pattern` selects cases, as in Ray.
+//!
+//! With `--address` the driver runs on a cluster instead (its process joins it as a node with
+//! no CPUs, as `wasmray run --address` does), and `--pin RESOURCE` sends the task cases' tasks
+//! and the 1:1 actors to the nodes that have that resource: the cross-node figures. Cold start
+//! and idle memory are a single node's and are not measured then.
 
 use anyhow::Context;
 use clap::Args;
@@ -24,6 +29,20 @@ pub(crate) struct MicrobenchmarkArgs {
     /// Short measuring windows (for a smoke test; the figures are noisier).
     #[arg(long)]
     quick: bool,
+    /// Run the driver on the cluster whose head listens at HOST:PORT (its process joins with
+    /// no CPUs unless --num-cpus says so).
+    #[arg(long)]
+    address: Option<String>,
+    /// The cluster's join token [default: the one of the head started on this machine].
+    #[arg(long, requires = "address")]
+    token: Option<String>,
+    /// The cluster CA's pin [default: the one of the head started on this machine].
+    #[arg(long, requires = "address")]
+    ca_hash: Option<String>,
+    /// Pin the task cases' tasks and the 1:1 actors to the nodes that have this custom
+    /// resource (each asks for 0.001 of it).
+    #[arg(long, requires = "address")]
+    pin: Option<String>,
 }
 
 pub(crate) fn microbenchmark(args: MicrobenchmarkArgs) -> anyhow::Result<ExitCode> {
@@ -35,7 +54,10 @@ pub(crate) fn microbenchmark(args: MicrobenchmarkArgs) -> anyhow::Result<ExitCod
         std::env::temp_dir().join(format!("wasmray-microbenchmark-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)
         .with_context(|| format!("cannot create {}", scratch.display()))?;
-    let result = run_all(&args, &filter, &scratch);
+    let result = match &args.address {
+        None => run_all(&args, &filter, &scratch),
+        Some(address) => run_on_cluster(&args, address, &filter, &scratch),
+    };
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }
@@ -72,6 +94,53 @@ fn run_all(args: &MicrobenchmarkArgs, filter: &str, scratch: &Path) -> anyhow::R
             driver_args.push("quick".to_owned());
         }
         anyhow::Ok(node.run_driver(&module, &driver_args).await?)
+    })?;
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    Ok(crate::exit_code_of(exit, "the microbenchmark driver"))
+}
+
+/// The cases on a cluster: the driver's process joins it, then runs the guest.
+fn run_on_cluster(
+    args: &MicrobenchmarkArgs,
+    address: &str,
+    filter: &str,
+    scratch: &Path,
+) -> anyhow::Result<ExitCode> {
+    let target =
+        crate::start::JoinTarget::parse(address, args.token.as_deref(), args.ca_hash.as_deref())?;
+    if let Some(pin) = &args.pin {
+        anyhow::ensure!(
+            !pin.is_empty() && !pin.contains(char::is_whitespace),
+            "--pin takes a resource name, e.g. --pin worker"
+        );
+    }
+    let module_path = scratch.join("microbenchmark.wasm");
+    std::fs::write(&module_path, GUEST).context("cannot write the microbenchmark module")?;
+    let config = NodeConfig {
+        cache_dir: Some(scratch.join("cache")),
+        num_cpus: args.num_cpus.unwrap_or(0.0),
+        ..NodeConfig::default()
+    };
+    let mut driver_args = vec![
+        filter.to_owned(),
+        if args.quick { "quick" } else { "full" }.to_owned(),
+    ];
+    if let Some(pin) = &args.pin {
+        driver_args.push(format!("pin={pin}"));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let exit = runtime.block_on(async {
+        let cluster =
+            wasmray_node::ClusterConfig::new(std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        let node = Node::join(config, cluster, target.address, target.pin, &target.token).await?;
+        node.wait_for_peers().await;
+        let module = node.load_module(&module_path)?;
+        let exit = node.run_driver(&module, &driver_args).await;
+        node.shutdown();
+        node.close_links().await;
+        anyhow::Ok(exit?)
     })?;
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(crate::exit_code_of(exit, "the microbenchmark driver"))

@@ -181,6 +181,42 @@ fn processes_form_a_cluster_that_runs_a_driver_shows_its_nodes_and_sees_a_node_d
             && l.ends_with(") hello from task")),
         "{stdout}"
     );
+    // The microbenchmark's cross-node cases: work pinned to the node with `special`.
+    let out = cluster.wasmray_with(
+        &[
+            "microbenchmark",
+            "--quick",
+            "--address",
+            &cluster.address,
+            "--token",
+            &cluster.token,
+            "--ca-hash",
+            &cluster.ca_hash,
+            "--pin",
+            "special",
+        ],
+        &[("TESTS_TO_RUN", "1:1 actor calls sync")],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("1:1 actor calls sync per second "),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("cold start"), "{stdout}");
+    let out = cluster.wasmray(&[
+        "microbenchmark",
+        "--address",
+        &cluster.address,
+        "--pin",
+        "a b",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("--pin takes a resource name"),
+        "{:?}",
+        text(&out)
+    );
 
     // Status lists every node with its resources, and the cluster's totals (once the nodes'
     // reports after the run reached the head: they come at least once a second).
