@@ -18,7 +18,11 @@
 //! (`get-calls n=N total_ns=T`). `bench pull-gb MB`, 3 times: puts a fresh MB-megabyte
 //! `Buffer<u8>` and times a task that takes it and reads one byte of every MiB, from submit
 //! to result (`pull-gb bytes=B median_ns=T all_ns=[..]`): where the task runs on another
-//! node, that is the pull of the object into its store.
+//! node, that is the pull of the object into its store. `bench broadcast MB K`: puts one
+//! MB-megabyte `Buffer<u8>` (byte `i` is `i % 251`) and runs, at once, one task on each of the
+//! nodes that have custom resource `node1` … `nodeK` (1 each), each checking one byte of every
+//! page of its copy; prints `broadcast bytes=B nodes=K total_ns=T` from submit to the last
+//! result, or fails naming the node whose copy differs.
 //!
 //! Value cases (the SDK's `put` of plain data, against `Buffer` of the same data): `bench
 //! put-value MB` makes a `Vec<f64>` of MB megabytes and times, 5 times, alternating, `put(&v)`
@@ -101,6 +105,46 @@ fn touch_pages(buffer: wasmray::Buffer<u8>) -> u64 {
         .step_by(1 << 20)
         .map(|&b| u64::from(b))
         .sum()
+}
+
+/// Checks one byte of every 4 KiB page (a different offset in each) against the broadcast
+/// pattern; returns how many pages were wrong.
+#[wasmray::remote]
+fn check_pattern(buffer: wasmray::Buffer<u8>) -> u64 {
+    let bytes = buffer.as_slice();
+    (0..bytes.len().div_ceil(4096))
+        .filter(|page| {
+            let at = (page * 4096 + page % 4096).min(bytes.len() - 1);
+            bytes[at] != (at % 251) as u8
+        })
+        .count() as u64
+}
+
+/// `bench broadcast MB K`: see the file's doc.
+fn broadcast(args: &[String]) -> Result<(), String> {
+    let mb: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1024);
+    let nodes: u32 = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(1);
+    let bytes = mb << 20;
+    let buffer = wasmray::Buffer::from_vec((0..bytes).map(|i| (i % 251) as u8).collect());
+    let started = Instant::now();
+    let checks: Vec<_> = (1..=nodes)
+        .map(|node| {
+            check_pattern::options()
+                .num_cpus(0.0)
+                .resource(format!("node{node}"), 1.0)
+                .remote(&buffer)
+        })
+        .collect();
+    let wrong = wasmray::get_all(&checks).map_err(|e| e.to_string())?;
+    let total = started.elapsed();
+    if let Some((node, pages)) = wrong.iter().enumerate().find(|(_, w)| **w != 0) {
+        return Err(format!("node{}: {pages} pages differ", node + 1));
+    }
+    println!(
+        "broadcast bytes={bytes} nodes={nodes} total_ns={}",
+        total.as_nanos()
+    );
+    Ok(())
 }
 
 fn median(mut values: Vec<u64>) -> u64 {
@@ -307,6 +351,7 @@ fn main() -> Result<(), String> {
         return result;
     }
     match args.get(1).map(String::as_str) {
+        Some("broadcast") => broadcast(&args)?,
         Some("roundtrip") => {
             let mut times = Vec::with_capacity(n as usize);
             let started = Instant::now();
