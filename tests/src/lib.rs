@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use wasmray_node::{DriverExit, Node, NodeConfig, OutputSink, Stream};
 
 pub mod cluster;
+pub mod netns;
 pub mod process_cluster;
 
 /// Paths of the wasm guests `build.rs` built, one constant per crate (`QUICKSTART`, `REFS`...).

@@ -4,6 +4,8 @@
 //!
 //! Every process of one cluster shares a private `TMPDIR`, so its node records and sockets
 //! never mix with another test's, and the cluster listens on loopback ports the OS picks.
+//! A process may be started through a launcher (`ip netns exec NS`, see `netns.rs`): the
+//! launcher execs the binary, so the child is the node itself.
 
 use anyhow::{Context, bail};
 use std::io::{BufRead, BufReader};
@@ -52,8 +54,26 @@ pub struct ProcessCluster {
     pub nodes: Vec<NodeProcess>,
 }
 
-fn spawn(bin: &Path, dir: &Path, cache: &Path, args: &[&str]) -> anyhow::Result<NodeProcess> {
-    let mut child = Command::new(bin)
+/// `bin args` as a command, through `launcher` (a program and its arguments) if not empty.
+fn command(launcher: &[String], bin: &Path) -> Command {
+    match launcher.split_first() {
+        None => Command::new(bin),
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(bin);
+            command
+        }
+    }
+}
+
+fn spawn(
+    launcher: &[String],
+    bin: &Path,
+    dir: &Path,
+    cache: &Path,
+    args: &[&str],
+) -> anyhow::Result<NodeProcess> {
+    let mut child = command(launcher, bin)
         .args(args)
         .env("TMPDIR", dir)
         .env("WASMRAY_CACHE_DIR", cache)
@@ -90,18 +110,23 @@ impl ProcessCluster {
     /// Starts a head (`wasmray start --head --block` with `head_args`) and waits for its
     /// join command.
     pub fn start(bin: &Path, cache: &Path, head_args: &[&str]) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let mut args = vec![
-            "start",
-            "--head",
-            "--block",
-            "--port",
-            "0",
-            "--node-ip-address",
-            "127.0.0.1",
-        ];
+        let mut args = vec!["--port", "0", "--node-ip-address", "127.0.0.1"];
         args.extend_from_slice(head_args);
-        let head = spawn(bin, dir.path(), cache, &args)?;
+        Self::start_via(&[], bin, cache, &args)
+    }
+
+    /// Starts a head through `launcher` (`wasmray start --head --block` with `head_args`,
+    /// which say where it listens) and waits for its join command.
+    pub fn start_via(
+        launcher: &[String],
+        bin: &Path,
+        cache: &Path,
+        head_args: &[&str],
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut args = vec!["start", "--head", "--block"];
+        args.extend_from_slice(head_args);
+        let head = spawn(launcher, bin, dir.path(), cache, &args)?;
         let join = head.wait_line("wasmray start --address", Duration::from_secs(30))?;
         let words: Vec<&str> = join.split_whitespace().collect();
         let after = |flag: &str| -> anyhow::Result<String> {
@@ -140,9 +165,14 @@ impl ProcessCluster {
     /// Adds a node (`wasmray start --address … --block` with `args`, e.g. its resources);
     /// returns its index once it joined.
     pub fn add_node(&mut self, args: &[&str]) -> anyhow::Result<usize> {
+        self.add_node_via(&[], args)
+    }
+
+    /// [`ProcessCluster::add_node`] through `launcher`.
+    pub fn add_node_via(&mut self, launcher: &[String], args: &[&str]) -> anyhow::Result<usize> {
         let mut all = self.join_args();
         all.extend_from_slice(args);
-        let node = spawn(&self.bin, self.dir.path(), &self.cache, &all)?;
+        let node = spawn(launcher, &self.bin, self.dir.path(), &self.cache, &all)?;
         node.wait_line("joined the cluster", Duration::from_secs(30))?;
         self.nodes.push(node);
         Ok(self.nodes.len() - 1)
@@ -155,7 +185,12 @@ impl ProcessCluster {
 
     /// [`ProcessCluster::wasmray`] with extra environment variables.
     pub fn wasmray_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut command = Command::new(&self.bin);
+        self.wasmray_via(&[], args, env)
+    }
+
+    /// [`ProcessCluster::wasmray_with`] through `launcher`.
+    pub fn wasmray_via(&self, launcher: &[String], args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = command(launcher, &self.bin);
         command
             .args(args)
             .env("TMPDIR", self.dir.path())

@@ -41,7 +41,7 @@ async fn quickstart_runs_on_a_cluster_whose_head_has_no_cpus() -> anyhow::Result
 }
 
 /// A line that differs between runs or cluster shapes (timings, the cluster's size).
-fn varies(line: &str) -> bool {
+pub(crate) fn varies(line: &str) -> bool {
     [
         "took",
         "elapsed",

@@ -11,5 +11,6 @@ mod fuzz;
 mod guests;
 mod hostile;
 mod invariants;
+mod netns;
 mod sandbox;
 mod zero_copy;

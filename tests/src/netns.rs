@@ -1,0 +1,162 @@
+//! Linux network namespaces for multi-node tests: N namespaces, each with one end of a veth
+//! pair (address `10.<k>.<j>.<i+1>/24`), whose other end is on a bridge in the root namespace,
+//! so every namespace reaches every other as separate machines on a LAN would.
+//!
+//! Needs root and `ip` ([`Netns::available`] says why not). Everything made is removed when
+//! the value drops — its processes killed, namespaces deleted (their veth pairs go with them),
+//! the bridge deleted — also when the test panics; namespaces a killed earlier run left behind
+//! (their owner process gone) are removed on the next [`Netns::create`]. Delay and loss are not
+//! injected here (`netem` is not installed): that belongs in the transport under test.
+
+use anyhow::{Context, bail};
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+/// Prefix of every namespace and bridge this harness makes.
+const PREFIX: &str = "wrt";
+
+/// A set of namespaces on one bridge.
+pub struct Netns {
+    names: Vec<String>,
+    bridge: String,
+    subnet: [u8; 3],
+}
+
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("ip").args(args).output().context("run `ip`")?;
+    if !out.status.success() {
+        bail!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+impl Netns {
+    /// `None` if this machine can make namespaces here; why not otherwise.
+    pub fn available() -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        if !root {
+            return Some("network namespaces need root".into());
+        }
+        match Command::new("ip").arg("-V").output() {
+            Ok(out) if out.status.success() => None,
+            _ => Some("`ip` (iproute2) is not installed".into()),
+        }
+    }
+
+    /// Makes `n` namespaces on a bridge of their own.
+    pub fn create(n: usize) -> anyhow::Result<Self> {
+        anyhow::ensure!((1..=250).contains(&n), "1 to 250 namespaces, not {n}");
+        remove_stale();
+        let pid = std::process::id();
+        // Distinct per process, so tests in parallel processes do not share a subnet.
+        let subnet = [10, 200 + (pid % 50) as u8, (pid / 50 % 250) as u8];
+        let bridge = format!("{PREFIX}{pid}b");
+        let mut netns = Self {
+            names: Vec::new(),
+            bridge: bridge.clone(),
+            subnet,
+        };
+        ip(&["link", "add", &bridge, "type", "bridge"])?;
+        ip(&["link", "set", &bridge, "up"])?;
+        for i in 0..n {
+            let name = format!("{PREFIX}{pid}n{i}");
+            ip(&["netns", "add", &name])?;
+            netns.names.push(name.clone());
+            let (inside, outside) = (format!("{PREFIX}{pid}i{i}"), format!("{PREFIX}{pid}o{i}"));
+            ip(&[
+                "link", "add", &inside, "type", "veth", "peer", "name", &outside,
+            ])?;
+            ip(&["link", "set", &inside, "netns", &name])?;
+            ip(&["link", "set", &outside, "master", &bridge])?;
+            ip(&["link", "set", &outside, "up"])?;
+            let address = format!("{}/24", netns.address(i));
+            ip(&["-n", &name, "addr", "add", &address, "dev", &inside])?;
+            ip(&["-n", &name, "link", "set", &inside, "up"])?;
+            ip(&["-n", &name, "link", "set", "lo", "up"])?;
+        }
+        Ok(netns)
+    }
+
+    /// How many namespaces there are.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Namespace `i`'s address.
+    pub fn address(&self, i: usize) -> Ipv4Addr {
+        let [a, b, c] = self.subnet;
+        Ipv4Addr::new(a, b, c, i as u8 + 1)
+    }
+
+    /// The launcher that runs a program in namespace `i` (`ip netns exec NAME`; it execs the
+    /// program, so a child started through it is the program itself).
+    pub fn launcher(&self, i: usize) -> Vec<String> {
+        vec![
+            "ip".into(),
+            "netns".into(),
+            "exec".into(),
+            self.names[i].clone(),
+        ]
+    }
+}
+
+/// Kills what runs in namespace `name` and deletes it.
+fn remove_namespace(name: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+    let _ = ip(&["netns", "del", name]);
+}
+
+/// Removes namespaces and bridges of earlier runs whose process is gone.
+fn remove_stale() {
+    let owner = |name: &str| -> Option<u32> {
+        let rest = name.strip_prefix(PREFIX)?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    if let Ok(out) = Command::new("ip").args(["netns", "list"]).output() {
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let name = line.split_whitespace().next().unwrap_or_default();
+            if owner(name).is_some_and(|pid| !alive(pid)) {
+                remove_namespace(name);
+            }
+        }
+    }
+    if let Ok(out) = Command::new("ip")
+        .args(["-o", "link", "show", "type", "bridge"])
+        .output()
+    {
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let name = line.split(':').nth(1).unwrap_or_default().trim();
+            if owner(name).is_some_and(|pid| !alive(pid)) {
+                let _ = ip(&["link", "del", name]);
+            }
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for name in &self.names {
+            remove_namespace(name);
+        }
+        let _ = ip(&["link", "del", &self.bridge]);
+    }
+}

@@ -1,0 +1,139 @@
+//! Eight nodes, each in its own Linux network namespace on a bridge, as eight machines on a
+//! LAN: the seed examples print what they print on one node, and a 1 GiB object reaches the
+//! seven other nodes intact. Needs root (CI runs as root); elsewhere it says why it did not run.
+
+use crate::cluster::varies;
+use std::process::Output;
+use std::time::Duration;
+use wasmray_tests::guests;
+use wasmray_tests::netns::Netns;
+use wasmray_tests::process_cluster::ProcessCluster;
+
+fn bin() -> &'static std::path::Path {
+    env!("CARGO_BIN_EXE_wasmray-under-test").as_ref()
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn eight_nodes_in_network_namespaces_run_the_examples_and_a_1_gib_broadcast() -> anyhow::Result<()>
+{
+    if let Some(why) = Netns::available() {
+        eprintln!("not run: {why}");
+        return Ok(());
+    }
+    let netns = Netns::create(8)?;
+    let cache = wasmray_tests::test_cache_dir();
+    let head_ip = netns.address(0).to_string();
+    let mut cluster = ProcessCluster::start_via(
+        &netns.launcher(0),
+        bin(),
+        &cache,
+        &[
+            "--port",
+            "6390",
+            "--node-ip-address",
+            &head_ip,
+            "--num-cpus",
+            "0",
+        ],
+    )?;
+    for i in 1..netns.len() {
+        let ip = netns.address(i).to_string();
+        let resources = format!(r#"{{"node{i}": 1}}"#);
+        cluster.add_node_via(
+            &netns.launcher(i),
+            &[
+                "--node-ip-address",
+                &ip,
+                "--num-cpus",
+                "2",
+                "--resources",
+                &resources,
+                "--object-store-memory",
+                "2GiB",
+            ],
+        )?;
+    }
+    cluster.wait_for_nodes(8, Duration::from_secs(30))?;
+    let driver = netns.launcher(0);
+    let run = |args: &[&str]| {
+        let mut all = vec![
+            "run",
+            "--address",
+            &cluster.address,
+            "--token",
+            &cluster.token,
+            "--ca-hash",
+            &cluster.ca_hash,
+        ];
+        all.extend_from_slice(args);
+        cluster.wasmray_via(&driver, &all, &[])
+    };
+
+    // The seed examples (not `batching`: its 100,000 one-by-one tasks are the 3-node test's).
+    let examples: &[(&str, &[&str])] = &[
+        (guests::QUICKSTART, &[]),
+        (guests::COUNTER, &[]),
+        (guests::ACTOR_POOL, &[]),
+        (guests::MESSAGE_ACTOR, &[]),
+        (guests::PIPELINE, &[]),
+        (guests::TREE_REDUCE, &[]),
+        (guests::MATMUL, &[]),
+        (guests::PUT_ONCE, &["1000"]),
+    ];
+    let mut failures = Vec::new();
+    for (guest, args) in examples {
+        let mut alone = vec!["run", guest];
+        alone.extend_from_slice(args);
+        let expected = cluster.wasmray(&alone);
+        let mut across = vec![*guest];
+        across.extend_from_slice(args);
+        let got = run(&across);
+        let keep = |out: &Output| -> Vec<String> {
+            text(out)
+                .0
+                .lines()
+                .filter(|l| !varies(l))
+                .map(str::to_owned)
+                .collect()
+        };
+        if !expected.status.success() || !got.status.success() || keep(&expected) != keep(&got) {
+            failures.push(format!(
+                "{guest}:\n  alone: {:?}\n  across: {:?}",
+                text(&expected),
+                text(&got)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // One 1 GiB object to the seven other nodes, each copy checked page by page.
+    let out = run(&[guests::BENCH, "broadcast", "1024", "7"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("broadcast bytes=1073741824 nodes=7 "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    println!("{line}");
+
+    // Afterwards no node holds anything: every copy was freed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = text(&cluster.wasmray(&["status"])).0;
+        if status.contains("; object store 0 B /") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(cluster);
+    drop(netns);
+    Ok(())
+}
