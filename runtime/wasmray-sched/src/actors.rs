@@ -306,6 +306,7 @@ impl<V: ObjectValue> Scheduler<V> {
     /// cancels the job's tasks.
     pub(crate) fn job_finished(&mut self, job: JobId) {
         self.cancel_job_tasks(job);
+        self.reject_queued_leases(|q| q.spec.job == job);
         let doomed: Vec<(ActorId, String)> = self
             .actors
             .entries

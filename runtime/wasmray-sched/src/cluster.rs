@@ -14,6 +14,7 @@ use crate::link::{Envelope, Peer};
 use crate::message::{Message, RemoteOutcome, RemoteStatus, Returned};
 use crate::objects::{ObjectState, RefKind, Role};
 use crate::scheduler::{Action, Outcome, TaskEntry, TaskState};
+use crate::task_table::{MAX_QUEUED_LEASES, QueuedLease, may_queue};
 use crate::time::Time;
 use crate::view::Snapshot;
 use crate::{ObjectValue, Scheduler};
@@ -112,6 +113,7 @@ impl<V: ObjectValue> Scheduler<V> {
 
     /// After every event: acknowledgements owed, and a report if one is due.
     pub(crate) fn after_event(&mut self) {
+        self.grant_queued_leases();
         if self.view.has_peers() && self.available != self.head_has {
             self.report_if_due();
         }
@@ -153,6 +155,7 @@ impl<V: ObjectValue> Scheduler<V> {
     fn fence(&mut self) {
         if !self.fenced {
             self.fenced = true;
+            self.queued_leases.clear();
             self.actions.push(Action::Fenced);
         }
     }
@@ -286,14 +289,10 @@ impl<V: ObjectValue> Scheduler<V> {
         let view = &mut self.view;
         let rng = &mut self.rng;
         let placed = self.ready.take_placed(|task, shape| {
-            let spills = tasks.get(&task).is_some_and(|e| {
-                matches!(e.spec.kind, TaskKind::Task | TaskKind::ActorCreation(_))
-            });
-            if spills {
-                view.pick_remote(shape, rng)
-            } else {
-                None
-            }
+            let entry = tasks
+                .get(&task)
+                .filter(|e| matches!(e.spec.kind, TaskKind::Task | TaskKind::ActorCreation(_)))?;
+            view.pick_remote(shape, may_queue(&entry.spec), rng)
         });
         for (task, node) in placed {
             let Some(entry) = self.tasks.get_mut(&task) else {
@@ -306,14 +305,29 @@ impl<V: ObjectValue> Scheduler<V> {
         }
     }
 
-    /// Executor side: grant the lease from this node's own ledger, or reject it.
+    /// Executor side: grant the lease from this node's own ledger, queue it if it is a plain
+    /// task that fits the node's totals but not what is free now, or reject it.
     fn lease_in(&mut self, owner: NodeId, spec: Arc<TaskSpec<V>>, attempt: u32) {
         let task = spec.id;
         let gpus = spec.resources.get(GPU);
-        let fits = matches!(spec.kind, TaskKind::Task | TaskKind::ActorCreation(_))
+        let acceptable = matches!(spec.kind, TaskKind::Task | TaskKind::ActorCreation(_))
             && task.node() == owner
             && !self.tasks.contains_key(&task)
-            && spec.resources.fits_in(&self.available);
+            && !self.queued_leases.iter().any(|q| q.spec.id == task);
+        let fits = acceptable && spec.resources.fits_in(&self.available);
+        if acceptable
+            && !fits
+            && may_queue(&spec)
+            && spec.resources.fits_in(&self.total)
+            && self.queued_leases.len() < MAX_QUEUED_LEASES
+        {
+            self.queued_leases.push_back(QueuedLease {
+                owner,
+                spec,
+                attempt,
+            });
+            return;
+        }
         let gpu_ids = if fits { self.gpus.take(gpus) } else { None };
         let Some(gpu_ids) = gpu_ids else {
             // The references the lease granted go back.
@@ -353,6 +367,51 @@ impl<V: ObjectValue> Scheduler<V> {
             self.fail_for_good(task, error);
         } else if missing == 0 {
             self.make_ready(task);
+        }
+    }
+
+    /// Executor side: grants queued leases, oldest first, while the front one fits what is
+    /// free (a lease whose owner died or whose job ended was taken out of the queue then).
+    fn grant_queued_leases(&mut self) {
+        while let Some(front) = self.queued_leases.front() {
+            if !front.spec.resources.fits_in(&self.available) {
+                break;
+            }
+            if let Some(QueuedLease {
+                owner,
+                spec,
+                attempt,
+            }) = self.queued_leases.pop_front()
+            {
+                self.lease_in(owner, spec, attempt);
+            }
+        }
+    }
+
+    /// Executor side: takes the queued leases `doomed` picks out of the queue and rejects
+    /// them (giving back the references they granted; the owner places or fails them).
+    pub(crate) fn reject_queued_leases(&mut self, mut doomed: impl FnMut(&QueuedLease<V>) -> bool) {
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.queued_leases)
+            .into_iter()
+            .partition(|q| doomed(q));
+        self.queued_leases = kept.into();
+        for QueuedLease {
+            owner,
+            spec,
+            attempt,
+        } in gone
+        {
+            let task = spec.id;
+            self.return_grants(&Message::Lease { spec, attempt });
+            let snapshot = self.snapshot();
+            self.send(
+                Peer::Node(owner),
+                Message::Rejected {
+                    task,
+                    attempt,
+                    snapshot,
+                },
+            );
         }
     }
 
@@ -432,6 +491,10 @@ impl<V: ObjectValue> Scheduler<V> {
 
     /// Executor side: the owner asks to stop an attempt.
     fn stop_leased_in(&mut self, owner: NodeId, task: TaskId, attempt: u32) {
+        // Still queued: rejected, which fails it on its owner, who cancelled it.
+        self.reject_queued_leases(|q| {
+            q.spec.id == task && q.owner == owner && q.attempt == attempt
+        });
         let Some(entry) = self.tasks.get_mut(&task) else {
             return;
         };
@@ -861,6 +924,17 @@ impl<V: ObjectValue> Scheduler<V> {
         }
         self.view.mark_dead(node);
         self.links.forget(Peer::Node(node));
+        // Its leases waiting here go: nobody would take their results.
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.queued_leases)
+            .into_iter()
+            .partition(|q| q.owner == node);
+        self.queued_leases = kept.into();
+        for lease in gone {
+            self.return_grants(&Message::Lease {
+                spec: lease.spec,
+                attempt: lease.attempt,
+            });
+        }
         let orphaned: Vec<(ObjectId, u32)> = self
             .borrowing
             .iter()

@@ -273,6 +273,9 @@ pub struct Scheduler<V> {
     pub(crate) fetching: wasmray_core::IdMap<(ObjectId, NodeId), Vec<ObjectId>>,
     /// Borrows asked of owners ([`Event::Borrow`]) not answered yet, per object.
     pub(crate) borrowing: wasmray_core::IdMap<ObjectId, u32>,
+    /// Executor side: leases of plain tasks that fit this node's totals but not what is free
+    /// now, granted in arrival order as resources free up (`cluster.rs`).
+    pub(crate) queued_leases: std::collections::VecDeque<crate::task_table::QueuedLease<V>>,
     /// How many times each task's results were settled (sealed or failed): the simulator
     /// checks it never exceeds one.
     #[cfg(test)]
@@ -305,6 +308,7 @@ impl<V: ObjectValue> Scheduler<V> {
             fenced: false,
             fetching: Default::default(),
             borrowing: Default::default(),
+            queued_leases: Default::default(),
             #[cfg(test)]
             settled: wasmray_core::IdMap::default(),
             total,

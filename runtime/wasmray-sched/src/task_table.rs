@@ -2,10 +2,12 @@
 //! pending tasks can be checked in O(1) ([`Scheduler::job_tasks`](crate::Scheduler::job_tasks)).
 //!
 //! A task's job is fixed for its whole life (every spec a task gets is of the same job), so
-//! counting on insert and remove is exact. Nothing else about tasks lives here.
+//! counting on insert and remove is exact. Also what a queued lease is (an executor's
+//! lease waiting for its resources) and which leases may wait. Nothing else about tasks
+//! lives here.
 
 use std::sync::Arc;
-use wasmray_core::{IdMap, JobId, NodeId, TaskId, TaskSpec};
+use wasmray_core::{GPU, IdMap, JobId, NodeId, TaskId, TaskKind, TaskSpec};
 
 #[derive(Debug)]
 pub(crate) enum TaskState {
@@ -107,4 +109,22 @@ impl<V> TaskTable<V> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&TaskId, &TaskEntry<V>)> {
         self.entries.iter()
     }
+}
+
+/// Most leases an executor keeps waiting for its resources; past it, leases are rejected.
+pub(crate) const MAX_QUEUED_LEASES: usize = 1024;
+
+/// A lease an executor took but cannot start yet (its resources are busy).
+#[derive(Debug)]
+pub(crate) struct QueuedLease<V> {
+    pub(crate) owner: NodeId,
+    pub(crate) spec: Arc<TaskSpec<V>>,
+    pub(crate) attempt: u32,
+}
+
+/// Whether a lease may wait on its executor for resources to free up: plain tasks without
+/// GPUs (an actor's creation, or a task whose GPU share needs particular devices, is granted
+/// or rejected at once).
+pub(crate) fn may_queue<V>(spec: &TaskSpec<V>) -> bool {
+    matches!(spec.kind, TaskKind::Task) && spec.resources.get(GPU) == 0.0
 }

@@ -39,6 +39,11 @@ pub struct NodeView {
 const SPREAD_THRESHOLD: f64 = 0.5;
 /// The share of nodes a random pick is made among (Ray's top-k fraction).
 const TOP_FRACTION: f64 = 0.2;
+/// How much a node keeps in flight to another node beyond what that node has free, as a
+/// multiple of its totals, for leases that may wait there (the executor queues them, as Ray's
+/// raylet queues lease requests): a burst of small tasks keeps a remote node busy instead of
+/// waiting a round trip for each of its free CPUs.
+pub const LEASE_WINDOW: u32 = 8;
 
 /// Every node's latest snapshot.
 #[derive(Debug, Clone)]
@@ -198,23 +203,48 @@ impl ClusterView {
     }
 
     /// A remote node to send `demand` to now, or `None` if no other live node has it
-    /// available (counting this node's leases in flight there). The demand counts as leased
-    /// to the chosen node until [`ClusterView::unlease`].
-    pub(crate) fn pick_remote(&mut self, demand: &ResourceSet, rng: &mut Rng) -> Option<NodeId> {
+    /// available (counting this node's leases in flight there). A lease that `may_wait` on
+    /// its executor goes, when no node has it available, to a node whose totals hold it
+    /// with this node's leases in flight there within [`LEASE_WINDOW`] times its totals. The
+    /// demand counts as leased to the chosen node until [`ClusterView::unlease`].
+    pub(crate) fn pick_remote(
+        &mut self,
+        demand: &ResourceSet,
+        may_wait: bool,
+        rng: &mut Rng,
+    ) -> Option<NodeId> {
         let wants_gpu = demand.get(GPU) > 0.0;
         let mut candidates: Vec<(NodeId, f64, bool)> = Vec::new();
+        let mut waiting: Vec<(NodeId, f64, bool)> = Vec::new();
         for (id, view) in &self.nodes {
             if *id == self.local || !view.alive {
                 continue;
             }
             let mut snapshot = view.snapshot.clone();
-            if let Some(leased) = self.leased.get(id) {
+            let leased = self.leased.get(id);
+            if let Some(leased) = leased {
                 snapshot.available.subtract(leased);
             }
+            let has_gpu = snapshot.total.get(GPU) > 0.0;
             if demand.fits_in(&snapshot.available) {
-                let has_gpu = snapshot.total.get(GPU) > 0.0;
                 candidates.push((*id, score(demand, &snapshot), has_gpu));
+            } else if may_wait && demand.fits_in(&snapshot.total) {
+                let mut window = ResourceSet::new();
+                for _ in 0..LEASE_WINDOW {
+                    window.add(&snapshot.total);
+                }
+                let mut in_flight = leased.cloned().unwrap_or_default();
+                in_flight.add(demand);
+                if in_flight.fits_in(&window) {
+                    // The fewer of this node's leases wait there, the better.
+                    let load = in_flight.get(wasmray_core::CPU)
+                        / snapshot.total.get(wasmray_core::CPU).max(1.0);
+                    waiting.push((*id, load, has_gpu));
+                }
             }
+        }
+        if candidates.is_empty() {
+            candidates = waiting;
         }
         if !wants_gpu && candidates.iter().any(|c| !c.2) {
             candidates.retain(|c| !c.2);
@@ -283,17 +313,44 @@ mod tests {
         );
         view.update(NodeId(4), snap(1, &[(CPU, 2.0)], &[(CPU, 2.0)]));
         let one_cpu = set(&[(CPU, 1.0)]);
-        assert_eq!(view.pick_remote(&one_cpu, &mut rng), Some(NodeId(4)));
-        assert_eq!(view.pick_remote(&one_cpu, &mut rng), Some(NodeId(4)));
+        assert_eq!(view.pick_remote(&one_cpu, false, &mut rng), Some(NodeId(4)));
+        assert_eq!(view.pick_remote(&one_cpu, false, &mut rng), Some(NodeId(4)));
         // Node 4 is now full in the view: only the GPU node has room.
-        assert_eq!(view.pick_remote(&one_cpu, &mut rng), Some(NodeId(3)));
+        assert_eq!(view.pick_remote(&one_cpu, false, &mut rng), Some(NodeId(3)));
         assert_eq!(
-            view.pick_remote(&set(&[(GPU, 1.0)]), &mut rng),
+            view.pick_remote(&set(&[(GPU, 1.0)]), false, &mut rng),
             Some(NodeId(3))
         );
-        assert_eq!(view.pick_remote(&one_cpu, &mut rng), Some(NodeId(3)));
-        assert_eq!(view.pick_remote(&one_cpu, &mut rng), None);
+        assert_eq!(view.pick_remote(&one_cpu, false, &mut rng), Some(NodeId(3)));
+        assert_eq!(view.pick_remote(&one_cpu, false, &mut rng), None);
         assert!(view.feasible_somewhere(&set(&[(CPU, 8.0)])));
         assert_eq!(view.shortfall(&set(&[(CPU, 9.0)])), vec!["CPU".to_owned()]);
+    }
+
+    #[test]
+    fn leases_that_may_wait_fill_a_window_beyond_what_is_free() {
+        let mut rng = Rng::new(1);
+        let mut view = ClusterView::new(NodeId(1), set(&[(CPU, 0.0)]));
+        view.update(NodeId(2), snap(1, &[(CPU, 2.0)], &[(CPU, 2.0)]));
+        let one_cpu = set(&[(CPU, 1.0)]);
+        let window = 2 * LEASE_WINDOW as usize;
+        for n in 0..window {
+            assert_eq!(
+                view.pick_remote(&one_cpu, true, &mut rng),
+                Some(NodeId(2)),
+                "lease {n}"
+            );
+        }
+        assert_eq!(
+            view.pick_remote(&one_cpu, true, &mut rng),
+            None,
+            "the window is full"
+        );
+        // Leases that may not wait stop at what is free.
+        assert_eq!(view.pick_remote(&one_cpu, false, &mut rng), None);
+        view.unlease(NodeId(2), &one_cpu);
+        assert_eq!(view.pick_remote(&one_cpu, true, &mut rng), Some(NodeId(2)));
+        // More than the node's totals never waits there.
+        assert_eq!(view.pick_remote(&set(&[(CPU, 3.0)]), true, &mut rng), None);
     }
 }

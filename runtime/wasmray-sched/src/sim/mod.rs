@@ -282,6 +282,8 @@ pub(crate) struct World {
     empty_pulls: usize,
     /// Offered copies whose bytes arrived.
     pub(crate) fetched: usize,
+    /// The most leases any executor held queued at once.
+    pub(crate) most_queued_leases: usize,
     killed: bool,
     isolated: Option<NodeId>,
     /// What each actor's `push` calls received, in the order they ran.
@@ -321,6 +323,7 @@ impl World {
             running: Vec::new(),
             fetches: Vec::new(),
             fetched: 0,
+            most_queued_leases: 0,
             drivers: Vec::new(),
             faults: Vec::new(),
             runs: BTreeMap::new(),
@@ -387,6 +390,7 @@ impl World {
                 return;
             };
             let actions = sim.sched.drain_actions();
+            self.most_queued_leases = self.most_queued_leases.max(sim.sched.queued_leases.len());
             if actions.is_empty() {
                 return;
             }

@@ -98,6 +98,31 @@ fn spill(seed: u64) -> World {
     world
 }
 
+/// A burst from a node with no CPUs to one with 2: more leases than the executor has free
+/// CPUs are in flight (it queues them), and every result is exact.
+fn burst(seed: u64) -> World {
+    let mut world = World::new(seed, &[vec![(CPU, 0.0)], vec![(CPU, 2.0)]]);
+    let names = [
+        "b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "b10", "b11", "b12", "b13",
+        "b14", "b15", "b16", "b17", "b18", "b19",
+    ];
+    let mut steps = vec![Step::WaitNodes(2)];
+    for (i, name) in names.iter().enumerate() {
+        steps.push(submit(name, "add", vec![Arg::Value(i as u64)]));
+    }
+    for (i, name) in names.iter().enumerate() {
+        steps.push(get(name, i as u64 + 1));
+    }
+    world.driver(node(1), steps);
+    world.run(LIMIT);
+    assert!(
+        world.most_queued_leases > 2,
+        "seed {seed}: the executor never queued a lease ({})",
+        world.most_queued_leases
+    );
+    world
+}
+
 /// Tasks asking for a resource only node 3 has run there; one asking for what no node has
 /// fails as infeasible, naming the cluster.
 fn custom(seed: u64) -> World {
@@ -312,6 +337,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("chain", chain),
     ("borrow", borrow),
     ("spill", spill),
+    ("burst", burst),
     ("custom", custom),
     ("partition", partition),
     ("isolate", isolate),
