@@ -5,7 +5,8 @@
 //! remembered as ended (eight bytes), so that what the job left running cannot start new
 //! work: only its detached actors may still submit. Work of a job this node does not know
 //! (a detached actor outliving its driver, and later work arriving from other nodes) runs
-//! under the node's default quotas, in an entry made when first needed.
+//! under the node's default quotas, in an entry made when first needed and forgotten when
+//! the head says the job's driver ended elsewhere.
 //! Counting tasks and actors is the scheduler's (`Scheduler::job_tasks`); this component only
 //! holds the figures and the per-job parts that live outside the scheduler.
 
@@ -229,6 +230,11 @@ impl Jobs {
             )
         });
         Arc::clone(entry)
+    }
+
+    /// How many jobs have an entry here.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().jobs.len()
     }
 
     /// Forgets a job whose driver ended; what it still holds keeps its charges until it goes.

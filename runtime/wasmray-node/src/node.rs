@@ -85,6 +85,8 @@ pub struct NodeStats {
     pub sched: SchedStats,
     pub store: StoreStats,
     pub idle_instances: usize,
+    /// Jobs the node keeps an entry for (running here, or with work here).
+    pub jobs: usize,
 }
 
 /// A running node. Dropping it shuts it down.
@@ -326,6 +328,7 @@ impl Node {
             sched: self.inner.lock_sched().stats(),
             store: self.inner.store.stats(),
             idle_instances: self.inner.pool.idle_count(),
+            jobs: self.inner.jobs.len(),
         }
     }
 
@@ -633,6 +636,11 @@ fn apply(node: &Arc<NodeInner>, action: Action<Value>) {
                 }
             }
             Action::Fenced => tracing::error!("the head declared this node dead"),
+            Action::JobEnded(job) => {
+                // Its driver ran elsewhere: its entry here goes (what still runs keeps it).
+                node.jobs.end(job);
+                node.errors.forget(job);
+            }
             // A cancelled task's results were given up on purpose (as in Ray).
             Action::UnhandledError(error) if error.kind == wasmray_core::ErrorKind::Cancelled => {}
             Action::UnhandledError(error) => {

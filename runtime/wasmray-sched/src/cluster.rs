@@ -273,7 +273,10 @@ impl<V: ObjectValue> Scheduler<V> {
                 }
             }
             Message::NodeDied { node } => self.node_died(node),
-            Message::JobEnded { job } => self.job_finished(job),
+            Message::JobEnded { job } => {
+                self.job_finished(job);
+                self.actions.push(Action::JobEnded(job));
+            }
             Message::Fenced => self.fence(),
             // Request 0 is the scheduler's own (name releases): nobody waits for it.
             Message::Answer { request, answer } if request != 0 => {

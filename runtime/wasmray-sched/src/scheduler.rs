@@ -198,6 +198,9 @@ pub enum Action<V> {
     /// The head declared this node dead: nothing it sends is accepted any more. The node
     /// must stop (and may join again as a new node).
     Fenced,
+    /// The driver of `job` ended on another node (the head said so): what the node keeps
+    /// for the job beyond the work it still runs can go.
+    JobEnded(JobId),
 }
 
 /// A task to run, with its arguments resolved to values in order.

@@ -6,14 +6,15 @@ use wasmray_node::DriverExit;
 use wasmray_tests::cluster::LocalCluster;
 use wasmray_tests::guests;
 
-/// The whole cluster's stores and tables empty (waits up to 10 s for work winding down).
+/// The whole cluster's stores and tables empty, and no node keeps an entry for the ended
+/// job (waits up to 10 s for work winding down).
 async fn assert_cluster_empty(cluster: &LocalCluster) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let stats: Vec<_> = cluster.all().map(|n| n.stats()).collect();
         let empty = stats
             .iter()
-            .all(|s| s.store.objects == 0 && s.sched.objects == 0);
+            .all(|s| s.store.objects == 0 && s.sched.objects == 0 && s.jobs == 0);
         if empty {
             return;
         }

@@ -441,6 +441,7 @@ impl World {
                     },
                 ));
             }
+            Action::JobEnded(job) => self.log(format!("node {id} heard job {} ended", job.0)),
             Action::Fenced => {
                 self.log(format!("node {id} fenced"));
                 self.killed = true;
