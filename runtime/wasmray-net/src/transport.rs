@@ -436,7 +436,8 @@ impl Transport {
                 "node {from} offers a module of {len} bytes, above the limit of {MAX_MODULE}"
             )));
         }
-        let mut bytes = Vec::with_capacity(len as usize);
+        // Grown as bytes arrive (a peer's claimed length is only checked against the limit).
+        let mut bytes = Vec::with_capacity((len as usize).min(SEGMENT));
         while (bytes.len() as u64) < len {
             let chunk = recv
                 .read_chunk((len as usize) - bytes.len(), true)
