@@ -90,7 +90,11 @@ impl Progress {
             DeployEvent::Done => self.done = true,
             DeployEvent::Failed(error) => self.failed = Some(error.clone()),
         }
-        if self.terminal && self.nodes > 0 {
+        let moved = matches!(
+            event,
+            DeployEvent::Started { .. } | DeployEvent::Node { .. }
+        );
+        if self.terminal && self.nodes > 0 && moved {
             let answered = self.ready + self.failures.len() as u32;
             let width = 30;
             let filled = (answered as usize * width) / self.nodes as usize;

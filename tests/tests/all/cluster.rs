@@ -452,6 +452,24 @@ fn jobs_are_submitted_followed_listed_and_stopped_and_modules_deployed() -> anyh
     assert!(stderr.contains("to 1 other node"), "{stderr}");
     assert_eq!(stderr.matches(": ready").count(), 1, "{stderr}");
     assert!(stdout.contains("ready on every node"), "{stdout}");
+    // On a terminal (`script` gives it one), a bar that fills once per node.
+    let under_script = std::process::Command::new("script")
+        .args(["-qc"])
+        .arg(format!("{} deploy {}", bin().display(), guests::QUICKSTART))
+        .arg("/dev/null")
+        .env("TMPDIR", cluster.dir())
+        .env("WASMRAY_CACHE_DIR", &cache)
+        .output();
+    if let Ok(out) = under_script {
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{printed}");
+        assert_eq!(
+            printed.matches("] 1/1 nodes").count(),
+            1,
+            "the bar is drawn once full: {printed:?}"
+        );
+        assert!(printed.contains("] 0/1 nodes"), "{printed:?}");
+    }
     // A file that is not a module is refused before any node is asked.
     let junk = cluster.dir().join("junk.wasm");
     std::fs::write(&junk, b"not wasm")?;
