@@ -47,7 +47,9 @@ impl OutputSink for Tally {
         if line.contains("the job's quota of") {
             self.quota_lines.fetch_add(1, Ordering::Relaxed);
         }
-        if label.is_none() {
+        // The attack's driver lines; the neighbour's (its driver prints one per run) would
+        // fill the cap in a slow run and crowd the attack's outcome out.
+        if label.is_none() && !line.starts_with("neighbour: ") {
             let mut lines = self
                 .driver_lines
                 .lock()
@@ -241,7 +243,6 @@ async fn run(options: Options, tally: Arc<Tally>) -> anyhow::Result<()> {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .iter()
-        .filter(|line| !line.starts_with("neighbour: "))
         .take(20)
     {
         println!("line: {line}");
