@@ -123,6 +123,35 @@ fn burst(seed: u64) -> World {
     world
 }
 
+/// The owner of a burst dies while its executor holds queued leases of it: the executor
+/// drops them (and the references they granted) instead of running them, and ends with empty
+/// tables.
+fn burst_owner_dies(seed: u64) -> World {
+    let mut world = World::new(seed, &[vec![(CPU, 0.0)], vec![(CPU, 1.0)]]);
+    let names = ["d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9"];
+    let mut steps = vec![Step::WaitNodes(2)];
+    for name in names {
+        steps.push(submit(name, "slow", vec![]));
+    }
+    steps.push(Step::Get {
+        name: "d9",
+        expect: Expect::Anything,
+    });
+    world.driver(node(1), steps);
+    world.fault(Duration::from_millis(800), Fault::Kill(node(1)));
+    world.run(LIMIT);
+    assert!(
+        world.most_queued_leases > 0,
+        "seed {seed}: the executor never queued a lease"
+    );
+    let ran = world.ran_on.get("slow").map_or(0, Vec::len);
+    assert!(
+        ran < names.len() / 2,
+        "seed {seed}: {ran} of the dead owner's tasks ran after all"
+    );
+    world
+}
+
 /// Tasks asking for a resource only node 3 has run there; one asking for what no node has
 /// fails as infeasible, naming the cluster.
 fn custom(seed: u64) -> World {
@@ -338,6 +367,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("borrow", borrow),
     ("spill", spill),
     ("burst", burst),
+    ("burst_owner_dies", burst_owner_dies),
     ("custom", custom),
     ("partition", partition),
     ("isolate", isolate),
