@@ -180,3 +180,18 @@ pub fn quickstart_output(nodes: usize, cpus: u32) -> Vec<String> {
 pub fn value_after<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
     lines.iter().find_map(|l| l.strip_prefix(prefix))
 }
+
+static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Taken (shared) by the tests whose figures depend on the machine not being swamped (the
+/// hostile suite's attacks, timed and measured against their neighbour job); taken alone
+/// ([`whole_machine`]) by a test that swamps it (eight nodes and a 1 GiB broadcast), so the
+/// two never overlap.
+pub fn shared_machine() -> std::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// See [`shared_machine`].
+pub fn whole_machine() -> std::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(PoisonError::into_inner)
+}

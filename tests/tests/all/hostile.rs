@@ -45,6 +45,7 @@ impl Report {
 
 /// Runs `module` (a `.wasm` path or WAT text) with `args` under the harness.
 fn attack(module: Module<'_>, args: &[&str]) -> Report {
+    let _machine = wasmray_tests::shared_machine();
     let dir = tempfile::tempdir().expect("temp dir");
     let path = match module {
         Module::Guest => guests::HOSTILE.to_owned(),
