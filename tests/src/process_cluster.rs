@@ -201,6 +201,38 @@ impl ProcessCluster {
         command.output().expect("run wasmray")
     }
 
+    /// `wasmray run --address … --token … --ca-hash …` with `args` (the module and its
+    /// arguments), through `launcher`: a driver whose process joins this cluster.
+    pub fn run_via(&self, launcher: &[String], args: &[&str]) -> Output {
+        let mut all = vec![
+            "run",
+            "--address",
+            &self.address,
+            "--token",
+            &self.token,
+            "--ca-hash",
+            &self.ca_hash,
+        ];
+        all.extend_from_slice(args);
+        self.wasmray_via(launcher, &all, &[])
+    }
+
+    /// Waits until `wasmray status` prints `needle`; returns what it printed.
+    pub fn wait_for_status(&self, needle: &str, within: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let out = self.wasmray(&["status"]);
+            let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+            if printed.contains(needle) {
+                return Ok(printed);
+            }
+            if Instant::now() > deadline {
+                bail!("`wasmray status` never showed `{needle}` within {within:?}:\n{printed}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Live and total nodes, as `wasmray status` (asking the head) reports them.
     pub fn counts(&self) -> Option<(usize, usize)> {
         let out = self.wasmray(&["status"]);

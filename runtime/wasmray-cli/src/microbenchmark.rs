@@ -29,16 +29,8 @@ pub(crate) struct MicrobenchmarkArgs {
     /// Short measuring windows (for a smoke test; the figures are noisier).
     #[arg(long)]
     quick: bool,
-    /// Run the driver on the cluster whose head listens at HOST:PORT (its process joins with
-    /// no CPUs unless --num-cpus says so).
-    #[arg(long)]
-    address: Option<String>,
-    /// The cluster's join token [default: the one of the head started on this machine].
-    #[arg(long, requires = "address")]
-    token: Option<String>,
-    /// The cluster CA's pin [default: the one of the head started on this machine].
-    #[arg(long, requires = "address")]
-    ca_hash: Option<String>,
+    #[command(flatten)]
+    cluster: crate::start::DriverJoinArgs,
     /// Pin the task cases' tasks and the 1:1 actors to the nodes that have this custom
     /// resource (each asks for 0.001 of it).
     #[arg(long, requires = "address")]
@@ -54,9 +46,10 @@ pub(crate) fn microbenchmark(args: MicrobenchmarkArgs) -> anyhow::Result<ExitCod
         std::env::temp_dir().join(format!("wasmray-microbenchmark-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)
         .with_context(|| format!("cannot create {}", scratch.display()))?;
-    let result = match &args.address {
-        None => run_all(&args, &filter, &scratch),
-        Some(address) => run_on_cluster(&args, address, &filter, &scratch),
+    let result = match args.cluster.target() {
+        Ok(None) => run_all(&args, &filter, &scratch),
+        Ok(Some(target)) => run_on_cluster(&args, target, &filter, &scratch),
+        Err(error) => Err(error),
     };
     let _ = std::fs::remove_dir_all(&scratch);
     result
@@ -102,12 +95,10 @@ fn run_all(args: &MicrobenchmarkArgs, filter: &str, scratch: &Path) -> anyhow::R
 /// The cases on a cluster: the driver's process joins it, then runs the guest.
 fn run_on_cluster(
     args: &MicrobenchmarkArgs,
-    address: &str,
+    target: crate::start::JoinTarget,
     filter: &str,
     scratch: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let target =
-        crate::start::JoinTarget::parse(address, args.token.as_deref(), args.ca_hash.as_deref())?;
     if let Some(pin) = &args.pin {
         anyhow::ensure!(
             !pin.is_empty() && !pin.contains(char::is_whitespace),

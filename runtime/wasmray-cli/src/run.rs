@@ -3,7 +3,7 @@
 
 use crate::job_args::JobArgs;
 use crate::node_args::NodeArgs;
-use crate::start::JoinTarget;
+use crate::start::DriverJoinArgs;
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -17,18 +17,8 @@ pub(crate) struct RunArgs {
     module: PathBuf,
     /// Arguments passed to the driver's `main`; put them after `--` when one starts with `-`.
     args: Vec<String>,
-    /// Run the driver on the cluster whose head listens at HOST:PORT instead of on an
-    /// embedded node. The driver's process joins the cluster as a node (offering no CPUs
-    /// unless --num-cpus says so), since it owns the objects its driver makes; it leaves
-    /// when the driver ends.
-    #[arg(long)]
-    address: Option<String>,
-    /// The cluster's join token [default: the one of the head started on this machine].
-    #[arg(long, requires = "address")]
-    token: Option<String>,
-    /// The cluster CA's pin [default: the one of the head started on this machine].
-    #[arg(long, requires = "address")]
-    ca_hash: Option<String>,
+    #[command(flatten)]
+    cluster: DriverJoinArgs,
     #[command(flatten)]
     node: NodeArgs,
     #[command(flatten)]
@@ -37,19 +27,10 @@ pub(crate) struct RunArgs {
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut config = args.node.config()?;
-    let join = match &args.address {
-        Some(address) => {
-            if args.node.num_cpus.is_none() {
-                config.num_cpus = 0.0;
-            }
-            Some(JoinTarget::parse(
-                address,
-                args.token.as_deref(),
-                args.ca_hash.as_deref(),
-            )?)
-        }
-        None => None,
-    };
+    let join = args.cluster.target()?;
+    if join.is_some() && args.node.num_cpus.is_none() {
+        config.num_cpus = 0.0;
+    }
     let job = args.job.options(config.default_quotas)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -251,6 +251,35 @@ async fn wait_for_stop() {
     }
 }
 
+/// The flags that point a driver's process at a cluster (`run`, `microbenchmark`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct DriverJoinArgs {
+    /// Run the driver on the cluster whose head listens at HOST:PORT instead of on an
+    /// embedded node. The driver's process joins the cluster as a node (offering no CPUs
+    /// unless --num-cpus says so), since it owns the objects its driver makes; it leaves
+    /// when the driver ends.
+    #[arg(long)]
+    pub address: Option<String>,
+    /// The cluster's join token [default: the one of the head started on this machine].
+    #[arg(long, requires = "address")]
+    pub token: Option<String>,
+    /// The cluster CA's pin [default: the one of the head started on this machine].
+    #[arg(long, requires = "address")]
+    pub ca_hash: Option<String>,
+}
+
+impl DriverJoinArgs {
+    /// Where to join, if `--address` was given.
+    pub(crate) fn target(&self) -> anyhow::Result<Option<JoinTarget>> {
+        self.address
+            .as_deref()
+            .map(|address| {
+                JoinTarget::parse(address, self.token.as_deref(), self.ca_hash.as_deref())
+            })
+            .transpose()
+    }
+}
+
 /// Where and how to join.
 pub(crate) struct JoinTarget {
     pub address: SocketAddr,

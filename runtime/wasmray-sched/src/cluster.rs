@@ -333,17 +333,7 @@ impl<V: ObjectValue> Scheduler<V> {
         }
         let gpu_ids = if fits { self.gpus.take(gpus) } else { None };
         let Some(gpu_ids) = gpu_ids else {
-            // The references the lease granted go back.
-            self.return_grants(&Message::Lease { spec, attempt });
-            let snapshot = self.snapshot();
-            self.send(
-                Peer::Node(owner),
-                Message::Rejected {
-                    task,
-                    attempt,
-                    snapshot,
-                },
-            );
+            self.reject_lease(owner, spec, attempt);
             return;
         };
         self.available.subtract(&spec.resources);
@@ -398,24 +388,25 @@ impl<V: ObjectValue> Scheduler<V> {
             .into_iter()
             .partition(|q| doomed(q));
         self.queued_leases = kept.into();
-        for QueuedLease {
-            owner,
-            spec,
-            attempt,
-        } in gone
-        {
-            let task = spec.id;
-            self.return_grants(&Message::Lease { spec, attempt });
-            let snapshot = self.snapshot();
-            self.send(
-                Peer::Node(owner),
-                Message::Rejected {
-                    task,
-                    attempt,
-                    snapshot,
-                },
-            );
+        for lease in gone {
+            self.reject_lease(lease.owner, lease.spec, lease.attempt);
         }
+    }
+
+    /// Executor side: refuses a lease; the references it granted go back, and the owner hears
+    /// this node's fresh snapshot with the refusal.
+    fn reject_lease(&mut self, owner: NodeId, spec: Arc<TaskSpec<V>>, attempt: u32) {
+        let task = spec.id;
+        self.return_grants(&Message::Lease { spec, attempt });
+        let snapshot = self.snapshot();
+        self.send(
+            Peer::Node(owner),
+            Message::Rejected {
+                task,
+                attempt,
+                snapshot,
+            },
+        );
     }
 
     /// Executor side: a leased task ended (its resources are back). Its results go to the

@@ -115,11 +115,13 @@ async fn every_example_prints_the_same_on_a_cluster_as_on_one_node() -> anyhow::
 use std::process::Output;
 use wasmray_tests::process_cluster::ProcessCluster;
 
-fn bin() -> &'static std::path::Path {
+/// The CLI under test.
+pub(crate) fn bin() -> &'static std::path::Path {
     env!("CARGO_BIN_EXE_wasmray-under-test").as_ref()
 }
 
-fn text(out: &Output) -> (String, String) {
+/// A finished process's stdout and stderr.
+pub(crate) fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -146,16 +148,7 @@ fn processes_form_a_cluster_that_runs_a_driver_shows_its_nodes_and_sees_a_node_d
     cluster.wait_for_nodes(3, Duration::from_secs(20))?;
 
     // A driver on the cluster: its process joins, every task runs on another process.
-    let out = cluster.wasmray(&[
-        "run",
-        "--address",
-        &cluster.address,
-        "--token",
-        &cluster.token,
-        "--ca-hash",
-        &cluster.ca_hash,
-        guests::QUICKSTART,
-    ]);
+    let out = cluster.run_via(&[], &[guests::QUICKSTART]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
@@ -164,16 +157,7 @@ fn processes_form_a_cluster_that_runs_a_driver_shows_its_nodes_and_sees_a_node_d
     );
     assert!(stdout.contains("cluster CPU total: 3"), "{stdout}");
     // What a task prints on another node reaches the driver's terminal, labelled with it.
-    let out = cluster.wasmray(&[
-        "run",
-        "--address",
-        &cluster.address,
-        "--token",
-        &cluster.token,
-        "--ca-hash",
-        &cluster.ca_hash,
-        guests::HELLO,
-    ]);
+    let out = cluster.run_via(&[], &[guests::HELLO]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
@@ -523,30 +507,12 @@ fn jobs_are_submitted_followed_listed_and_stopped_and_modules_deployed() -> anyh
         guests::CLI_PROBE,
         "spin=600000",
     ]));
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !text(&cluster.wasmray(&["status"]))
-        .0
-        .contains("total: CPU 1/2")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the task never started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cluster.wait_for_status("total: CPU 1/2", Duration::from_secs(20))?;
     let out = cluster.wasmray(&["job", "stop", &job]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains(&format!("Job {job} stopped")), "{stdout}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let status = text(&cluster.wasmray(&["status"])).0;
-        if status.contains("total: CPU 2/2") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{status}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cluster.wait_for_status("total: CPU 2/2", Duration::from_secs(20))?;
     let out = cluster.wasmray(&["job", "stop", &job]);
     assert!(
         text(&out).0.contains("had already ended: stopped"),

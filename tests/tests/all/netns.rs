@@ -2,23 +2,12 @@
 //! LAN: the seed examples print what they print on one node, and a 1 GiB object reaches the
 //! seven other nodes intact. Needs root (CI runs as root); elsewhere it says why it did not run.
 
-use crate::cluster::varies;
+use crate::cluster::{bin, text, varies};
 use std::process::Output;
 use std::time::Duration;
 use wasmray_tests::guests;
 use wasmray_tests::netns::Netns;
 use wasmray_tests::process_cluster::ProcessCluster;
-
-fn bin() -> &'static std::path::Path {
-    env!("CARGO_BIN_EXE_wasmray-under-test").as_ref()
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn eight_nodes_in_network_namespaces_run_the_examples_and_a_1_gib_broadcast() -> anyhow::Result<()>
@@ -62,21 +51,9 @@ fn eight_nodes_in_network_namespaces_run_the_examples_and_a_1_gib_broadcast() ->
             ],
         )?;
     }
-    cluster.wait_for_nodes(8, Duration::from_secs(30))?;
+    cluster.wait_for_nodes(8, Duration::from_secs(60))?;
     let driver = netns.launcher(0);
-    let run = |args: &[&str]| {
-        let mut all = vec![
-            "run",
-            "--address",
-            &cluster.address,
-            "--token",
-            &cluster.token,
-            "--ca-hash",
-            &cluster.ca_hash,
-        ];
-        all.extend_from_slice(args);
-        cluster.wasmray_via(&driver, &all, &[])
-    };
+    let run = |args: &[&str]| cluster.run_via(&driver, args);
 
     // The seed examples (not `batching`: its 100,000 one-by-one tasks are the 3-node test's).
     let examples: &[(&str, &[&str])] = &[
@@ -126,15 +103,7 @@ fn eight_nodes_in_network_namespaces_run_the_examples_and_a_1_gib_broadcast() ->
     println!("{line}");
 
     // Afterwards no node holds anything: every copy was freed.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let status = text(&cluster.wasmray(&["status"])).0;
-        if status.contains("; object store 0 B /") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{status}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    cluster.wait_for_status("; object store 0 B /", Duration::from_secs(60))?;
     drop(cluster);
     drop(netns);
     Ok(())
