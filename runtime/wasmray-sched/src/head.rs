@@ -43,6 +43,11 @@ impl Default for HeadConfig {
     }
 }
 
+/// How many dead or departed members the head keeps whole (for status displays); older ones
+/// are forgotten but for their IDs, which stay refused. A cluster whose drivers come and go
+/// (each `wasmray run --address` is a member while it runs) would otherwise grow without end.
+pub const KEPT_GONE_MEMBERS: usize = 64;
+
 /// A member's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberState {
@@ -99,6 +104,9 @@ pub struct Head<V> {
     config: HeadConfig,
     links: Links<Message<V>>,
     members: BTreeMap<NodeId, Member>,
+    /// Members that died or left and were forgotten (past [`KEPT_GONE_MEMBERS`]): only their
+    /// IDs, so that they stay refused.
+    gone: std::collections::BTreeSet<NodeId>,
     next_incarnation: u64,
     next_job: u32,
     names: BTreeMap<ActorName, NameEntry>,
@@ -112,6 +120,7 @@ impl<V: Clone> Head<V> {
             links: Links::new(config.resend_after),
             config,
             members: BTreeMap::new(),
+            gone: std::collections::BTreeSet::new(),
             next_incarnation: 1,
             next_job: 1,
             names: BTreeMap::new(),
@@ -236,10 +245,11 @@ impl<V: Clone> Head<V> {
     }
 
     fn received(&mut self, now: Time, from: NodeId, envelope: Envelope<Message<V>>) {
-        if self
-            .members
-            .get(&from)
-            .is_some_and(|m| m.state == MemberState::Dead)
+        if self.gone.contains(&from)
+            || self
+                .members
+                .get(&from)
+                .is_some_and(|m| m.state == MemberState::Dead)
         {
             // Outside the link (which is gone): a one-off, resent whenever it speaks again.
             self.actions.push(HeadAction::Send {
@@ -263,7 +273,7 @@ impl<V: Clone> Head<V> {
     fn on_message(&mut self, now: Time, from: NodeId, message: Message<V>) {
         match message {
             Message::Join { snapshot } => {
-                if self.members.contains_key(&from) {
+                if self.members.contains_key(&from) || self.gone.contains(&from) {
                     return;
                 }
                 let incarnation = self.next_incarnation;
@@ -339,6 +349,25 @@ impl<V: Clone> Head<V> {
         self.send(now, to, Message::View { node, snapshot });
     }
 
+    /// Forgets the oldest dead or departed members past [`KEPT_GONE_MEMBERS`] (once their
+    /// links are gone), keeping their IDs refused.
+    fn forget_gone_members(&mut self) {
+        let mut gone: Vec<(Time, NodeId)> = self
+            .members
+            .iter()
+            .filter(|(id, m)| m.state != MemberState::Alive && self.links.is_dead(Peer::Node(**id)))
+            .map(|(id, m)| (m.last_heard, *id))
+            .collect();
+        if gone.len() <= KEPT_GONE_MEMBERS {
+            return;
+        }
+        gone.sort();
+        for (_, node) in gone.iter().take(gone.len() - KEPT_GONE_MEMBERS) {
+            self.members.remove(node);
+            self.gone.insert(*node);
+        }
+    }
+
     fn check_liveness(&mut self, now: Time) {
         // A node that left was acknowledged long ago: its link can go.
         let gone: Vec<NodeId> = self
@@ -374,6 +403,7 @@ impl<V: Clone> Head<V> {
             }
             self.actions.push(HeadAction::Declared(node));
         }
+        self.forget_gone_members();
     }
 }
 
@@ -438,6 +468,62 @@ mod tests {
         assert_eq!(head.lookup_name(&name("one")), None);
         head.register_module(wasmray_core::ModuleId([1; 32]), 42);
         assert_eq!(head.modules().count(), 1);
+    }
+
+    #[test]
+    fn departed_members_past_the_limit_are_forgotten_but_stay_refused() {
+        let mut head = TestHead::new(HeadConfig {
+            dead_after: Duration::from_secs(1),
+            resend_after: Duration::from_millis(100),
+            local: None,
+        });
+        let t0 = Time::ZERO;
+        let count = KEPT_GONE_MEMBERS as u64 + 6;
+        for n in 1..=count {
+            let join = Message::Join {
+                snapshot: snapshot(1),
+            };
+            deliver(
+                &mut head,
+                t0.after(Duration::from_millis(n)),
+                NodeId(n),
+                1,
+                join,
+            );
+        }
+        for n in 1..=count {
+            deliver(
+                &mut head,
+                t0.after(Duration::from_millis(100 + n)),
+                NodeId(n),
+                2,
+                Message::Leave,
+            );
+        }
+        assert_eq!(head.members().count(), count as usize);
+        let later = t0.after(Duration::from_secs(5));
+        head.handle(later, HeadEvent::Timeout);
+        assert_eq!(head.members().count(), KEPT_GONE_MEMBERS);
+        // The six that left first were forgotten; they are still refused.
+        assert!(head.members().all(|(id, _)| id.0 > 6));
+        let fenced = deliver(
+            &mut head,
+            later,
+            NodeId(1),
+            3,
+            Message::Report {
+                snapshot: snapshot(2),
+            },
+        );
+        assert!(matches!(fenced.as_slice(), [Message::Fenced]), "{fenced:?}");
+        let rejoin = Message::Join {
+            snapshot: snapshot(3),
+        };
+        deliver(&mut head, later, NodeId(2), 1, rejoin);
+        assert!(
+            head.members().all(|(id, _)| id != NodeId(2)),
+            "no way back in"
+        );
     }
 
     #[test]
