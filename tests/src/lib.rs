@@ -195,3 +195,10 @@ pub fn shared_machine() -> std::sync::RwLockReadGuard<'static, ()> {
 pub fn whole_machine() -> std::sync::RwLockWriteGuard<'static, ()> {
     MACHINE.write().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// Whether the tests run as root (they can then act as another user, or make network
+/// namespaces).
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}

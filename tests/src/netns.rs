@@ -41,9 +41,7 @@ fn alive(pid: u32) -> bool {
 impl Netns {
     /// `None` if this machine can make namespaces here; why not otherwise.
     pub fn available() -> Option<String> {
-        use std::os::unix::fs::MetadataExt;
-        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-        if !root {
+        if !crate::running_as_root() {
             return Some("network namespaces need root".into());
         }
         match Command::new("ip").arg("-V").output() {

@@ -148,11 +148,9 @@ impl ProcessCluster {
         })
     }
 
-    /// The arguments that join a node to this cluster in the foreground.
-    pub fn join_args(&self) -> Vec<&str> {
-        vec![
-            "start",
-            "--block",
+    /// `--address … --token … --ca-hash …`: this cluster, as a joining command names it.
+    fn cluster_flags(&self) -> [&str; 6] {
+        [
             "--address",
             &self.address,
             "--token",
@@ -160,6 +158,13 @@ impl ProcessCluster {
             "--ca-hash",
             &self.ca_hash,
         ]
+    }
+
+    /// The arguments that join a node to this cluster in the foreground.
+    pub fn join_args(&self) -> Vec<&str> {
+        let mut args = vec!["start", "--block"];
+        args.extend(self.cluster_flags());
+        args
     }
 
     /// Adds a node (`wasmray start --address … --block` with `args`, e.g. its resources);
@@ -204,15 +209,8 @@ impl ProcessCluster {
     /// `wasmray run --address … --token … --ca-hash …` with `args` (the module and its
     /// arguments), through `launcher`: a driver whose process joins this cluster.
     pub fn run_via(&self, launcher: &[String], args: &[&str]) -> Output {
-        let mut all = vec![
-            "run",
-            "--address",
-            &self.address,
-            "--token",
-            &self.token,
-            "--ca-hash",
-            &self.ca_hash,
-        ];
+        let mut all = vec!["run"];
+        all.extend(self.cluster_flags());
         all.extend_from_slice(args);
         self.wasmray_via(launcher, &all, &[])
     }

@@ -20,7 +20,16 @@ where
     F: FnOnce(PathBuf) -> Fut,
     Fut: Future<Output = Result<T, ControlError>>,
 {
-    let socket = match &args.socket {
+    let socket = socket(args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(query(socket))?)
+}
+
+/// The chosen node's control socket.
+pub(crate) fn socket(args: &ControlArgs) -> Result<PathBuf, ControlError> {
+    Ok(match &args.socket {
         Some(socket) => socket.clone(),
         None => match crate::cluster_files::nodes()
             .into_iter()
@@ -30,9 +39,5 @@ where
             Some(head) => head.socket,
             None => latest_socket(&std::env::temp_dir().join("wasmray"))?,
         },
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    Ok(runtime.block_on(query(socket))?)
+    })
 }

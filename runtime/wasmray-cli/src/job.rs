@@ -76,13 +76,13 @@ pub(crate) fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
             if logs.follow {
                 follow(&socket, logs.target.id)
             } else {
+                let node = Asker::new(&socket)?;
                 let mut printer = LinePrinter::default();
                 let mut offset = 0;
                 loop {
-                    let chunk = query(&socket, |s| async move {
-                        job_logs(&s, logs.target.id, offset).await
-                    })?
-                    .map_err(anyhow::Error::from)?;
+                    let chunk = node
+                        .ask(|s| async move { job_logs(&s, logs.target.id, offset).await })?
+                        .map_err(anyhow::Error::from)?;
                     if chunk.bytes.is_empty() {
                         break;
                     }
@@ -95,8 +95,9 @@ pub(crate) fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
         }
         JobCommand::Stop(stop) => {
             let id = stop.target.id;
-            let socket = socket_of(&stop.target.control)?;
-            let report = query(&socket, |s| async move { stop_job(&s, id).await })?
+            let node = Asker::new(&socket_of(&stop.target.control)?)?;
+            let report = node
+                .ask(|s| async move { stop_job(&s, id).await })?
                 .map_err(anyhow::Error::from)?;
             if report.state != "running" {
                 println!("Job {id} had already ended: {}.", report.state);
@@ -108,7 +109,8 @@ pub(crate) fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
             }
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                let report = query(&socket, |s| async move { job_status(&s, id).await })?
+                let report = node
+                    .ask(|s| async move { job_status(&s, id).await })?
                     .map_err(anyhow::Error::from)?;
                 if report.state != "running" {
                     println!("Job {id} {}.", report.state);
@@ -126,10 +128,12 @@ pub(crate) fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
 
 /// Prints a job's output as it comes until it ends; exits 0 if it succeeded, 1 if not.
 pub(crate) fn follow(socket: &Path, id: u32) -> anyhow::Result<ExitCode> {
+    let node = Asker::new(socket)?;
     let mut printer = LinePrinter::default();
     let mut offset = 0;
     loop {
-        let chunk = query(socket, |s| async move { job_logs(&s, id, offset).await })?
+        let chunk = node
+            .ask(|s| async move { job_logs(&s, id, offset).await })?
             .map_err(anyhow::Error::from)?;
         offset = chunk.next_offset;
         let empty = chunk.bytes.is_empty();
@@ -142,8 +146,9 @@ pub(crate) fn follow(socket: &Path, id: u32) -> anyhow::Result<ExitCode> {
         }
     }
     printer.finish();
-    let report =
-        query(socket, |s| async move { job_status(&s, id).await })?.map_err(anyhow::Error::from)?;
+    let report = node
+        .ask(|s| async move { job_status(&s, id).await })?
+        .map_err(anyhow::Error::from)?;
     if report.state == "succeeded" {
         return Ok(ExitCode::SUCCESS);
     }
@@ -165,18 +170,33 @@ fn status_of(target: &JobTarget) -> anyhow::Result<JobReport> {
 
 /// The node's socket `control` names, found once (a follow asks it many times).
 fn socket_of(control: &ControlArgs) -> anyhow::Result<std::path::PathBuf> {
-    block_on_query(control, |socket| async move { Ok(socket) })
+    Ok(crate::control_target::socket(control)?)
 }
 
-fn query<T, F, Fut>(socket: &Path, ask: F) -> anyhow::Result<T>
-where
-    F: FnOnce(std::path::PathBuf) -> Fut,
-    Fut: std::future::Future<Output = Result<T, wasmray_node::ControlError>>,
-{
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    Ok(runtime.block_on(ask(socket.to_owned()))?)
+/// A node's control socket and the runtime its questions run on (made once per command, not
+/// once per question: a follow asks every 50 ms).
+struct Asker {
+    socket: std::path::PathBuf,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Asker {
+    fn new(socket: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            socket: socket.to_owned(),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+        })
+    }
+
+    fn ask<T, F, Fut>(&self, ask: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(std::path::PathBuf) -> Fut,
+        Fut: std::future::Future<Output = Result<T, wasmray_node::ControlError>>,
+    {
+        Ok(self.runtime.block_on(ask(self.socket.clone()))?)
+    }
 }
 
 /// Writes log bytes to stdout a whole line at a time (a chunk may end inside a character),

@@ -101,6 +101,16 @@ impl ResourceSet {
             .all(|(name, &need)| available.units.get(name).is_some_and(|&have| have >= need))
     }
 
+    /// Whether every quantity in `self` fits in `times` times `capacity`.
+    pub fn fits_in_times(&self, capacity: &ResourceSet, times: u32) -> bool {
+        self.units.iter().all(|(name, &need)| {
+            capacity
+                .units
+                .get(name)
+                .is_some_and(|&have| have.saturating_mul(u64::from(times)) >= need)
+        })
+    }
+
     /// The names in `self` that `capacity` lacks or has too little of.
     pub fn shortfall(&self, capacity: &ResourceSet) -> Vec<String> {
         self.units

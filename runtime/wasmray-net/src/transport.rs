@@ -215,6 +215,31 @@ fn bind_error(listen: SocketAddr, e: std::io::Error) -> NetError {
     }
 }
 
+/// Opens an RPC stream on `conn`: its kind byte and one framed `request`, the sending side
+/// then finished (at `priority`, quinn's stream priority); the answer comes on the stream
+/// returned.
+async fn open_rpc<T: serde::Serialize>(
+    conn: &quinn::Connection,
+    kind: StreamKind,
+    request: &T,
+    priority: i32,
+) -> Result<quinn::RecvStream, NetError> {
+    let (mut send, recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| NetError::Stream(e.to_string()))?;
+    if priority != 0 {
+        let _ = send.set_priority(priority);
+    }
+    let mut bytes = vec![kind as u8];
+    bytes.extend(wire::frame(request)?);
+    send.write_all(&bytes)
+        .await
+        .map_err(|e| NetError::Stream(e.to_string()))?;
+    let _ = send.finish();
+    Ok(recv)
+}
+
 impl Transport {
     /// The head's transport: a new cluster under `ca`, this node being `head`.
     pub fn start_head(
@@ -369,17 +394,8 @@ impl Transport {
         mut sink: impl FnMut(&[u8]) -> Result<(), String>,
     ) -> Result<(), NetError> {
         let conn = self.shared.connection(from).await?;
-        let (mut send, mut recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| NetError::Stream(e.to_string()))?;
-        let _ = send.set_priority(-1);
-        let mut request = vec![StreamKind::Fetch as u8];
-        request.extend(wire::frame(&FetchRequest { object, len })?);
-        send.write_all(&request)
-            .await
-            .map_err(|e| NetError::Stream(e.to_string()))?;
-        let _ = send.finish();
+        let request = FetchRequest { object, len };
+        let mut recv = open_rpc(&conn, StreamKind::Fetch, &request, -1).await?;
         match wire::read_value::<FetchReply>(&mut recv, MAX_RPC_FRAME).await? {
             FetchReply::Missing => {
                 return Err(NetError::Missing(format!(
@@ -417,16 +433,7 @@ impl Transport {
         module: ModuleId,
     ) -> Result<Option<(String, Vec<u8>)>, NetError> {
         let conn = self.shared.connection(from).await?;
-        let (mut send, mut recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| NetError::Stream(e.to_string()))?;
-        let mut request = vec![StreamKind::Module as u8];
-        request.extend(wire::frame(&ModuleRequest { module })?);
-        send.write_all(&request)
-            .await
-            .map_err(|e| NetError::Stream(e.to_string()))?;
-        let _ = send.finish();
+        let mut recv = open_rpc(&conn, StreamKind::Module, &ModuleRequest { module }, 0).await?;
         let reply: ModuleReply = wire::read_value(&mut recv, MAX_RPC_FRAME).await?;
         let Some((name, len)) = reply.found else {
             return Ok(None);
@@ -453,16 +460,7 @@ impl Transport {
     /// it has it): `Ok` once it is, `Err` with why not.
     pub async fn deploy(&self, to: NodeId, module: ModuleId) -> Result<(), NetError> {
         let conn = self.shared.connection(to).await?;
-        let (mut send, mut recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| NetError::Stream(e.to_string()))?;
-        let mut request = vec![StreamKind::Deploy as u8];
-        request.extend(wire::frame(&DeployRequest { module })?);
-        send.write_all(&request)
-            .await
-            .map_err(|e| NetError::Stream(e.to_string()))?;
-        let _ = send.finish();
+        let mut recv = open_rpc(&conn, StreamKind::Deploy, &DeployRequest { module }, 0).await?;
         let reply: DeployReply = wire::read_value(&mut recv, MAX_RPC_FRAME).await?;
         match reply.error {
             None => Ok(()),
@@ -523,17 +521,10 @@ async fn ask_to_join(
         quinn::ConnectionError::TimedOut => no_head(head, "it did not answer"),
         other => no_head(head, &other.to_string()),
     })?;
-    let (mut send, mut recv) = conn
-        .open_bi()
-        .await
-        .map_err(|e| NetError::Stream(e.to_string()))?;
-    let mut bytes = vec![StreamKind::Join as u8];
-    bytes.extend(wire::frame(request)?);
-    send.write_all(&bytes)
-        .await
-        .map_err(|e| NetError::Stream(e.to_string()))?;
-    let _ = send.finish();
-    let reply = wire::read_value::<JoinReply>(&mut recv, MAX_RPC_FRAME).await;
+    let reply = match open_rpc(&conn, StreamKind::Join, request, 0).await {
+        Ok(mut recv) => wire::read_value::<JoinReply>(&mut recv, MAX_RPC_FRAME).await,
+        Err(e) => Err(e),
+    };
     conn.close(0u32.into(), b"joined");
     reply
 }
@@ -599,16 +590,8 @@ impl Shared {
             )));
         }
         let conn = Box::pin(self.connection(self.head)).await?;
-        let (mut send, mut recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| NetError::Stream(e.to_string()))?;
-        let mut bytes = vec![StreamKind::Resolve as u8];
-        bytes.extend(wire::frame(&ResolveRequest { node: peer })?);
-        send.write_all(&bytes)
-            .await
-            .map_err(|e| NetError::Stream(e.to_string()))?;
-        let _ = send.finish();
+        let request = ResolveRequest { node: peer };
+        let mut recv = open_rpc(&conn, StreamKind::Resolve, &request, 0).await?;
         let reply: ResolveReply = wire::read_value(&mut recv, MAX_RPC_FRAME).await?;
         let address: SocketAddr = reply
             .address

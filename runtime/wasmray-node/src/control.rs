@@ -418,6 +418,16 @@ async fn read_answer(socket: &Path, stream: &mut UnixStream) -> Result<Vec<u8>, 
     })
 }
 
+/// Sends a request with a body and decodes its one answer.
+async fn ask_with<B: Serialize, T: serde::de::DeserializeOwned>(
+    socket: &Path,
+    request: u8,
+    body: &B,
+) -> Result<T, ControlError> {
+    let mut stream = send_request(socket, request, body).await?;
+    decode(socket, &read_answer(socket, &mut stream).await?)
+}
+
 fn decode<T: serde::de::DeserializeOwned>(socket: &Path, body: &[u8]) -> Result<T, ControlError> {
     postcard::from_bytes(body).map_err(|e| ControlError::Decode(socket.to_owned(), e))
 }
@@ -439,14 +449,12 @@ pub async fn submit_job(
     socket: &Path,
     request: &SubmitRequest,
 ) -> Result<Result<u32, String>, ControlError> {
-    let mut stream = send_request(socket, SUBMIT, request).await?;
-    decode(socket, &read_answer(socket, &mut stream).await?)
+    ask_with(socket, SUBMIT, request).await
 }
 
 /// The jobs submitted to the node at `socket`, oldest first.
 pub async fn list_jobs(socket: &Path) -> Result<Vec<JobReport>, ControlError> {
-    let mut stream = send_request(socket, JOBS, &()).await?;
-    decode(socket, &read_answer(socket, &mut stream).await?)
+    ask_with(socket, JOBS, &()).await
 }
 
 /// One submitted job's state.
@@ -454,8 +462,7 @@ pub async fn job_status(
     socket: &Path,
     job: u32,
 ) -> Result<Result<JobReport, JobRequestError>, ControlError> {
-    let mut stream = send_request(socket, JOB_STATUS, &job).await?;
-    decode(socket, &read_answer(socket, &mut stream).await?)
+    ask_with(socket, JOB_STATUS, &job).await
 }
 
 /// A piece of a submitted job's log from `offset`.
@@ -464,8 +471,7 @@ pub async fn job_logs(
     job: u32,
     offset: u64,
 ) -> Result<Result<LogChunk, JobRequestError>, ControlError> {
-    let mut stream = send_request(socket, JOB_LOGS, &(job, offset)).await?;
-    decode(socket, &read_answer(socket, &mut stream).await?)
+    ask_with(socket, JOB_LOGS, &(job, offset)).await
 }
 
 /// Stops a submitted job (its state right after the stop was thrown).
@@ -473,8 +479,7 @@ pub async fn stop_job(
     socket: &Path,
     job: u32,
 ) -> Result<Result<JobReport, JobRequestError>, ControlError> {
-    let mut stream = send_request(socket, JOB_STOP, &job).await?;
-    decode(socket, &read_answer(socket, &mut stream).await?)
+    ask_with(socket, JOB_STOP, &job).await
 }
 
 /// Deploys a module through the node at `socket`; `progress` sees each event as it comes.

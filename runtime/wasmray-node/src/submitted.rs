@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -312,14 +312,15 @@ impl LogFile {
     }
 
     fn read_at(&self, offset: u64, most: u64) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
         let len = self.len();
         if offset >= len {
             return Ok(Vec::new());
         }
-        let mut file = std::fs::File::open(&self.path)?;
-        file.seek(std::io::SeekFrom::Start(offset))?;
-        let mut bytes = Vec::new();
-        file.take(most.min(len - offset)).read_to_end(&mut bytes)?;
+        // At most `most` (a constant), and no more than was written.
+        let mut bytes = vec![0u8; most.min(len - offset) as usize];
+        let file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        file.read_exact_at(&mut bytes, offset)?;
         Ok(bytes)
     }
 }

@@ -229,13 +229,9 @@ impl ClusterView {
             if demand.fits_in(&snapshot.available) {
                 candidates.push((*id, score(demand, &snapshot), has_gpu));
             } else if may_wait && demand.fits_in(&snapshot.total) {
-                let mut window = ResourceSet::new();
-                for _ in 0..LEASE_WINDOW {
-                    window.add(&snapshot.total);
-                }
                 let mut in_flight = leased.cloned().unwrap_or_default();
                 in_flight.add(demand);
-                if in_flight.fits_in(&window) {
+                if in_flight.fits_in_times(&snapshot.total, LEASE_WINDOW) {
                     // The fewer of this node's leases wait there, the better.
                     let load = in_flight.get(wasmray_core::CPU)
                         / snapshot.total.get(wasmray_core::CPU).max(1.0);

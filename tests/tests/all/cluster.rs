@@ -391,12 +391,6 @@ fn bad_cluster_input_gets_a_one_line_error_and_exit_code_2() -> anyhow::Result<(
     Ok(())
 }
 
-/// Whether the tests run as root (they can then act as another user).
-fn running_as_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
 /// The control socket of the cluster's head, from the record `wasmray start` left.
 fn head_socket(cluster: &ProcessCluster) -> anyhow::Result<std::path::PathBuf> {
     let nodes = cluster.dir().join("wasmray/cluster/nodes");
@@ -540,7 +534,7 @@ fn jobs_are_submitted_followed_listed_and_stopped_and_modules_deployed() -> anyh
     );
     // Another user cannot use the node's control socket, even with every directory on the
     // way open to it (running as root, the test can be that user).
-    if running_as_root() {
+    if wasmray_tests::running_as_root() {
         let socket = head_socket(&cluster)?;
         use std::os::unix::fs::PermissionsExt;
         let mut dir = socket.parent();
