@@ -1043,6 +1043,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 },
             );
         }
+        self.fail_newly_infeasible();
         self.dispatch();
     }
 }

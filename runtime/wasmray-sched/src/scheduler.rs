@@ -507,6 +507,33 @@ impl<V: ObjectValue> Scheduler<V> {
         self.dispatch();
     }
 
+    /// Fails, with the shortfall named, every task owned here and not yet placed that no node
+    /// left in the cluster can run (a node died, and with it the only one that could): it
+    /// would otherwise wait forever in the queue.
+    pub(crate) fn fail_newly_infeasible(&mut self) {
+        let doomed: Vec<(TaskId, Option<ResourceSet>, TaskError)> = self
+            .tasks
+            .iter()
+            .filter(|(_, e)| {
+                e.owner.is_none()
+                    && !matches!(e.spec.kind, TaskKind::ActorMethod { .. })
+                    && matches!(e.state, TaskState::Waiting { .. } | TaskState::Ready)
+            })
+            .filter_map(|(task, e)| {
+                // A ready one is in the queue under its shape.
+                let queued = matches!(e.state, TaskState::Ready).then(|| e.spec.resources.clone());
+                self.infeasibility(&e.spec)
+                    .map(|error| (*task, queued, error))
+            })
+            .collect();
+        for (task, queued, error) in doomed {
+            if let Some(shape) = queued {
+                self.ready.remove(&shape, task);
+            }
+            self.fail_for_good(task, error);
+        }
+    }
+
     /// Why `spec` can never run, judged against the whole cluster.
     fn infeasibility(&self, spec: &TaskSpec<V>) -> Option<TaskError> {
         let needs = &spec.resources;
