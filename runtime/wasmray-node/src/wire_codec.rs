@@ -238,6 +238,7 @@ pub fn fuzz_frame_seeds() -> Vec<Vec<u8>> {
             len: 1 << 30,
             contained: vec![object],
         },
+        Message::Holding { object },
         Message::Report { snapshot },
         Message::Ask {
             request: 3,

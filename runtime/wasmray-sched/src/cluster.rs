@@ -227,6 +227,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 len,
                 contained,
             } => self.offered(node, object, len, contained),
+            Message::Holding { object } => self.holding(node, object),
             Message::Borrow { object } => {
                 // Granted only while the object lives: the grant is counted as it is sent.
                 let granted =
@@ -245,6 +246,11 @@ impl<V: ObjectValue> Scheduler<V> {
             }
             Message::Release { object, grants } => {
                 if object.task.node() == self.config.node {
+                    // Its entry is gone there: no copy, no pull, no subscription is left.
+                    if let Some(owned) = self.objects.get_mut(object).and_then(|e| e.owned_mut()) {
+                        owned.forget(node);
+                    }
+                    self.notify_subscribers(object);
                     let mut events = Vec::new();
                     self.objects
                         .adjust_holder(object, node, -i64::from(grants), &mut events);
@@ -565,7 +571,7 @@ impl<V: ObjectValue> Scheduler<V> {
                         Returned::Value(value) => {
                             self.seal(id, ObjectState::Ready(value), &mut events);
                         }
-                        Returned::Kept { .. } => self.made_elsewhere(id, node),
+                        Returned::Kept { len } => self.made_elsewhere(id, node, len),
                     }
                 }
                 self.release_args(&spec, &mut events);
@@ -590,14 +596,15 @@ impl<V: ObjectValue> Scheduler<V> {
         self.dispatch();
     }
 
-    /// Owner side: `id` was made on `node`, which keeps it.
-    fn made_elsewhere(&mut self, id: ObjectId, node: NodeId) {
+    /// Owner side: `id` (`len` bytes) was made on `node`, which keeps it.
+    fn made_elsewhere(&mut self, id: ObjectId, node: NodeId, len: u64) {
         let Some(owned) = self.objects.get_mut(id).and_then(|e| e.owned_mut()) else {
             // Nobody references it any more: the copy is not wanted.
             self.send(Peer::Node(node), Message::Free { object: id });
             return;
         };
         owned.made_elsewhere = true;
+        owned.kept_len = len;
         if !owned.copies.contains(&node) {
             owned.copies.push(node);
         }
@@ -649,7 +656,9 @@ impl<V: ObjectValue> Scheduler<V> {
         }
     }
 
-    /// What the owner tells a subscriber about `id`, if it has sealed.
+    /// What the owner tells a subscriber about `id`, if it has sealed. A large value is
+    /// `Ready` with no value and no sources yet: [`Scheduler::notify_subscribers`] points each
+    /// subscriber at one.
     fn status_of(&self, id: ObjectId) -> Option<RemoteStatus<V>> {
         let entry = self.objects.get(id)?;
         let owned = entry.owned()?;
@@ -660,21 +669,34 @@ impl<V: ObjectValue> Scheduler<V> {
                     at: Vec::new(),
                 })
             }
-            ObjectState::Ready(_) => {
-                let mut at = vec![self.config.node];
-                at.extend_from_slice(&owned.copies);
-                Some(RemoteStatus::Ready { value: None, at })
-            }
+            ObjectState::Ready(_) => Some(RemoteStatus::Ready {
+                value: None,
+                at: Vec::new(),
+            }),
             ObjectState::Failed(error) => Some(RemoteStatus::Failed(Arc::clone(error))),
             ObjectState::Pending if owned.made_elsewhere => Some(RemoteStatus::Ready {
                 value: None,
-                at: owned.copies.clone(),
+                at: Vec::new(),
             }),
             ObjectState::Pending => None,
         }
     }
 
-    /// Tells the subscribers of a sealed owned object.
+    /// How many pulls of `id` one source serves at once: as many as fit in
+    /// [`crate::SchedConfig::serve_budget`] bytes, and at least two.
+    fn serves_per_source(&self, id: ObjectId) -> usize {
+        let len = match self.objects.get(id).map(|e| (&e.state, e.owned())) {
+            Some((ObjectState::Ready(value), _)) => value.size(),
+            Some((_, Some(owned))) => owned.kept_len,
+            _ => 0,
+        };
+        let fit = self.config.serve_budget / len.max(1);
+        usize::try_from(fit).unwrap_or(usize::MAX).max(2)
+    }
+
+    /// Tells the subscribers of a sealed owned object. A large value is pulled: each
+    /// subscriber is pointed at one source with room (this node, where it was made, or a node
+    /// that pulled it before); the others keep waiting for a pull to end.
     pub(crate) fn notify_subscribers(&mut self, id: ObjectId) {
         let has_subscribers = self
             .objects
@@ -687,20 +709,45 @@ impl<V: ObjectValue> Scheduler<V> {
         let Some(status) = self.status_of(id) else {
             return;
         };
-        let subscribers = self
-            .objects
-            .get_mut(id)
-            .and_then(|e| e.owned_mut())
-            .map(|o| std::mem::take(&mut o.subscribers))
-            .unwrap_or_default();
-        for node in subscribers {
-            self.send(
-                Peer::Node(node),
-                Message::Status {
-                    object: id,
-                    status: status.clone(),
-                },
-            );
+        let per_source = self.serves_per_source(id);
+        let local = self.config.node;
+        let Some(entry) = self.objects.get_mut(id) else {
+            return;
+        };
+        let here = matches!(entry.state, ObjectState::Ready(_)).then_some(local);
+        let Some(owned) = entry.owned_mut() else {
+            return;
+        };
+        let mut told = Vec::new();
+        if matches!(status, RemoteStatus::Ready { value: None, .. }) {
+            let mut waiting = std::mem::take(&mut owned.subscribers);
+            waiting.retain(|&node| match owned.point(node, here, per_source) {
+                Some(source) => {
+                    let status = RemoteStatus::Ready {
+                        value: None,
+                        at: vec![source],
+                    };
+                    told.push((node, status));
+                    false
+                }
+                None => true,
+            });
+            owned.subscribers = waiting;
+        } else {
+            for node in std::mem::take(&mut owned.subscribers) {
+                told.push((node, status.clone()));
+            }
+        }
+        for (node, status) in told {
+            self.send(Peer::Node(node), Message::Status { object: id, status });
+        }
+    }
+
+    /// Owner side: `node` pulled a copy of `object` and serves it onward.
+    fn holding(&mut self, node: NodeId, object: ObjectId) {
+        if let Some(owned) = self.objects.get_mut(object).and_then(|e| e.owned_mut()) {
+            owned.holding(node);
+            self.notify_subscribers(object);
         }
     }
 
@@ -720,10 +767,15 @@ impl<V: ObjectValue> Scheduler<V> {
             );
             return;
         };
-        if let Some(owned) = entry.owned_mut()
-            && !owned.subscribers.contains(&node)
-        {
-            owned.subscribers.push(node);
+        if let Some(owned) = entry.owned_mut() {
+            // Asking again: the pull it was pointed at failed. A node that pulled a copy and
+            // could not serve it has dropped it.
+            if let Some(source) = owned.pull_ended(node) {
+                owned.pulled.retain(|n| *n != source);
+            }
+            if !owned.subscribers.contains(&node) {
+                owned.subscribers.push(node);
+            }
         }
         self.notify_subscribers(object);
     }
@@ -809,6 +861,16 @@ impl<V: ObjectValue> Scheduler<V> {
         was
     }
 
+    /// Borrower side: a pulled copy of `object` is about to be sealed here; its owner may
+    /// point other pullers at this node. Sent before the seal, so that a release the seal
+    /// causes comes after it.
+    fn tell_holding(&mut self, object: ObjectId) {
+        let owner = object.task.node();
+        if owner != self.config.node {
+            self.send(Peer::Node(owner), Message::Holding { object });
+        }
+    }
+
     /// A holder answered a pull.
     fn pulled(&mut self, node: NodeId, object: ObjectId, value: Option<V>) {
         if let Some(value) = &value {
@@ -818,6 +880,7 @@ impl<V: ObjectValue> Scheduler<V> {
         let mut events = Vec::new();
         match value {
             Some(value) if was_pulling => {
+                self.tell_holding(object);
                 self.seal(object, ObjectState::Ready(value), &mut events);
             }
             Some(value) => self.drop_value(&value),
@@ -864,6 +927,7 @@ impl<V: ObjectValue> Scheduler<V> {
         match value {
             // The references taken in when the copy was offered are the value's own now.
             Some(value) if was_pulling => {
+                self.tell_holding(object);
                 self.seal(object, ObjectState::Ready(value), &mut events);
             }
             Some(value) => self.drop_value(&value),
@@ -947,6 +1011,16 @@ impl<V: ObjectValue> Scheduler<V> {
         let mut events = Vec::new();
         self.objects.forget_node(node, &mut events);
         self.push_events(events);
+        // Pulls it made or served ended: who waited for a source may have one now.
+        let waiting: Vec<ObjectId> = self
+            .objects
+            .iter()
+            .filter(|(_, e)| e.owned().is_some_and(|o| !o.subscribers.is_empty()))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            self.notify_subscribers(id);
+        }
         // Objects it owned, or that were being pulled from it, or whose only copy it had.
         let affected: Vec<ObjectId> = self
             .objects

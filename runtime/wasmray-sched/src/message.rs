@@ -92,6 +92,9 @@ pub enum Message<V> {
         len: u64,
         contained: Vec<ObjectId>,
     },
+    /// Puller → owner: the copy I pulled is here; I serve it onward to other pullers until I
+    /// release my references (and drop it: the owner does not `Free` it).
+    Holding { object: ObjectId },
     /// Borrower → owner: I passed a reference to `object` on to `to`.
     Lend { object: ObjectId, to: NodeId },
     /// Holder → owner: every reference I held is gone; I was granted `grants` of them.
@@ -270,6 +273,7 @@ impl<V: Clone> Message<V> {
                 len,
                 contained,
             },
+            Message::Holding { object } => Message::Holding { object },
             Message::Lend { object, to } => Message::Lend { object, to },
             Message::Release { object, grants } => Message::Release { object, grants },
             Message::Free { object } => Message::Free { object },
@@ -355,6 +359,7 @@ impl<V: ObjectValue> Message<V> {
             Message::Pull { .. } => "pull",
             Message::Pulled { .. } => "pulled",
             Message::Offered { .. } => "offered",
+            Message::Holding { .. } => "holding",
             Message::Lend { .. } => "lend",
             Message::Release { .. } => "release",
             Message::Free { .. } => "free",

@@ -75,12 +75,21 @@ pub(crate) struct Owned {
     /// zero for a moment when a holder's release overtakes the lend that granted it; the
     /// lender's own grant keeps the object alive meanwhile (see ARCHITECTURE.md).
     pub(crate) holders: BTreeMap<NodeId, i64>,
-    /// Other nodes keeping a copy of the value for this owner.
+    /// Other nodes keeping a copy of the value for this owner (where it was made); the owner
+    /// frees them.
     pub(crate) copies: Vec<NodeId>,
-    /// Nodes to tell when it seals.
+    /// Other nodes that pulled a copy and serve it onward until they release their
+    /// references (they drop it themselves then).
+    pub(crate) pulled: Vec<NodeId>,
+    /// Pulls the owner pointed a subscriber at and has not heard the end of, as
+    /// (puller, source): a source serves a bounded number at once (see [`Owned::point`]).
+    pub(crate) serving: Vec<(NodeId, NodeId)>,
+    /// Nodes to tell when it seals, or (for a large value) waiting for a source with room.
     pub(crate) subscribers: Vec<NodeId>,
     /// Its task finished on another node, which kept the value: it is ready there.
     pub(crate) made_elsewhere: bool,
+    /// The value's size in bytes, as the node that made it elsewhere said.
+    pub(crate) kept_len: u64,
     /// A pull of a copy is in flight to this node.
     pub(crate) pulling: Option<NodeId>,
 }
@@ -89,10 +98,62 @@ pub(crate) struct Owned {
 static NOT_SHARED: Owned = Owned {
     holders: BTreeMap::new(),
     copies: Vec::new(),
+    pulled: Vec::new(),
+    serving: Vec::new(),
     subscribers: Vec::new(),
     made_elsewhere: false,
+    kept_len: 0,
     pulling: None,
 };
+
+impl Owned {
+    /// Picks a source for `puller`'s pull of a large value: the least busy of `here` (this
+    /// node, if it holds the value), the nodes that made it and those that pulled it, among
+    /// those serving fewer than `per_source` pulls; records the pull. `None` if every source
+    /// is busy: the puller waits for one to finish (which then holds a copy too, so a
+    /// broadcast spreads as a tree instead of every node pulling from one).
+    pub(crate) fn point(
+        &mut self,
+        puller: NodeId,
+        here: Option<NodeId>,
+        per_source: usize,
+    ) -> Option<NodeId> {
+        let load = |source: NodeId| self.serving.iter().filter(|(_, s)| *s == source).count();
+        let source = here
+            .into_iter()
+            .chain(self.copies.iter().copied())
+            .chain(self.pulled.iter().copied())
+            .filter(|source| *source != puller)
+            .map(|source| (load(source), source))
+            .filter(|(load, _)| *load < per_source)
+            .min_by_key(|(load, _)| *load)?
+            .1;
+        self.serving.push((puller, source));
+        Some(source)
+    }
+
+    /// `puller`'s pull ended, one way or another: the source it was pointed at, if any.
+    pub(crate) fn pull_ended(&mut self, puller: NodeId) -> Option<NodeId> {
+        let at = self.serving.iter().position(|(p, _)| *p == puller)?;
+        Some(self.serving.swap_remove(at).1)
+    }
+
+    /// `puller` holds a copy now and serves it onward.
+    pub(crate) fn holding(&mut self, puller: NodeId) {
+        self.pull_ended(puller);
+        if !self.pulled.contains(&puller) && !self.copies.contains(&puller) {
+            self.pulled.push(puller);
+        }
+    }
+
+    /// `node` holds nothing of the object any more and pulls nothing (it released its
+    /// references, or died).
+    pub(crate) fn forget(&mut self, node: NodeId) {
+        self.pulled.retain(|n| *n != node);
+        self.serving.retain(|(p, s)| *p != node && *s != node);
+        self.subscribers.retain(|n| *n != node);
+    }
+}
 
 /// An owner's [`Owned`] state, allocated the first time it is changed: reading it through
 /// `Deref` never allocates (an unshared object reads as [`NOT_SHARED`]); `DerefMut` allocates
@@ -373,7 +434,7 @@ impl<V: ObjectValue> ObjectTable<V> {
             if let Some(owned) = self.entries.get_mut(&id).and_then(ObjectEntry::owned_mut) {
                 owned.holders.remove(&node);
                 owned.copies.retain(|n| *n != node);
-                owned.subscribers.retain(|n| *n != node);
+                owned.forget(node);
             }
             self.free_if_unreferenced(id, events);
         }

@@ -46,6 +46,10 @@ pub struct SchedConfig {
     /// Results of a remote task up to this size travel in its reply; larger ones stay on the
     /// node that made them until pulled.
     pub inline_limit: u64,
+    /// How many bytes of one large object a node serves to pullers at once (at least two
+    /// pullers): the owner points further pullers at nodes that finished pulling it, so a
+    /// broadcast spreads as a tree.
+    pub serve_budget: u64,
 }
 
 impl SchedConfig {
@@ -59,6 +63,7 @@ impl SchedConfig {
             report_every: Duration::from_secs(1),
             report_gap: Duration::from_millis(100),
             inline_limit: 100 * 1024,
+            serve_budget: 64 << 20,
         }
     }
 }

@@ -149,6 +149,9 @@ pub(crate) enum Step {
     /// Wait until the driver's node knows `n` live nodes (itself included), like Ray's
     /// `wait_for_nodes`.
     WaitNodes(usize),
+    /// Kill, mid-transfer, the first node seen serving a copy it pulled itself, or the
+    /// `fallback` node once a transfer to or from it is under way.
+    KillServing { fallback: NodeId },
 }
 
 /// What a `Get` must find.
@@ -278,10 +281,16 @@ pub(crate) struct World {
     runs: BTreeMap<(TaskId, u32), u32>,
     /// Which node ran each task last.
     pub(crate) ran_on: BTreeMap<String, Vec<NodeId>>,
-    /// Pulls answered "no copy": only a dead node can make one legitimate.
+    /// Pulls answered "no copy" (or fetches that found none) by a node that was to keep its
+    /// copy: only a dead node can make one legitimate.
     empty_pulls: usize,
+    /// Nodes that said they hold a pulled copy (`Holding`): they drop it when they release
+    /// their references, so a pull may find it gone.
+    pulled_copies: BTreeSet<(NodeId, ObjectId)>,
     /// Offered copies whose bytes arrived.
     pub(crate) fetched: usize,
+    /// Of those, copies fetched from a node that had pulled the object itself.
+    pub(crate) fetched_onward: usize,
     /// The most leases any executor held queued at once.
     pub(crate) most_queued_leases: usize,
     killed: bool,
@@ -323,6 +332,8 @@ impl World {
             running: Vec::new(),
             fetches: Vec::new(),
             fetched: 0,
+            fetched_onward: 0,
+            pulled_copies: BTreeSet::new(),
             most_queued_leases: 0,
             drivers: Vec::new(),
             faults: Vec::new(),
@@ -343,6 +354,9 @@ impl World {
             config.resend_after = Duration::from_millis(30);
             config.report_every = Duration::from_millis(200);
             config.report_gap = Duration::from_millis(20);
+            // Two pulls of a big value per source at once: a third puller waits, then pulls
+            // from a node that finished.
+            config.serve_budget = BIG;
             let sched = Scheduler::new(config, Time::ZERO);
             world.nodes.insert(
                 id,
@@ -476,8 +490,20 @@ impl World {
         if self.cut.contains(&(from, to)) {
             return;
         }
-        if let Some(Message::Pulled { value: None, .. }) = &envelope.message {
-            self.empty_pulls += 1;
+        match (&envelope.message, from) {
+            (
+                Some(Message::Pulled {
+                    value: None,
+                    object,
+                }),
+                Peer::Node(node),
+            ) if !self.pulled_copies.contains(&(node, *object)) => {
+                self.empty_pulls += 1;
+            }
+            (Some(Message::Holding { object }), Peer::Node(node)) => {
+                self.pulled_copies.insert((node, *object));
+            }
+            _ => {}
         }
         let unit = |rng: &mut Rng| rng.below(1_000_001) as f64 / 1_000_000.0;
         if unit(&mut self.rng) < self.net.loss {
@@ -827,6 +853,23 @@ impl World {
                     return false;
                 }
             }
+            Step::KillServing { fallback } => {
+                let fetches = || self.fetches.iter().map(|(_, _, f)| f);
+                let victim = fetches()
+                    .find(|f| self.pulled_copies.contains(&(f.from, f.object)))
+                    .map(|f| f.from)
+                    .or_else(|| {
+                        fetches()
+                            .any(|f| f.to == fallback || f.from == fallback)
+                            .then_some(fallback)
+                    });
+                let Some(victim) = victim else {
+                    return false;
+                };
+                self.inject(Fault::Kill(victim));
+                self.drivers[index].next += 1;
+                return true;
+            }
             Step::Release(name) => {
                 let Some(id) = driver.handles.remove(name) else {
                     panic!("script releases unknown handle `{name}`");
@@ -943,7 +986,22 @@ impl World {
             "node {to} fetched {object:?} from {from}: {}",
             if value.is_some() { "ok" } else { "failed" }
         ));
+        let onward = self.pulled_copies.contains(&(from, object));
+        let still_wanted = self
+            .nodes
+            .get(&to)
+            .is_some_and(|n| n.sched.object(object).is_some());
+        if value.is_none()
+            && !cut
+            && !onward
+            && still_wanted
+            && self.nodes.get(&from).is_some_and(|n| n.alive)
+        {
+            // The node that made it keeps it while anyone references it (`to` does).
+            self.empty_pulls += 1;
+        }
         self.fetched += usize::from(value.is_some());
+        self.fetched_onward += usize::from(value.is_some() && onward);
         let now = self.now;
         if let Some(sim) = self.nodes.get_mut(&to) {
             sim.sched.handle(
@@ -1201,6 +1259,7 @@ fn brief(message: &Message<SimValue>) -> String {
         | Message::Pull { object }
         | Message::Pulled { object, .. }
         | Message::Offered { object, .. }
+        | Message::Holding { object }
         | Message::Free { object } => format!("{object:?}"),
         Message::Lend { object, to } => format!("{object:?} to {to}"),
         Message::Release { object, grants } => format!("{object:?} x{grants}"),
