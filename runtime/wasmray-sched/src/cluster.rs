@@ -1010,6 +1010,20 @@ impl<V: ObjectValue> Scheduler<V> {
         }
         let mut events = Vec::new();
         self.objects.forget_node(node, &mut events);
+        // Copies kept here for it: its `Free` may never come (it died, or left and its
+        // last messages lost the race with the head's word).
+        let kept: Vec<ObjectId> = self
+            .objects
+            .iter()
+            .filter(|(id, e)| {
+                id.task.node() == node
+                    && matches!(&e.role, Role::Borrowed(borrowed) if borrowed.keeps_copy)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in kept {
+            self.objects.drop_kept_copy(id, &mut events);
+        }
         self.push_events(events);
         // Pulls it made or served ended: who waited for a source may have one now.
         let waiting: Vec<ObjectId> = self

@@ -290,6 +290,33 @@ fn kill(seed: u64) -> World {
     world
 }
 
+/// The driver's node (the owner of everything) dies with large results kept on other
+/// nodes for it, at a point the seed picks: every copy kept for it is dropped there, even
+/// though its `Free` never comes.
+fn owner_dies(seed: u64) -> World {
+    let mut world = World::new(
+        seed,
+        &[vec![(CPU, 0.0)], vec![(CPU, 1.0)], vec![(CPU, 1.0)]],
+    );
+    let mut steps = vec![
+        Step::WaitNodes(3),
+        submit("b", "big", vec![]),
+        submit("c", "big", vec![Arg::Ref("b")]),
+    ];
+    let gets = [("b", Expect::Value), ("c", Expect::Value)];
+    let kill_after = (seed % 3) as usize;
+    for (i, (name, expect)) in gets.into_iter().enumerate() {
+        if i == kill_after {
+            break;
+        }
+        steps.push(Step::Get { name, expect });
+    }
+    steps.push(Step::Fault(Fault::Kill(node(1))));
+    world.driver(node(1), steps);
+    world.run(LIMIT);
+    world
+}
+
 /// An actor runs on the only node with the resource it asks for; the driver (on another
 /// node) and a task (on a third) call it, and each caller's calls run in the order made.
 fn actor(seed: u64) -> World {
@@ -434,6 +461,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("partition", partition),
     ("isolate", isolate),
     ("kill", kill),
+    ("owner_dies", owner_dies),
     ("actor", actor),
     ("spread", spread_plain),
     ("spread_holder_dies", spread_holder_dies),
