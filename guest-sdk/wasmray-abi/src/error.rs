@@ -34,6 +34,12 @@ pub enum ErrorKind {
     GetTimeout,
     /// The task was cancelled with `cancel` (Ray's `TaskCancelledError`) before it finished.
     Cancelled,
+    /// Every copy of the object was lost with the nodes that held it, and it cannot be made
+    /// again (Ray's `ObjectLostError`): it was `put`, or how to make it is no longer known.
+    ObjectLost,
+    /// The node that owned the object died, so nobody can say where it is or make it again
+    /// (Ray's `OwnerDiedError`); its borrowers see this.
+    OwnerDied,
 }
 
 /// A task's failure as `get` returns it.
@@ -77,6 +83,8 @@ impl fmt::Display for TaskError {
             ErrorKind::ActorDied => "failed because its actor died",
             ErrorKind::GetTimeout => "timed out",
             ErrorKind::Cancelled => "was cancelled",
+            ErrorKind::ObjectLost => "lost its result",
+            ErrorKind::OwnerDied => "lost its result with its owner",
         };
         write!(f, "task `{}` {kind}: {}", self.function, self.message)?;
         if self.task_chain.len() > 1 {

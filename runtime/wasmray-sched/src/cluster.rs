@@ -9,7 +9,7 @@
 //! `receive_ref`), whether it keeps the message's content or drops it, so counts stay exact.
 //! See ARCHITECTURE.md, "Objects across nodes".
 
-use crate::errors::{cancelled, invalid, lost};
+use crate::errors::{cancelled, invalid, lost, owner_died};
 use crate::link::{Envelope, Peer};
 use crate::message::{Message, RemoteOutcome, RemoteStatus, Returned};
 use crate::objects::{ObjectState, RefKind, Role};
@@ -1047,9 +1047,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 continue;
             };
             let fix = match &mut entry.role {
-                Role::Borrowed(borrowed) if borrowed.owner == node => {
-                    Fix::Fail("its owner node died")
-                }
+                Role::Borrowed(borrowed) if borrowed.owner == node => Fix::OwnerDied,
                 Role::Borrowed(borrowed) => {
                     borrowed.sources.retain(|n| *n != node);
                     if borrowed.pulling == Some(node) {
@@ -1077,6 +1075,10 @@ impl<V: ObjectValue> Scheduler<V> {
             match fix {
                 Fix::Fail(why) => {
                     let error = lost(id, why);
+                    self.seal(id, ObjectState::Failed(Arc::new(error)), &mut events);
+                }
+                Fix::OwnerDied => {
+                    let error = owner_died(id, node);
                     self.seal(id, ObjectState::Failed(Arc::new(error)), &mut events);
                 }
                 Fix::PullFailed => self.pull_failed(id, node, &mut events),
@@ -1139,6 +1141,7 @@ impl<V: ObjectValue> Scheduler<V> {
 /// What a node's death means for one object that is not usable here yet.
 enum Fix {
     Fail(&'static str),
+    OwnerDied,
     PullFailed,
     Need,
     Nothing,

@@ -88,12 +88,24 @@ pub(crate) fn actor_died(
     }
 }
 
-/// The error of an object that can no longer be had: its owner or every copy is gone.
+/// The error of an object that can no longer be had: every copy of it is gone.
 pub(crate) fn lost(object: wasmray_core::ObjectId, reason: &str) -> TaskError {
     TaskError {
-        kind: ErrorKind::System,
+        kind: ErrorKind::ObjectLost,
         function: String::new(),
         message: format!("object {object} was lost: {reason}"),
+        backtrace: None,
+        task_chain: Vec::new(),
+        cause: None,
+    }
+}
+
+/// A borrower's object whose owner node died: nobody can say where it is any more.
+pub(crate) fn owner_died(object: wasmray_core::ObjectId, owner: wasmray_core::NodeId) -> TaskError {
+    TaskError {
+        kind: ErrorKind::OwnerDied,
+        function: String::new(),
+        message: format!("object {object} was lost: its owner, node {owner}, died"),
         backtrace: None,
         task_chain: Vec::new(),
         cause: None,

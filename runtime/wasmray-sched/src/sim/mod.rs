@@ -162,7 +162,8 @@ pub(crate) enum Expect {
     Value,
     /// An error of this kind.
     Error(wasmray_core::ErrorKind),
-    /// A value or an error: nodes were killed and the result may be lost.
+    /// A value or an error of a loss (a node died): nodes were killed and the result may be
+    /// lost.
     Anything,
 }
 
@@ -787,6 +788,18 @@ impl World {
                         sim.sched.handle(now, Event::ErrorSeen(id));
                         if let Expect::Error(kind) = expect {
                             assert_eq!(error.kind, kind, "seed {}: `{name}`", self.seed);
+                        }
+                        if let Expect::Anything = expect {
+                            // Only a loss may fail it: a node died with its result, its
+                            // owner, or the only node that could run it.
+                            use wasmray_core::ErrorKind::*;
+                            let kind = error.root_cause().kind;
+                            assert!(
+                                matches!(kind, ObjectLost | OwnerDied | System | Infeasible),
+                                "seed {}: `{name}` failed with {kind:?}: {}",
+                                self.seed,
+                                error.message
+                            );
                         }
                         if let Expect::Payload(_) | Expect::Value = expect {
                             panic!(
