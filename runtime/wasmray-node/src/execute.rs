@@ -177,7 +177,7 @@ impl NodeInner {
             .await
             .ok_or_else(|| system("the node is shutting down".into()))?;
         let job = self.jobs.get(spec.job, spec.driver);
-        let setup = InstanceSetup {
+        let setup = || InstanceSetup {
             services: GuestServices::shared(self),
             output: Arc::clone(&job.output) as Arc<dyn wasmray_wasm::OutputSink>,
             max_handles: job.quotas.max_handles,
@@ -186,11 +186,18 @@ impl NodeInner {
             memory_pools: self.jobs.memory_pools(&job),
             job: Arc::clone(&job.limits),
             args: vec![module.name().to_owned()],
-            nested,
+            nested: nested.clone(),
         };
-        let instance = GuestInstance::new(&self.host, &module, setup)
-            .await
-            .map_err(|e| failed(e.error_kind(), e.to_string()))?;
+        let instance = match GuestInstance::new(&self.host, &module, setup()).await {
+            // Idle instances kept for reuse hold guest memory of the node's budget: let them
+            // go, and try once more, before refusing a new one.
+            Err(e) if e.error_kind() == ErrorKind::OutOfMemory && self.pool.idle_count() > 0 => {
+                self.pool.clear();
+                GuestInstance::new(&self.host, &module, setup()).await
+            }
+            made => made,
+        }
+        .map_err(|e| failed(e.error_kind(), e.to_string()))?;
         Ok(PooledInstance::new(instance, slot))
     }
 }

@@ -570,6 +570,7 @@ struct EndJob<'a>(&'a NodeInner, JobId);
 impl Drop for EndJob<'_> {
     fn drop(&mut self) {
         self.0.jobs.end(self.1);
+        self.0.pool.forget_job(self.1);
     }
 }
 
@@ -639,6 +640,7 @@ fn apply(node: &Arc<NodeInner>, action: Action<Value>) {
             Action::JobEnded(job) => {
                 // Its driver ran elsewhere: its entry here goes (what still runs keeps it).
                 node.jobs.end(job);
+                node.pool.forget_job(job);
                 node.errors.forget(job);
             }
             // A cancelled task's results were given up on purpose (as in Ray).

@@ -3,7 +3,8 @@
 //!
 //! Instances are reused only for the same job, module and function (DESIGN.md §5). When no
 //! slot is free, an idle instance is evicted before anyone waits; an idle instance is not kept
-//! when every slot is taken. It does not run anything.
+//! when every slot is taken; a job's idle instances go when it ends; all of them go when the
+//! node's guest memory refuses a new instance (`execute.rs`). It does not run anything.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -101,6 +102,16 @@ impl InstancePool {
 
     pub(crate) fn idle_count(&self) -> usize {
         self.lock().values().map(Vec::len).sum()
+    }
+
+    /// Drops the idle instances of `job` (it ended: nothing will reuse them).
+    pub(crate) fn forget_job(&self, job: JobId) {
+        let drained: Vec<_> = {
+            let mut idle = self.lock();
+            let keys: Vec<PoolKey> = idle.keys().filter(|k| k.job == job).cloned().collect();
+            keys.iter().filter_map(|k| idle.remove(k)).collect()
+        };
+        drop(drained);
     }
 
     pub(crate) fn clear(&self) {

@@ -152,6 +152,22 @@ fn infinite_loop() {
     );
 }
 
+/// The neighbour runs hundreds of short jobs beside a two-second attack on a node with 32 MiB
+/// of guest memory: the idle instances each ended job left for reuse must not pile up in
+/// the node's budget (before they were dropped at job end, ~97 % of the runs failed with
+/// "the node's guest memory ... is all in use").
+#[test]
+fn ended_jobs_idle_instances_do_not_hold_the_nodes_guest_memory() {
+    let report = attack(
+        Module::Guest,
+        &["infinite-loop", "--node-guest-memory", "33554432"],
+    );
+    assert_outcome(
+        &report,
+        "infinite-loop: DeadlineExceeded: ran for more than its cpu time limit of 2000 ms",
+    );
+}
+
 #[test]
 fn memory_bomb_of_vec_growth() {
     let report = attack(Module::Guest, &["vec-bomb"]);
