@@ -10,6 +10,7 @@
 //! See ARCHITECTURE.md, "Objects across nodes".
 
 use crate::errors::{cancelled, invalid, lost, owner_died};
+use crate::lineage::NoRebuild;
 use crate::link::{Envelope, Peer};
 use crate::message::{Message, RemoteOutcome, RemoteStatus, Returned};
 use crate::objects::{ObjectState, RefKind, Role};
@@ -344,6 +345,13 @@ impl<V: ObjectValue> Scheduler<V> {
         };
         self.available.subtract(&spec.resources);
         let (missing, failed_arg) = self.reference_args(&spec, true, true);
+        if missing > 0 && matches!(spec.kind, TaskKind::Task) {
+            // While it waits for its arguments it holds no CPU (as a task blocked in `get`):
+            // what it waits for may have to be made on this node first (a lost argument made
+            // again). It takes the CPU back when they are here (`Scheduler::arrived`).
+            let cpu = crate::scheduler::cpu_part(&spec.resources);
+            self.available.add_capped(&cpu, &self.total);
+        }
         let gpu_ids = if matches!(spec.kind, TaskKind::ActorCreation(_)) {
             // The actor holds the resources and GPUs for its life.
             self.host_actor(owner, &spec, gpu_ids.clone());
@@ -366,6 +374,9 @@ impl<V: ObjectValue> Scheduler<V> {
             self.fail_for_good(task, error);
         } else if missing == 0 {
             self.make_ready(task);
+        } else {
+            // The CPU it gave back may run something else meanwhile.
+            self.dispatch();
         }
     }
 
@@ -566,6 +577,10 @@ impl<V: ObjectValue> Scheduler<V> {
                 self.tasks.remove(&task);
                 self.note_settled(task);
                 let mut events = Vec::new();
+                let kept = values
+                    .iter()
+                    .filter(|v| matches!(v, Returned::Kept { .. }))
+                    .count();
                 for (id, returned) in spec.return_ids().zip(values) {
                     match returned {
                         Returned::Value(value) => {
@@ -574,7 +589,18 @@ impl<V: ObjectValue> Scheduler<V> {
                         Returned::Kept { len } => self.made_elsewhere(id, node, len),
                     }
                 }
-                self.release_args(&spec, &mut events);
+                // Results kept elsewhere may be lost with their node: the spec is kept to
+                // make them again, and the attempt's references to its arguments with it.
+                if self.lineage.contains(task) {
+                    self.lineage.ran(task, attempt);
+                    self.release_args(&spec, &mut events);
+                } else if !(matches!(spec.kind, TaskKind::Task)
+                    && self
+                        .lineage
+                        .keep(&spec, attempt, u32::try_from(kept).unwrap_or(u32::MAX)))
+                {
+                    self.release_args(&spec, &mut events);
+                }
                 self.push_events(events);
                 if matches!(spec.kind, TaskKind::ActorCreation(_)) {
                     self.actor_placed(ActorId(task), node);
@@ -609,6 +635,26 @@ impl<V: ObjectValue> Scheduler<V> {
             owned.copies.push(node);
         }
         self.notify_subscribers(id);
+        // Dependents that will run on other nodes have it now: their nodes pull it.
+        let dependents = self
+            .objects
+            .get(id)
+            .map(|e| e.dependents.clone())
+            .unwrap_or_default();
+        let elsewhere: Vec<TaskId> = dependents
+            .into_iter()
+            .filter(|t| {
+                self.tasks
+                    .get(t)
+                    .is_some_and(|e| self.runs_elsewhere(&e.spec))
+            })
+            .collect();
+        if let Some(entry) = self.objects.get_mut(id) {
+            entry.dependents.retain(|t| !elsewhere.contains(t));
+        }
+        for task in elsewhere {
+            self.arrived(task);
+        }
         let mut events = Vec::new();
         self.objects.free_if_unreferenced(id, &mut events);
         self.push_events(events);
@@ -627,21 +673,30 @@ impl<V: ObjectValue> Scheduler<V> {
             return;
         }
         let mut send = None;
+        let mut lost = false;
+        let links = &self.links;
         match &mut entry.role {
             Role::Owned(owned) => {
-                if owned.made_elsewhere
-                    && owned.pulling.is_none()
-                    && let Some(&from) = owned.copies.first()
-                {
-                    owned.pulling = Some(from);
-                    send = Some((from, Message::Pull { object: id }));
+                if owned.made_elsewhere && owned.pulling.is_none() {
+                    // From where it was made, or else from a node that pulled a copy.
+                    match owned.copies.first().or(owned.pulled.first()) {
+                        Some(&from) => {
+                            owned.pulling = Some(from);
+                            send = Some((from, Message::Pull { object: id }));
+                        }
+                        None => lost = true,
+                    }
                 }
             }
             Role::Borrowed(borrowed) => {
                 if borrowed.pulling.is_some() {
                     return;
                 }
-                borrowed.sources.retain(|n| *n != local);
+                // Not itself, nor a node it knows died (the owner may not have heard yet):
+                // with no source left it asks the owner again.
+                borrowed
+                    .sources
+                    .retain(|n| *n != local && !links.is_dead(Peer::Node(*n)));
                 if let Some(from) = borrowed.sources.pop() {
                     borrowed.pulling = Some(from);
                     send = Some((from, Message::Pull { object: id }));
@@ -654,6 +709,62 @@ impl<V: ObjectValue> Scheduler<V> {
         if let Some((to, message)) = send {
             self.send(Peer::Node(to), message);
         }
+        if lost {
+            self.rebuild(id);
+        }
+    }
+
+    /// Owner side: `id` was made on another node and no node holds a copy of it any more.
+    fn lost_here(&self, id: ObjectId) -> bool {
+        self.objects.get(id).is_some_and(|e| {
+            !e.is_sealed()
+                && e.owned()
+                    .is_some_and(|o| o.made_elsewhere && o.copies.is_empty() && o.pulled.is_empty())
+        })
+    }
+
+    /// Owner side: every copy of `id`, which was made on another node, is gone. Its task runs
+    /// again as a new attempt if its lineage is kept (its own lost arguments are made again
+    /// when that run needs them); otherwise, or past `max_retries` rebuilds, it fails as lost.
+    pub(crate) fn rebuild(&mut self, id: ObjectId) {
+        let task = id.task;
+        if self.tasks.get(&task).is_some() {
+            // Being made again already (for another of its results).
+            return;
+        }
+        let (spec, attempt) = match self.lineage.rebuild(task) {
+            Ok(found) => found,
+            Err(why) => {
+                let reason = match why {
+                    NoRebuild::NotKept => "no node holds a copy of it any more, and how to make \
+                                           it again is not known (it was put, or its lineage \
+                                           was past the budget)"
+                        .to_owned(),
+                    NoRebuild::OutOfRetries(n) => format!(
+                        "no node holds a copy of it any more, and it was made again {n} times \
+                         already (max_retries)"
+                    ),
+                };
+                self.fail_object(id, Arc::new(lost(id, &reason)));
+                return;
+            }
+        };
+        // Its results are not made anywhere now: they are again when the run reports.
+        for result in spec.return_ids() {
+            if let Some(owned) = self.objects.get_mut(result).and_then(|e| e.owned_mut())
+                && owned.copies.is_empty()
+                && owned.pulled.is_empty()
+            {
+                owned.made_elsewhere = false;
+                owned.kept_len = 0;
+            }
+        }
+        self.rebuilt += 1;
+        #[cfg(test)]
+        {
+            *self.rebuilds.entry(task).or_default() += 1;
+        }
+        self.resubmit(spec, attempt);
     }
 
     /// What the owner tells a subscriber about `id`, if it has sealed. A large value is
@@ -777,6 +888,9 @@ impl<V: ObjectValue> Scheduler<V> {
                 owned.subscribers.push(node);
             }
         }
+        if self.lost_here(object) {
+            self.rebuild(object);
+        }
         self.notify_subscribers(object);
     }
 
@@ -803,9 +917,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 }
                 self.need(object);
             }
-            RemoteStatus::Failed(error) => {
-                self.seal(object, ObjectState::Failed(error), &mut events);
-            }
+            RemoteStatus::Failed(error) => self.fail_object(object, error),
         }
         self.push_events(events);
     }
@@ -884,7 +996,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 self.seal(object, ObjectState::Ready(value), &mut events);
             }
             Some(value) => self.drop_value(&value),
-            None if was_pulling => self.pull_failed(object, node, &mut events),
+            None if was_pulling => self.pull_failed(object, node),
             None => {}
         }
         self.push_events(events);
@@ -934,7 +1046,7 @@ impl<V: ObjectValue> Scheduler<V> {
             None => {
                 self.release_contained_refs(&contained);
                 if was_pulling {
-                    self.pull_failed(object, from, &mut events);
+                    self.pull_failed(object, from);
                 }
             }
         }
@@ -950,25 +1062,26 @@ impl<V: ObjectValue> Scheduler<V> {
     }
 
     /// `node` had no copy of `object` (or died): try another, or fail it as lost.
-    fn pull_failed(
-        &mut self,
-        object: ObjectId,
-        node: NodeId,
-        events: &mut Vec<crate::objects::ObjectEvent>,
-    ) {
+    fn pull_failed(&mut self, object: ObjectId, node: NodeId) {
         let Some(entry) = self.objects.get_mut(object) else {
             return;
         };
         let exhausted = match &mut entry.role {
             Role::Owned(owned) => {
                 owned.copies.retain(|n| *n != node);
-                owned.copies.is_empty()
+                owned.pulled.retain(|n| *n != node);
+                if owned.copies.is_empty() && owned.pulled.is_empty() {
+                    // The owner makes it again, or fails it, itself.
+                    self.rebuild(object);
+                    return;
+                }
+                false
             }
             Role::Borrowed(borrowed) => borrowed.sources.is_empty() && borrowed.subscribed,
         };
         if exhausted {
             let error = lost(object, "no node holds a copy of it any more");
-            self.seal(object, ObjectState::Failed(Arc::new(error)), events);
+            self.fail_object(object, Arc::new(error));
         } else {
             self.need(object);
         }
@@ -1046,6 +1159,7 @@ impl<V: ObjectValue> Scheduler<V> {
             let Some(entry) = self.objects.get_mut(id) else {
                 continue;
             };
+            let needed = entry.is_needed();
             let fix = match &mut entry.role {
                 Role::Borrowed(borrowed) if borrowed.owner == node => Fix::OwnerDied,
                 Role::Borrowed(borrowed) => {
@@ -1062,8 +1176,14 @@ impl<V: ObjectValue> Scheduler<V> {
                     if was_pulling {
                         owned.pulling = None;
                     }
-                    if owned.made_elsewhere && owned.copies.is_empty() {
-                        Fix::Fail("the node holding its only copy died")
+                    let lost = owned.copies.is_empty() && owned.pulled.is_empty();
+                    if owned.made_elsewhere && lost {
+                        // Made again now if anything waits for it, or when something does.
+                        if needed || !owned.subscribers.is_empty() {
+                            Fix::Rebuild
+                        } else {
+                            Fix::Nothing
+                        }
                     } else if was_pulling {
                         Fix::Need
                     } else {
@@ -1071,21 +1191,13 @@ impl<V: ObjectValue> Scheduler<V> {
                     }
                 }
             };
-            let mut events = Vec::new();
             match fix {
-                Fix::Fail(why) => {
-                    let error = lost(id, why);
-                    self.seal(id, ObjectState::Failed(Arc::new(error)), &mut events);
-                }
-                Fix::OwnerDied => {
-                    let error = owner_died(id, node);
-                    self.seal(id, ObjectState::Failed(Arc::new(error)), &mut events);
-                }
-                Fix::PullFailed => self.pull_failed(id, node, &mut events),
+                Fix::OwnerDied => self.fail_object(id, Arc::new(owner_died(id, node))),
+                Fix::PullFailed => self.pull_failed(id, node),
+                Fix::Rebuild => self.rebuild(id),
                 Fix::Need => self.need(id),
                 Fix::Nothing => {}
             }
-            self.push_events(events);
         }
         // Actors it ran die (restarting them elsewhere is not built yet); so do the actors it
         // owned that run here, unless detached, as in Ray; calls routed to it fail.
@@ -1140,9 +1252,9 @@ impl<V: ObjectValue> Scheduler<V> {
 
 /// What a node's death means for one object that is not usable here yet.
 enum Fix {
-    Fail(&'static str),
     OwnerDied,
     PullFailed,
+    Rebuild,
     Need,
     Nothing,
 }

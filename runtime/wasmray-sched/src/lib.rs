@@ -18,6 +18,7 @@ mod cluster;
 mod errors;
 mod gpus;
 mod head;
+mod lineage;
 mod link;
 mod message;
 mod objects;

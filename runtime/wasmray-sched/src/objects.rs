@@ -245,6 +245,12 @@ impl<V> ObjectEntry<V> {
     }
 
     /// Whether anything on this node still waits for it.
+    /// Owner side: it was made on another node that keeps it, and a copy is there still.
+    pub(crate) fn made_elsewhere(&self) -> bool {
+        self.owned()
+            .is_some_and(|o| o.made_elsewhere && !(o.copies.is_empty() && o.pulled.is_empty()))
+    }
+
     pub(crate) fn is_needed(&self) -> bool {
         self.watched || !self.dependents.is_empty()
     }
@@ -263,7 +269,8 @@ pub(crate) enum ObjectEvent {
         owner: NodeId,
         grants: u32,
     },
-    /// An owned object was freed: these nodes keep copies to drop.
+    /// An owned object that was made elsewhere or copied was freed: these nodes keep copies
+    /// to drop.
     Freed {
         object: ObjectId,
         copies: Vec<NodeId>,
@@ -524,8 +531,9 @@ impl<V: ObjectValue> ObjectTable<V> {
         {
             events.push(ObjectEvent::ActorHandleFreed(actor));
         }
+        // A result made elsewhere says so when freed even with no copy left: its lineage goes.
         if let Role::Owned(owned) = &entry.role
-            && !owned.copies.is_empty()
+            && (owned.made_elsewhere || !owned.copies.is_empty())
         {
             events.push(ObjectEvent::Freed {
                 object: id,

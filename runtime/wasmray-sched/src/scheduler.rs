@@ -11,6 +11,7 @@ use crate::ObjectValue;
 use crate::actor_table::{ActorTable, Queued};
 use crate::errors::{cancelled, dependency_failed, infeasible, invalid};
 use crate::gpus::GpuIds;
+use crate::lineage::LineageTable;
 use crate::link::{Envelope, Links, Peer};
 use crate::message::{HeadAnswer, HeadRequest, Message};
 use crate::objects::{ObjectEvent, ObjectState, ObjectTable, RefCounts, RefKind};
@@ -50,6 +51,9 @@ pub struct SchedConfig {
     /// pullers): the owner points further pullers at nodes that finished pulling it, so a
     /// broadcast spreads as a tree.
     pub serve_budget: u64,
+    /// How many bytes of task specs an owner keeps to make lost objects again (lineage;
+    /// Ray's default is 1 GiB). Past it a result's loss is final (`ObjectLost`).
+    pub lineage_budget: u64,
 }
 
 impl SchedConfig {
@@ -64,6 +68,7 @@ impl SchedConfig {
             report_gap: Duration::from_millis(100),
             inline_limit: 100 * 1024,
             serve_budget: 64 << 20,
+            lineage_budget: 1 << 30,
         }
     }
 }
@@ -244,6 +249,10 @@ pub struct SchedStats {
     pub actors: usize,
     /// Messages sent and not yet acknowledged.
     pub unacked: usize,
+    /// Tasks whose specs are kept to make their lost results again.
+    pub lineage: usize,
+    /// Tasks run again, so far, to make results whose every copy was lost.
+    pub rebuilt: u64,
 }
 
 /// The state machine. `V` is the node's handle to a stored value.
@@ -264,6 +273,10 @@ pub struct Scheduler<V> {
     pub(crate) actions: Vec<Action<V>>,
     pub(crate) view: ClusterView,
     pub(crate) links: Links<Message<V>>,
+    /// Specs kept to make lost results again (owner side).
+    pub(crate) lineage: LineageTable<V>,
+    /// Tasks run again to make lost results, so far.
+    pub(crate) rebuilt: u64,
     pub(crate) rng: Rng,
     /// When the last report went to the head, and what it said was available.
     pub(crate) last_report: Time,
@@ -288,6 +301,9 @@ pub struct Scheduler<V> {
     /// checks it never exceeds one.
     #[cfg(test)]
     pub(crate) settled: wasmray_core::IdMap<TaskId, u32>,
+    /// How many times each task was run again to make lost results (for the same checks).
+    #[cfg(test)]
+    pub(crate) rebuilds: wasmray_core::IdMap<TaskId, u32>,
 }
 
 impl<V: ObjectValue> Scheduler<V> {
@@ -306,6 +322,8 @@ impl<V: ObjectValue> Scheduler<V> {
             actors_to_dispatch: Vec::new(),
             actions: Vec::new(),
             links: Links::new(config.resend_after),
+            lineage: LineageTable::new(config.lineage_budget),
+            rebuilt: 0,
             rng: Rng::new(config.seed),
             last_report: now,
             reported: total.clone(),
@@ -319,6 +337,8 @@ impl<V: ObjectValue> Scheduler<V> {
             queued_leases: Default::default(),
             #[cfg(test)]
             settled: wasmray_core::IdMap::default(),
+            #[cfg(test)]
+            rebuilds: wasmray_core::IdMap::default(),
             total,
             config,
         };
@@ -422,6 +442,8 @@ impl<V: ObjectValue> Scheduler<V> {
             objects: self.objects.len(),
             actors: self.live_actors(),
             unacked: self.links.unacked(),
+            lineage: self.lineage.len(),
+            rebuilt: self.rebuilt,
             ..SchedStats::default()
         };
         for entry in self.tasks.values() {
@@ -512,6 +534,39 @@ impl<V: ObjectValue> Scheduler<V> {
         self.dispatch();
     }
 
+    /// Whether `spec` is a plain task this node can never run (it does not fit its totals),
+    /// so another node will: that node fetches its arguments, not this one.
+    pub(crate) fn runs_elsewhere(&self, spec: &TaskSpec<V>) -> bool {
+        matches!(spec.kind, TaskKind::Task)
+            && self.view.has_peers()
+            && !spec.resources.fits_in(&self.total)
+    }
+
+    /// Runs a finished plain task again as `attempt`, to make results of it whose every copy
+    /// was lost (they exist here, pending, and wait for it). Its arguments are referenced
+    /// afresh for the run, and fetched or made again if they are not here.
+    pub(crate) fn resubmit(&mut self, spec: Arc<TaskSpec<V>>, attempt: u32) {
+        let (missing, failed_arg) = self.reference_args(&spec, false, true);
+        let task = spec.id;
+        self.tasks.insert(
+            task,
+            TaskEntry {
+                spec: Arc::clone(&spec),
+                state: TaskState::Waiting { missing },
+                attempt,
+                gpu_ids: Vec::new(),
+                cancelled: false,
+                owner: None,
+            },
+        );
+        if let Some(error) = failed_arg.or_else(|| self.infeasibility(&spec)) {
+            self.fail_for_good(task, error);
+        } else if missing == 0 {
+            self.make_ready(task);
+        }
+        self.dispatch();
+    }
+
     /// Fails, with the shortfall named, every task owned here and not yet placed that no node
     /// left in the cluster can run (a node died, and with it the only one that could): it
     /// would otherwise wait forever in the queue.
@@ -562,6 +617,7 @@ impl<V: ObjectValue> Scheduler<V> {
         let mut missing = 0;
         let mut failed_arg = None;
         let mut needed = Vec::new();
+        let elsewhere = self.runs_elsewhere(spec);
         for (index, arg) in spec.args.iter().enumerate() {
             match arg {
                 ArgSpec::ByRef(id) => {
@@ -584,6 +640,9 @@ impl<V: ObjectValue> Scheduler<V> {
                     if let Some(entry) = self.objects.get_mut(*id) {
                         match &entry.state {
                             ObjectState::Pending if !wait => {}
+                            // Made on another node, and the task runs on another node too:
+                            // the node that runs it pulls it, not this one.
+                            ObjectState::Pending if elsewhere && entry.made_elsewhere() => {}
                             ObjectState::Pending => {
                                 entry.dependents.push(spec.id);
                                 missing += 1;
@@ -1036,8 +1095,10 @@ impl<V: ObjectValue> Scheduler<V> {
             if let Some(owner) = entry.owner {
                 // Leased here: the owner fails it; this node only reports and lets go.
                 let running = matches!(entry.state, TaskState::Running { .. });
+                // Waiting for arguments, it holds no CPU (`lease_in`).
+                let waiting = matches!(entry.state, TaskState::Waiting { missing } if missing > 0);
                 match entry.spec.kind {
-                    TaskKind::Task if !running => self.give_back_task_resources(task, false),
+                    TaskKind::Task if !running => self.give_back_task_resources(task, waiting),
                     TaskKind::ActorMethod { actor } => {
                         self.forget_call(actor, task);
                         self.actors_to_dispatch.push(actor);
@@ -1097,6 +1158,30 @@ impl<V: ObjectValue> Scheduler<V> {
         self.push_events(events);
     }
 
+    /// Fails `id` here with `error`, and with it every task here waiting for it (as
+    /// `DependencyFailed`; one leased here is reported to its owner).
+    pub(crate) fn fail_object(&mut self, id: ObjectId, error: Arc<TaskError>) {
+        let mut events = Vec::new();
+        let dependents = self.seal(id, ObjectState::Failed(Arc::clone(&error)), &mut events);
+        self.push_events(events);
+        for dependent in dependents {
+            let Some(waiting) = self.tasks.get(&dependent) else {
+                continue;
+            };
+            let index = waiting
+                .spec
+                .args
+                .iter()
+                .position(|a| matches!(a, ArgSpec::ByRef(arg) if *arg == id))
+                .unwrap_or(0);
+            let failed = dependency_failed(&waiting.spec, index, &error);
+            if let Some(object) = self.objects.get_mut(id) {
+                object.error_handled = true;
+            }
+            self.fail_for_good(dependent, failed);
+        }
+    }
+
     /// Makes `id` usable here; returns the waiting tasks whose argument failed (ready ones
     /// are queued). Subscribers on other nodes hear of it.
     pub(crate) fn seal(
@@ -1117,18 +1202,31 @@ impl<V: ObjectValue> Scheduler<V> {
             return sealed.dependents;
         }
         for dependent in sealed.dependents {
-            if let Some(TaskEntry {
-                state: TaskState::Waiting { missing },
-                ..
-            }) = self.tasks.get_mut(&dependent)
-            {
-                *missing -= 1;
-                if *missing == 0 {
-                    self.make_ready(dependent);
-                }
-            }
+            self.arrived(dependent);
         }
         Vec::new()
+    }
+
+    /// One argument `task` waited for is usable for it now.
+    pub(crate) fn arrived(&mut self, task: TaskId) {
+        if let Some(TaskEntry {
+            state: TaskState::Waiting { missing },
+            spec,
+            owner,
+            ..
+        }) = self.tasks.get_mut(&task)
+        {
+            *missing -= 1;
+            if *missing == 0 {
+                if owner.is_some() && matches!(spec.kind, TaskKind::Task) {
+                    // Leased here and waiting, it gave its CPU back (`lease_in`): it takes it
+                    // again to run, as a task unblocked from `get` does.
+                    let cpu = cpu_part(&spec.resources);
+                    self.available.subtract(&cpu);
+                }
+                self.make_ready(task);
+            }
+        }
     }
 
     pub(crate) fn release_args(&mut self, spec: &TaskSpec<V>, events: &mut Vec<ObjectEvent>) {
@@ -1149,7 +1247,8 @@ impl<V: ObjectValue> Scheduler<V> {
     }
 
     pub(crate) fn push_events(&mut self, events: Vec<ObjectEvent>) {
-        for event in events {
+        let mut queue = std::collections::VecDeque::from(events);
+        while let Some(event) = queue.pop_front() {
             match event {
                 ObjectEvent::UnhandledError(error) => {
                     self.actions.push(Action::UnhandledError(error))
@@ -1163,6 +1262,13 @@ impl<V: ObjectValue> Scheduler<V> {
                 ObjectEvent::Freed { object, copies } => {
                     for node in copies {
                         self.send(Peer::Node(node), Message::Free { object });
+                    }
+                    // The last kept result of a task went: its lineage, and the references
+                    // it pinned to the task's arguments, go too.
+                    if let Some(spec) = self.lineage.freed(object.task) {
+                        let mut more = Vec::new();
+                        self.release_args(&spec, &mut more);
+                        queue.extend(more);
                     }
                 }
             }
