@@ -172,14 +172,12 @@ impl<V: ObjectValue> Scheduler<V> {
         let (missing, failed_arg) = self.reference_args(&spec, true, true);
         self.tasks.insert(
             task,
-            TaskEntry {
-                spec: Arc::clone(&spec),
-                state: TaskState::Waiting { missing },
+            TaskEntry::new(
+                Arc::clone(&spec),
+                TaskState::Waiting { missing },
                 attempt,
-                gpu_ids: Vec::new(),
-                cancelled: false,
-                owner: Some(caller),
-            },
+                Some(caller),
+            ),
         );
         let hosted = self
             .actors
@@ -275,14 +273,12 @@ impl<V: ObjectValue> Scheduler<V> {
         let args = self.resolve_args(&spec).unwrap_or_default();
         self.tasks.insert(
             spec.id,
-            TaskEntry {
-                spec: Arc::clone(&spec),
-                state: TaskState::Running { blocked: false },
+            TaskEntry::new(
+                Arc::clone(&spec),
+                TaskState::Running { blocked: false },
                 attempt,
-                gpu_ids: Vec::new(),
-                cancelled: false,
-                owner: None,
-            },
+                None,
+            ),
         );
         self.actions.push(Action::Run(RunTask {
             spec,

@@ -362,12 +362,8 @@ impl<V: ObjectValue> Scheduler<V> {
         self.tasks.insert(
             task,
             TaskEntry {
-                spec,
-                state: TaskState::Waiting { missing },
-                attempt,
                 gpu_ids,
-                cancelled: false,
-                owner: Some(owner),
+                ..TaskEntry::new(spec, TaskState::Waiting { missing }, attempt, Some(owner))
             },
         );
         if let Some(error) = failed_arg {

@@ -504,14 +504,7 @@ impl<V: ObjectValue> Scheduler<V> {
         let task = spec.id;
         self.tasks.insert(
             task,
-            TaskEntry {
-                spec: Arc::clone(&spec),
-                state: TaskState::Waiting { missing },
-                attempt: 0,
-                gpu_ids: Vec::new(),
-                cancelled: false,
-                owner: None,
-            },
+            TaskEntry::new(Arc::clone(&spec), TaskState::Waiting { missing }, 0, None),
         );
         let mut failed_arg = failed_arg;
         let mut queued_elsewhere = false;
@@ -550,14 +543,12 @@ impl<V: ObjectValue> Scheduler<V> {
         let task = spec.id;
         self.tasks.insert(
             task,
-            TaskEntry {
-                spec: Arc::clone(&spec),
-                state: TaskState::Waiting { missing },
+            TaskEntry::new(
+                Arc::clone(&spec),
+                TaskState::Waiting { missing },
                 attempt,
-                gpu_ids: Vec::new(),
-                cancelled: false,
-                owner: None,
-            },
+                None,
+            ),
         );
         if let Some(error) = failed_arg.or_else(|| self.infeasibility(&spec)) {
             self.fail_for_good(task, error);
@@ -700,14 +691,7 @@ impl<V: ObjectValue> Scheduler<V> {
         }
         self.tasks.insert(
             task,
-            TaskEntry {
-                spec,
-                state: TaskState::Waiting { missing: 0 },
-                attempt: 0,
-                gpu_ids: Vec::new(),
-                cancelled: false,
-                owner: None,
-            },
+            TaskEntry::new(spec, TaskState::Waiting { missing: 0 }, 0, None),
         );
         self.fail_for_good(task, error);
     }

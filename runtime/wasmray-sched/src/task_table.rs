@@ -38,6 +38,26 @@ pub(crate) struct TaskEntry<V> {
     pub(crate) owner: Option<NodeId>,
 }
 
+impl<V> TaskEntry<V> {
+    /// A record of `spec`'s attempt `attempt` in `state`, holding no GPUs, not cancelled;
+    /// `owner` is the node that leased it here, if another.
+    pub(crate) fn new(
+        spec: Arc<TaskSpec<V>>,
+        state: TaskState,
+        attempt: u32,
+        owner: Option<NodeId>,
+    ) -> Self {
+        TaskEntry {
+            spec,
+            state,
+            attempt,
+            gpu_ids: Vec::new(),
+            cancelled: false,
+            owner,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct TaskTable<V> {
     entries: IdMap<TaskId, TaskEntry<V>>,
