@@ -1121,12 +1121,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 for dependent in self.seal(id, ObjectState::Failed(Arc::clone(&error)), &mut events)
                 {
                     if let Some(waiting) = self.tasks.get(&dependent) {
-                        let index = waiting
-                            .spec
-                            .args
-                            .iter()
-                            .position(|a| matches!(a, ArgSpec::ByRef(arg) if *arg == id))
-                            .unwrap_or(0);
+                        let index = arg_index(&waiting.spec, id);
                         failing.push((
                             dependent,
                             Arc::new(dependency_failed(&waiting.spec, index, &error)),
@@ -1152,13 +1147,7 @@ impl<V: ObjectValue> Scheduler<V> {
             let Some(waiting) = self.tasks.get(&dependent) else {
                 continue;
             };
-            let index = waiting
-                .spec
-                .args
-                .iter()
-                .position(|a| matches!(a, ArgSpec::ByRef(arg) if *arg == id))
-                .unwrap_or(0);
-            let failed = dependency_failed(&waiting.spec, index, &error);
+            let failed = dependency_failed(&waiting.spec, arg_index(&waiting.spec, id), &error);
             if let Some(object) = self.objects.get_mut(id) {
                 object.error_handled = true;
             }
@@ -1258,6 +1247,14 @@ impl<V: ObjectValue> Scheduler<V> {
             }
         }
     }
+}
+
+/// Which of `spec`'s arguments is `id` (the first, if it is none: for error messages).
+fn arg_index<V>(spec: &TaskSpec<V>, id: ObjectId) -> usize {
+    spec.args
+        .iter()
+        .position(|a| matches!(a, ArgSpec::ByRef(arg) if *arg == id))
+        .unwrap_or(0)
 }
 
 pub(crate) fn cpu_part(resources: &ResourceSet) -> ResourceSet {
