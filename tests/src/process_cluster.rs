@@ -27,7 +27,7 @@ impl NodeProcess {
     }
 
     /// Waits for a printed line containing `needle`; returns it.
-    fn wait_line(&self, needle: &str, within: Duration) -> anyhow::Result<String> {
+    pub fn wait_line(&self, needle: &str, within: Duration) -> anyhow::Result<String> {
         let deadline = Instant::now() + within;
         let mut seen = Vec::new();
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -52,6 +52,8 @@ pub struct ProcessCluster {
     pub token: String,
     pub ca_hash: String,
     pub nodes: Vec<NodeProcess>,
+    /// Drivers started in the background ([`ProcessCluster::spawn_driver`]).
+    pub drivers: Vec<NodeProcess>,
 }
 
 /// `bin args` as a command, through `launcher` (a program and its arguments) if not empty.
@@ -145,6 +147,7 @@ impl ProcessCluster {
             dir,
             head,
             nodes: Vec::new(),
+            drivers: Vec::new(),
         })
     }
 
@@ -215,6 +218,18 @@ impl ProcessCluster {
         self.wasmray_via(launcher, &all, &[])
     }
 
+    /// Starts `wasmray run --address … --token … --ca-hash …` with `args` in the background:
+    /// a driver whose lines the test reads as they come (to act on the cluster mid-run).
+    /// Returns its index in `drivers`; it is killed with the cluster.
+    pub fn spawn_driver(&mut self, args: &[&str]) -> anyhow::Result<usize> {
+        let mut all = vec!["run"];
+        all.extend(self.cluster_flags());
+        all.extend_from_slice(args);
+        let driver = spawn(&[], &self.bin, self.dir.path(), &self.cache, &all)?;
+        self.drivers.push(driver);
+        Ok(self.drivers.len() - 1)
+    }
+
     /// Waits until `wasmray status` prints `needle`; returns what it printed.
     pub fn wait_for_status(&self, needle: &str, within: Duration) -> anyhow::Result<String> {
         let deadline = Instant::now() + within;
@@ -269,7 +284,12 @@ impl ProcessCluster {
 
 impl Drop for ProcessCluster {
     fn drop(&mut self) {
-        for node in self.nodes.iter_mut().chain(std::iter::once(&mut self.head)) {
+        for node in self
+            .drivers
+            .iter_mut()
+            .chain(self.nodes.iter_mut())
+            .chain(std::iter::once(&mut self.head))
+        {
             let _ = node.child.kill();
             let _ = node.child.wait();
         }

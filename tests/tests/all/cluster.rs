@@ -256,6 +256,31 @@ fn processes_form_a_cluster_that_runs_a_driver_shows_its_nodes_and_sees_a_node_d
     Ok(())
 }
 
+/// Ray's `test_reconstruction` through the real binary: a chain of large results made on one
+/// node, the driver holding only the last; that node is SIGKILLed and another joins; reading
+/// the last link still gives the exact value, every link made again from its lineage.
+#[test]
+fn results_lost_with_a_killed_node_are_made_again_on_another() -> anyhow::Result<()> {
+    let cache = wasmray_tests::test_cache_dir();
+    let mut cluster =
+        ProcessCluster::start(bin(), &cache, &["--num-cpus", "0", "--dead-after", "3"])?;
+    cluster.add_node(&["--num-cpus", "1", "--resources", r#"{"first": 1}"#])?;
+    cluster.wait_for_nodes(2, Duration::from_secs(20))?;
+    let driver = cluster.spawn_driver(&[guests::FAILURES, "rebuild"])?;
+    cluster.drivers[driver].wait_line("chain made", Duration::from_secs(60))?;
+    cluster.add_node(&["--num-cpus", "1", "--resources", r#"{"second": 1}"#])?;
+    cluster.kill_node(0);
+    let driver = &mut cluster.drivers[driver];
+    // The chain's first task runs again (on the new node), so every link was made again.
+    let again = driver.wait_line("making the first link", Duration::from_secs(60));
+    let rebuilt = again.and_then(|_| driver.wait_line("rebuilt:", Duration::from_secs(60)));
+    let status = driver.child.wait()?;
+    let line = rebuilt.map_err(|e| anyhow::anyhow!("{e}\nexit: {status}"))?;
+    assert_eq!(line.trim(), "rebuilt: 4");
+    assert!(status.success(), "{status}: {:?}", driver.printed());
+    Ok(())
+}
+
 #[test]
 fn start_in_the_background_prints_the_join_command_and_stop_ends_it() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

@@ -26,6 +26,13 @@
 //!
 //! Every case but the retried one sets `max_retries(0)`, so none is retried and the run stays
 //! short whatever the host's default.
+//!
+//! `failures rebuild` is a cluster case instead (Ray's `test_reconstruction`): it makes a
+//! chain of five 1 MiB results, holding only the last, and prints `chain made`; it then waits
+//! until a node with the resource `second` is alive and none with `first` is (the test
+//! starts one and SIGKILLs the node that made the chain), reads the last link's first byte
+//! through a task and prints `rebuilt: 4` — every link made again from its lineage (the
+//! first link's task prints `making the first link` each time it runs).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -79,6 +86,49 @@ fn answer() -> u64 {
     42
 }
 
+#[wasmray::remote]
+fn first_link() -> Vec<u8> {
+    println!("making the first link");
+    vec![0u8; 1 << 20]
+}
+
+#[wasmray::remote]
+fn next_link(previous: Vec<u8>) -> Vec<u8> {
+    let mut link = previous;
+    link[0] = link[0].wrapping_add(1);
+    link
+}
+
+#[wasmray::remote]
+fn first_byte(link: Vec<u8>) -> u8 {
+    link[0]
+}
+
+fn has_live(nodes: &[wasmray::NodeInfo], resource: &str) -> bool {
+    nodes
+        .iter()
+        .any(|n| n.alive && n.resources.iter().any(|(name, _)| name == resource))
+}
+
+fn rebuild() -> Result<(), TaskError> {
+    let mut last = first_link::remote();
+    for _ in 0..4 {
+        last = next_link::remote(last);
+    }
+    // Made, and read where it was made (a `wait` or `get` here would pull it here).
+    let read = wasmray::get(&first_byte::remote(last.clone()))?;
+    println!("chain made: {read}");
+    loop {
+        let nodes = wasmray::nodes();
+        if has_live(&nodes, "second") && !has_live(&nodes, "first") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("rebuilt: {}", wasmray::get(&first_byte::remote(last))?);
+    Ok(())
+}
+
 fn report(case: &str, object: ObjectRef<u64>) {
     match wasmray::get(&object) {
         Ok(value) => println!("{case}: unexpectedly returned {value}"),
@@ -88,6 +138,9 @@ fn report(case: &str, object: ObjectRef<u64>) {
 
 #[wasmray::main]
 fn main() -> Result<(), TaskError> {
+    if std::env::args().nth(1).as_deref() == Some("rebuild") {
+        return rebuild();
+    }
     report(
         "infinite loop",
         spin::options()
