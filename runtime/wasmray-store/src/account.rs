@@ -57,6 +57,8 @@ pub struct Account {
     objects: AtomicU64,
     bytes: AtomicU64,
     spilled: AtomicU64,
+    /// Bytes of its inline objects (they never spill; see `Store::reserve`'s share).
+    inline: AtomicU64,
 }
 
 impl Account {
@@ -66,7 +68,13 @@ impl Account {
             objects: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             spilled: AtomicU64::new(0),
+            inline: AtomicU64::new(0),
         })
+    }
+
+    /// Bytes of its inline objects now.
+    pub(crate) fn inline_bytes(&self) -> u64 {
+        self.inline.load(Ordering::Relaxed)
     }
 
     pub fn limits(&self) -> AccountLimits {
@@ -163,6 +171,7 @@ impl Charge {
         account.charge(len)?;
         if let Some(counters) = inline {
             counters.inline_bytes.fetch_add(len, Ordering::Relaxed);
+            account.inline.fetch_add(len, Ordering::Relaxed);
         }
         Ok(Self {
             account: Arc::clone(account),
@@ -182,6 +191,7 @@ impl Drop for Charge {
         self.account.bytes.fetch_sub(self.len, Ordering::Relaxed);
         if let Some(counters) = &self.inline {
             counters.inline_bytes.fetch_sub(self.len, Ordering::Relaxed);
+            self.account.inline.fetch_sub(self.len, Ordering::Relaxed);
         }
     }
 }

@@ -52,6 +52,10 @@ pub enum StoreError {
     Map(std::io::Error),
     #[error("could not spill to or restore from `{}`: {}", .0.display(), .1)]
     Spill(PathBuf, std::io::Error),
+    #[error(
+        "the job holds its share of the object store for small objects: {share} bytes, three quarters of its {capacity}, so other jobs can always put (small objects never spill)"
+    )]
+    InlineShare { share: u64, capacity: u64 },
     #[error(transparent)]
     Quota(#[from] wasmray_core::QuotaExceeded),
     #[error("{written} bytes written where the object was reserved with {len}")]
@@ -119,6 +123,13 @@ impl ObjectStore {
     pub fn reserve(&self, account: &Arc<Account>, len: usize) -> Result<Reservation, StoreError> {
         // Checked before anything is allocated: the account's limits, then the store's room.
         if len < INLINE_MAX {
+            // Small objects never spill: one account may fill at most three quarters of the
+            // store with them, so that another can always put (as with guest memory).
+            let capacity = self.inner.arena.capacity();
+            let share = capacity / 4 * 3;
+            if account.inline_bytes().saturating_add(len as u64) > share {
+                return Err(StoreError::InlineShare { share, capacity });
+            }
             let charge = Charge::new(account, len as u64, Some(&self.inner.counters))?;
             // The charge above already counts `len` in the inline total.
             self.inner.make_room(0).map_err(|e| match e {
@@ -365,21 +376,26 @@ mod tests {
     #[test]
     fn inline_objects_count_against_the_capacity() {
         let (store, _dir) = store(1 << 20);
-        let a = unlimited();
         let small = vec![7u8; 1000];
         let mut held = Vec::new();
-        let error = loop {
-            match store.create_from(&a, &small, vec![]) {
+        let mut fill = |account: &Arc<Account>| loop {
+            match store.create_from(account, &small, vec![]) {
                 Ok(object) => held.push(object),
                 Err(error) => break error,
             }
         };
+        // One account stops at three quarters of the store; another fills the rest.
+        let (a, b) = (unlimited(), unlimited());
+        let error = fill(&a);
+        assert!(matches!(error, StoreError::InlineShare { .. }), "{error}");
+        let error = fill(&b);
         assert!(matches!(error, StoreError::Full { .. }), "{error}");
         assert_eq!(held.len(), (1 << 20) / 1000);
         assert!(store.stats().inline_used <= 1 << 20);
         drop(held);
         assert_eq!(store.stats().inline_used, 0);
         assert_eq!(a.usage(), AccountUsage::default());
+        assert_eq!(b.usage(), AccountUsage::default());
     }
 
     #[test]
