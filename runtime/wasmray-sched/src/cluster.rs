@@ -345,10 +345,11 @@ impl<V: ObjectValue> Scheduler<V> {
         };
         self.available.subtract(&spec.resources);
         let (missing, failed_arg) = self.reference_args(&spec, true, true);
-        if missing > 0 && matches!(spec.kind, TaskKind::Task) {
+        if (missing > 0 || failed_arg.is_some()) && matches!(spec.kind, TaskKind::Task) {
             // While it waits for its arguments it holds no CPU (as a task blocked in `get`):
             // what it waits for may have to be made on this node first (a lost argument made
-            // again). It takes the CPU back when they are here (`Scheduler::arrived`).
+            // again). When they are here it runs once a CPU is free (`Scheduler::arrived`).
+            // (A leased plain task waiting here never holds its CPU: `fail_for_good`.)
             let cpu = crate::scheduler::cpu_part(&spec.resources);
             self.available.add_capped(&cpu, &self.total);
         }

@@ -297,6 +297,9 @@ pub struct Scheduler<V> {
     /// Executor side: leases of plain tasks that fit this node's totals but not what is free
     /// now, granted in arrival order as resources free up (`cluster.rs`).
     pub(crate) queued_leases: std::collections::VecDeque<crate::task_table::QueuedLease<V>>,
+    /// Executor side: leased tasks whose arguments all arrived, waiting for a CPU to free up
+    /// (they gave theirs back while they waited; see `arrived`), oldest first.
+    pub(crate) parked: std::collections::VecDeque<TaskId>,
     /// How many times each task's results were settled (sealed or failed): the simulator
     /// checks it never exceeds one.
     #[cfg(test)]
@@ -335,6 +338,7 @@ impl<V: ObjectValue> Scheduler<V> {
             fetching: Default::default(),
             borrowing: Default::default(),
             queued_leases: Default::default(),
+            parked: Default::default(),
             #[cfg(test)]
             settled: wasmray_core::IdMap::default(),
             #[cfg(test)]
@@ -980,7 +984,32 @@ impl<V: ObjectValue> Scheduler<V> {
         }
     }
 
+    /// Executor side: starts parked leased tasks, oldest first, while a CPU is free for the
+    /// front one (one that ended meanwhile is dropped from the queue).
+    pub(crate) fn start_parked(&mut self) {
+        while let Some(&task) = self.parked.front() {
+            let Some(entry) = self.tasks.get(&task) else {
+                self.parked.pop_front();
+                continue;
+            };
+            if !matches!(entry.state, TaskState::Waiting { missing: 0 }) {
+                self.parked.pop_front();
+                continue;
+            }
+            let cpu = cpu_part(&entry.spec.resources);
+            if !cpu.fits_in(&self.available) {
+                return;
+            }
+            self.parked.pop_front();
+            self.available.subtract(&cpu);
+            self.make_ready(task);
+        }
+    }
+
     pub(crate) fn dispatch(&mut self) {
+        if !self.parked.is_empty() {
+            self.start_parked();
+        }
         while let Some(actor) = self.actors_to_dispatch.pop() {
             self.dispatch_actor(actor);
         }
@@ -1079,8 +1108,8 @@ impl<V: ObjectValue> Scheduler<V> {
             if let Some(owner) = entry.owner {
                 // Leased here: the owner fails it; this node only reports and lets go.
                 let running = matches!(entry.state, TaskState::Running { .. });
-                // Waiting for arguments, it holds no CPU (`lease_in`).
-                let waiting = matches!(entry.state, TaskState::Waiting { missing } if missing > 0);
+                // Waiting for arguments or for a CPU, it holds no CPU (`lease_in`).
+                let waiting = matches!(entry.state, TaskState::Waiting { .. });
                 match entry.spec.kind {
                     TaskKind::Task if !running => self.give_back_task_resources(task, waiting),
                     TaskKind::ActorMethod { actor } => {
@@ -1192,12 +1221,13 @@ impl<V: ObjectValue> Scheduler<V> {
             *missing -= 1;
             if *missing == 0 {
                 if owner.is_some() && matches!(spec.kind, TaskKind::Task) {
-                    // Leased here and waiting, it gave its CPU back (`lease_in`): it takes it
-                    // again to run, as a task unblocked from `get` does.
-                    let cpu = cpu_part(&spec.resources);
-                    self.available.subtract(&cpu);
+                    // Leased here and waiting, it gave its CPU back (`lease_in`): it runs once
+                    // a CPU is free, before anything new.
+                    self.parked.push_back(task);
+                    self.start_parked();
+                } else {
+                    self.make_ready(task);
                 }
-                self.make_ready(task);
             }
         }
     }
