@@ -714,9 +714,7 @@ impl<V: ObjectValue> Scheduler<V> {
     /// Owner side: `id` was made on another node and no node holds a copy of it any more.
     fn lost_here(&self, id: ObjectId) -> bool {
         self.objects.get(id).is_some_and(|e| {
-            !e.is_sealed()
-                && e.owned()
-                    .is_some_and(|o| o.made_elsewhere && o.copies.is_empty() && o.pulled.is_empty())
+            !e.is_sealed() && e.owned().is_some_and(|o| o.made_elsewhere && !o.copied())
         })
     }
 
@@ -749,8 +747,7 @@ impl<V: ObjectValue> Scheduler<V> {
         // Its results are not made anywhere now: they are again when the run reports.
         for result in spec.return_ids() {
             if let Some(owned) = self.objects.get_mut(result).and_then(|e| e.owned_mut())
-                && owned.copies.is_empty()
-                && owned.pulled.is_empty()
+                && !owned.copied()
             {
                 owned.made_elsewhere = false;
                 owned.kept_len = 0;
@@ -1067,7 +1064,7 @@ impl<V: ObjectValue> Scheduler<V> {
             Role::Owned(owned) => {
                 owned.copies.retain(|n| *n != node);
                 owned.pulled.retain(|n| *n != node);
-                if owned.copies.is_empty() && owned.pulled.is_empty() {
+                if !owned.copied() {
                     // The owner makes it again, or fails it, itself.
                     self.rebuild(object);
                     return;
@@ -1173,7 +1170,7 @@ impl<V: ObjectValue> Scheduler<V> {
                     if was_pulling {
                         owned.pulling = None;
                     }
-                    let lost = owned.copies.is_empty() && owned.pulled.is_empty();
+                    let lost = !owned.copied();
                     if owned.made_elsewhere && lost {
                         // Made again now if anything waits for it, or when something does.
                         if needed || !owned.subscribers.is_empty() {

@@ -107,6 +107,11 @@ static NOT_SHARED: Owned = Owned {
 };
 
 impl Owned {
+    /// Another node holds a copy of the value: where it was made, or a node that pulled it.
+    pub(crate) fn copied(&self) -> bool {
+        !(self.copies.is_empty() && self.pulled.is_empty())
+    }
+
     /// Picks a source for `puller`'s pull of a large value: the least busy of `here` (this
     /// node, if it holds the value), the nodes that made it and those that pulled it, among
     /// those serving fewer than `per_source` pulls; records the pull. `None` if every source
@@ -247,8 +252,7 @@ impl<V> ObjectEntry<V> {
     /// Whether anything on this node still waits for it.
     /// Owner side: it was made on another node that keeps it, and a copy is there still.
     pub(crate) fn made_elsewhere(&self) -> bool {
-        self.owned()
-            .is_some_and(|o| o.made_elsewhere && !(o.copies.is_empty() && o.pulled.is_empty()))
+        self.owned().is_some_and(|o| o.made_elsewhere && o.copied())
     }
 
     pub(crate) fn is_needed(&self) -> bool {
