@@ -5,7 +5,7 @@
 use crate::{Capture, test_config};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmray_node::{ClusterConfig, Node, NodeConfig};
+use wasmray_node::{ClusterConfig, HealthCheck, Node, NodeConfig};
 
 /// A head and the nodes that joined it.
 pub struct LocalCluster {
@@ -18,6 +18,14 @@ pub struct LocalCluster {
 fn loopback() -> ClusterConfig {
     ClusterConfig::new("127.0.0.1:0".parse().expect("an address"))
 }
+
+/// The head's health check in tests that want a death seen fast: a silent node is declared
+/// dead 100 ms after its last word (20 ms × 3 + 40 ms).
+pub const FAST_HEALTH_CHECK: HealthCheck = HealthCheck {
+    period: Duration::from_millis(20),
+    timeout: Duration::from_millis(40),
+    failures: 3,
+};
 
 impl LocalCluster {
     /// A head with `head_cpus` CPUs and one node per entry of `nodes` (its CPUs and custom
@@ -32,10 +40,22 @@ impl LocalCluster {
         nodes: &[(f64, &[(&str, f64)])],
         adjust: impl Fn(&mut NodeConfig),
     ) -> anyhow::Result<Self> {
+        Self::start_checking(HealthCheck::default(), head_cpus, nodes, adjust).await
+    }
+
+    /// As [`LocalCluster::start_with`], the head checking nodes' health with `health`.
+    pub async fn start_checking(
+        health: HealthCheck,
+        head_cpus: f64,
+        nodes: &[(f64, &[(&str, f64)])],
+        adjust: impl Fn(&mut NodeConfig),
+    ) -> anyhow::Result<Self> {
         let output = Arc::new(Capture::default());
         let mut config = test_config(head_cpus, Arc::clone(&output));
         adjust(&mut config);
-        let head = Node::start_head(config, loopback())?;
+        let mut cluster = loopback();
+        cluster.health = health;
+        let head = Node::start_head(config, cluster)?;
         let address = head.cluster_address().expect("the head listens");
         let pin = head.ca_pin().expect("the head has a CA");
         let token = head.add_join_token(None)?;

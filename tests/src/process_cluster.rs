@@ -108,6 +108,17 @@ fn spawn(
     Ok(NodeProcess { child, lines })
 }
 
+/// Head flags for tests that kill nodes: a silent node is declared dead 1.6 s after its last
+/// word (0.2 s × 3 + 1 s), soon enough for a test and with room for a loaded machine.
+pub const QUICK_DETECTION: [&str; 6] = [
+    "--health-check-period",
+    "0.2",
+    "--health-check-timeout",
+    "1",
+    "--health-check-failures",
+    "3",
+];
+
 impl ProcessCluster {
     /// Starts a head (`wasmray start --head --block` with `head_args`) and waits for its
     /// join command.

@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use wasmray_node::{ClusterConfig, Node};
+use wasmray_node::{ClusterConfig, HealthCheck, Node};
 
 /// The port a head listens on unless told otherwise.
 pub(crate) const DEFAULT_PORT: u16 = 6390;
@@ -48,10 +48,16 @@ pub(crate) struct StartArgs {
     /// How long the head's join token is valid, in seconds [default: as long as the head runs].
     #[arg(long, requires = "head")]
     token_ttl: Option<f64>,
-    /// Seconds of silence after which the head declares a node dead, at least 3 (nodes
-    /// report every second) [default: 6].
-    #[arg(long, requires = "head")]
-    dead_after: Option<f64>,
+    /// Seconds of silence after which the head pings a node, and between its pings
+    /// [default: 1].
+    #[arg(long, requires = "head", value_name = "SECS")]
+    health_check_period: Option<f64>,
+    /// Seconds the head waits for a ping's answer before counting a miss [default: 2].
+    #[arg(long, requires = "head", value_name = "SECS")]
+    health_check_timeout: Option<f64>,
+    /// Misses in a row after which the head declares a node dead (for good) [default: 3].
+    #[arg(long, requires = "head", value_name = "N")]
+    health_check_failures: Option<u32>,
     /// Run in the foreground until stopped (SIGTERM or Ctrl-C) instead of in the background.
     #[arg(long)]
     block: bool,
@@ -74,9 +80,38 @@ fn seconds(name: &str, value: Option<f64>) -> anyhow::Result<Option<Duration>> {
                 s.is_finite() && s > 0.0,
                 "{name} must be a number of seconds > 0"
             );
-            Ok(Duration::from_secs_f64(s))
+            Duration::try_from_secs_f64(s)
+                .map_err(|_| anyhow::anyhow!("{name} is too large: {s} seconds"))
         })
         .transpose()
+}
+
+/// The head's health check from its flags, each defaulting on its own.
+fn health_check(args: &StartArgs) -> anyhow::Result<HealthCheck> {
+    let mut health = HealthCheck::default();
+    let shortest = Duration::from_millis(10);
+    if let Some(period) = seconds("--health-check-period", args.health_check_period)? {
+        anyhow::ensure!(
+            period >= shortest,
+            "--health-check-period must be at least 0.01 seconds"
+        );
+        health.period = period;
+    }
+    if let Some(timeout) = seconds("--health-check-timeout", args.health_check_timeout)? {
+        anyhow::ensure!(
+            timeout >= shortest,
+            "--health-check-timeout must be at least 0.01 seconds"
+        );
+        health.timeout = timeout;
+    }
+    if let Some(failures) = args.health_check_failures {
+        anyhow::ensure!(
+            (1..=1000).contains(&failures),
+            "--health-check-failures must be between 1 and 1000"
+        );
+        health.failures = failures;
+    }
+    Ok(health)
 }
 
 /// Runs `wasmray <same arguments> --block` as a background process and waits until it is up.
@@ -145,18 +180,12 @@ fn outward_ip() -> IpAddr {
 fn run_blocking(args: StartArgs) -> anyhow::Result<ExitCode> {
     let config = args.node.config()?;
     let token_ttl = seconds("--token-ttl", args.token_ttl)?;
-    let dead_after = seconds("--dead-after", args.dead_after)?;
-    anyhow::ensure!(
-        dead_after.is_none_or(|d| d >= Duration::from_secs(3)),
-        "--dead-after must be at least 3 seconds: nodes report once a second"
-    );
+    let health = health_check(&args)?;
     let port = args
         .port
         .unwrap_or(if args.head { DEFAULT_PORT } else { 0 });
     let mut cluster = ClusterConfig::new(SocketAddr::from(([0, 0, 0, 0], port)));
-    if let Some(dead_after) = dead_after {
-        cluster.dead_after = dead_after;
-    }
+    cluster.health = health;
     if let Ok(version) = std::env::var(VERSION_ENV) {
         cluster.version = Box::leak(version.into_boxed_str());
     }

@@ -63,6 +63,9 @@ pub trait Handler: Send + Sync + 'static {
     /// Makes `module` ready to run here (`wasmray deploy` from `from`): fetched from `from`
     /// unless this node has it, checked against its hash, compiled. Resolves to why not.
     fn prepare_module(&self, from: NodeId, module: ModuleId) -> PrepareModule;
+    /// The connection to `peer` closed or was reset by the peer or the network (not by this
+    /// node, and not as the loser of a duplicate pair): the peer may be gone.
+    fn link_lost(&self, peer: NodeId);
 }
 
 /// What [`Handler::prepare_module`] returns: resolves once the module is ready, or to why
@@ -749,12 +752,28 @@ impl Shared {
             });
         }
         uni.abort();
-        let mut links = lock(&self.links);
-        if links
-            .get(&peer)
-            .is_some_and(|l| l.conn.stable_id() == conn.stable_id())
+        let was_current = {
+            let mut links = lock(&self.links);
+            let current = links
+                .get(&peer)
+                .is_some_and(|l| l.conn.stable_id() == conn.stable_id());
+            if current {
+                links.remove(&peer);
+            }
+            current
+        };
+        let lost = match conn.close_reason() {
+            Some(quinn::ConnectionError::LocallyClosed) | None => false,
+            Some(quinn::ConnectionError::ApplicationClosed(close)) => {
+                close.error_code != CLOSE_DUPLICATE.into()
+            }
+            Some(_) => true,
+        };
+        if was_current
+            && lost
+            && let Some(handler) = self.handler()
         {
-            links.remove(&peer);
+            handler.link_lost(peer);
         }
     }
 

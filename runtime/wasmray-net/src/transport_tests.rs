@@ -12,6 +12,7 @@ use wasmray_core::{NodeId, ObjectId, TaskId};
 struct Recorder {
     frames: mpsc::UnboundedSender<(NodeId, Vec<u8>)>,
     objects: Mutex<Vec<(ObjectId, Bytes)>>,
+    lost: Mutex<Vec<NodeId>>,
 }
 
 impl Handler for Recorder {
@@ -40,6 +41,10 @@ impl Handler for Recorder {
             }
         })
     }
+
+    fn link_lost(&self, peer: NodeId) {
+        self.lost.lock().unwrap().push(peer);
+    }
 }
 
 fn config() -> TransportConfig {
@@ -63,6 +68,7 @@ fn member(transport: Transport) -> Member {
     let recorder = Arc::new(Recorder {
         frames: tx,
         objects: Mutex::new(Vec::new()),
+        lost: Mutex::new(Vec::new()),
     });
     let handler: Arc<dyn Handler> = recorder.clone();
     transport.serve(Arc::downgrade(&handler));
@@ -279,4 +285,28 @@ async fn a_client_without_a_cluster_certificate_reaches_no_handler() {
         head.frames.try_recv().is_err(),
         "a forged frame reached the head's handler"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_closes_its_end_is_reported_lost() {
+    let (mut head, token, pin, address) = cluster().await;
+    let a = member(
+        Transport::join(config(), address, pin, &token)
+            .await
+            .unwrap(),
+    );
+    a.transport.send(NodeId(1), body("hello"));
+    assert_eq!(
+        next(&mut head).await,
+        (a.transport.node(), "hello".to_owned())
+    );
+    assert!(head.recorder.lost.lock().unwrap().is_empty());
+    a.transport.close().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while head.recorder.lost.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(*head.recorder.lost.lock().unwrap(), [a.transport.node()]);
+    // The side that closed does not report its own close.
+    assert!(a.recorder.lost.lock().unwrap().is_empty());
 }

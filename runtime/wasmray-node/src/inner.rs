@@ -71,6 +71,8 @@ pub(crate) struct NodeInner {
     /// This node's scratch space (spilled objects); removed at shutdown.
     pub(crate) temp_dir: std::path::PathBuf,
     pub(crate) shutting_down: AtomicBool,
+    /// Wakes the timer task early: the head's next deadline moved earlier than it sleeps.
+    pub(crate) timer_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The parts a node is built from (see [`NodeInner::new`]).
@@ -108,6 +110,7 @@ impl NodeInner {
             net: parts.net,
             asks: Asks::default(),
             net_handler: Mutex::new(None),
+            timer_wake: Arc::new(tokio::sync::Notify::new()),
             module_fetch: tokio::sync::Mutex::new(()),
             waiters: Waiters::default(),
             actors: ActorHosts::default(),
@@ -175,13 +178,33 @@ impl NodeInner {
             tracing::warn!(%from, "a message for the head reached a node that is not the head");
             return;
         }
+        self.head_event(HeadEvent::Received { from, envelope });
+    }
+
+    /// The connection to `node` was lost: the head pings it at once (this node's own head
+    /// only; elsewhere the head hears of it through its own connection).
+    pub(crate) fn suspect(self: &Arc<Self>, node: wasmray_core::NodeId) {
+        if self.is_head {
+            self.head_event(HeadEvent::Suspect(node));
+        }
+    }
+
+    /// Hands `event` to the head, carries out its actions, and wakes the timer task if the
+    /// head's next deadline came earlier (a new member, a suspect's ping).
+    fn head_event(self: &Arc<Self>, event: HeadEvent<Value>) {
         let now = self.sched.now();
-        let actions = {
+        let (actions, earlier) = {
             let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
-            head.handle(now, HeadEvent::Received { from, envelope });
-            head.drain_actions()
+            let before = head.poll_timeout();
+            head.handle(now, event);
+            let after = head.poll_timeout();
+            let earlier = after.is_some_and(|a| before.is_none_or(|b| a < b));
+            (head.drain_actions(), earlier)
         };
         self.head_actions(actions);
+        if earlier {
+            self.timer_wake.notify_one();
+        }
     }
 
     fn head_actions(self: &Arc<Self>, actions: Vec<HeadAction<Value>>) {

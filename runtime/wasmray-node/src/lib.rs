@@ -49,7 +49,7 @@ pub use submit::{DeployEvent, DeployRequest, SubmitRequest};
 pub use submitted::{JobReport, JobRequestError, KEPT_ENDED, LogChunk, MAX_LOG_BYTES};
 pub use wasmray_abi::{ErrorKind, TaskError};
 pub use wasmray_core::{JobQuotas, terminal_safe, terminal_safe_lines};
-pub use wasmray_sched::SchedStats;
+pub use wasmray_sched::{HealthCheck, SchedStats};
 pub use wasmray_store::StoreStats;
 pub use wasmray_wasm::{DirGrant, OutputSink, StdioSink, Stream, WasmError};
 

@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use wasmray_core::{CPU, GPU, JobId, Lineage, NodeId, ResourceSet, TaskError, TaskKind};
 use wasmray_net::Transport;
 use wasmray_sched::{
-    Action, Event, Head, HeadAnswer, HeadConfig, HeadRequest, Peer, RunTask, SchedConfig,
-    SchedStats, Scheduler, Time,
+    Action, Event, Head, HeadAnswer, HeadConfig, HeadRequest, HealthCheck, Peer, RunTask,
+    SchedConfig, SchedStats, Scheduler, Time,
 };
 use wasmray_store::{ObjectStore, StoreStats};
 use wasmray_wasm::{
@@ -43,8 +43,8 @@ use wasmray_wasm::{
 pub struct ClusterConfig {
     /// Where the node's endpoint listens (port 0: any free port).
     pub listen: std::net::SocketAddr,
-    /// The head declares a node dead after this long without a word from it.
-    pub dead_after: Duration,
+    /// How the head checks that nodes are alive (the head's setting; ignored elsewhere).
+    pub health: HealthCheck,
     pub timers: wasmray_net::LinkTimers,
     /// The wasmray version the node says it runs (another only to test version checks).
     pub version: &'static str,
@@ -55,7 +55,7 @@ impl ClusterConfig {
     pub fn new(listen: std::net::SocketAddr) -> Self {
         Self {
             listen,
-            dead_after: HeadConfig::default().dead_after,
+            health: HealthCheck::default(),
             timers: wasmray_net::LinkTimers::default(),
             version: wasmray_net::wire::VERSION,
         }
@@ -98,11 +98,8 @@ impl Node {
     /// Starts an embedded node: its own cluster's head, with no links. Must be called inside
     /// a tokio runtime, which runs its tasks.
     pub fn start(config: NodeConfig) -> Result<Node, NodeError> {
-        let head = HeadConfig {
-            // Alone in its cluster, the head has nobody to declare dead.
-            dead_after: Duration::MAX,
-            ..HeadConfig::default()
-        };
+        // Alone in its cluster, the head has nobody to check.
+        let head = HeadConfig::default();
         Self::start_with(config, NodeId(random_u64()), None, Some(head))
     }
 
@@ -113,7 +110,7 @@ impl Node {
         let ca = wasmray_net::ClusterCa::generate()?;
         let net = Transport::start_head(cluster.transport(), ca, id)?;
         let head = HeadConfig {
-            dead_after: cluster.dead_after,
+            health: cluster.health,
             local: Some(id),
             ..HeadConfig::default()
         };
@@ -669,8 +666,8 @@ fn start(node: &Arc<NodeInner>, run: RunTask<Value>) {
 }
 
 /// Fires the scheduler's and the head's timers when they are due, for as long as the node
-/// lives. Wakes at least once a second, so a deadline that moved earlier is seen in time for
-/// the timers that exist (heartbeats, resends).
+/// lives. Wakes at least once a second, so a deadline of the scheduler's that moved earlier is
+/// seen in time for the timers that exist (heartbeats, resends); the head's wake it at once.
 async fn timers(node: Weak<NodeInner>) {
     loop {
         let wake = {
@@ -690,11 +687,19 @@ async fn timers(node: Weak<NodeInner>) {
             let soon = now + Duration::from_secs(1);
             // The scheduler's clock is coarse (see sched_cell.rs): a deadline this clock has
             // passed may not be due on it yet, so wait at least a millisecond.
-            node.next_timeout()
+            let wake = node
+                .next_timeout()
                 .map_or(soon, |t| node.instant(t).min(soon))
-                .max(now + Duration::from_millis(1))
+                .max(now + Duration::from_millis(1));
+            (wake, Arc::clone(&node.timer_wake))
         };
-        tokio::time::sleep_until(wake.into()).await;
+        let (wake, early) = wake;
+        // Woken early when the head's next deadline moves earlier. The node itself is not
+        // held while asleep, so dropping it ends this task.
+        tokio::select! {
+            () = tokio::time::sleep_until(wake.into()) => {}
+            () = early.notified() => {}
+        }
     }
 }
 

@@ -91,6 +91,12 @@ impl Handler for NetHandler {
             module(&node, id, from).await.map(|_| ())
         })
     }
+
+    fn link_lost(&self, peer: NodeId) {
+        if let Some(node) = self.node.upgrade() {
+            node.suspect(peer);
+        }
+    }
 }
 
 /// The module `id`, fetched from `from` (a node that runs it) if this node lacks it, checked

@@ -136,12 +136,24 @@ impl<V: ObjectValue> Scheduler<V> {
         if self.fenced {
             return;
         }
-        if from == Peer::Head
-            && envelope.seq == 0
-            && matches!(envelope.message, Some(Message::Fenced))
-        {
-            self.fence();
-            return;
+        if from == Peer::Head && envelope.seq == 0 {
+            match envelope.message {
+                Some(Message::Fenced) => return self.fence(),
+                Some(Message::Ping) => {
+                    // Outside the link, as the ping came: a lost pong is a miss, not a resend.
+                    let pong = Envelope {
+                        seq: 0,
+                        ack: 0,
+                        message: Some(Message::Pong),
+                    };
+                    self.actions.push(Action::Send {
+                        to: Peer::Head,
+                        envelope: pong,
+                    });
+                    return;
+                }
+                _ => {}
+            }
         }
         for message in self.links.receive(self.now, from, envelope) {
             self.on_message(from, message);

@@ -3,8 +3,12 @@
 //!
 //! One node of a cluster runs the head beside its scheduler. Nodes join with their resources
 //! and report changes; the head relays every node's latest snapshot to the others (latest
-//! wins) and is the only one that declares a node dead — when it has heard nothing from it
-//! for `dead_after` — which it then tells every live node. Death is final: the node's links
+//! wins) and is the only one that declares a node dead, which it then tells every live node.
+//! It checks health itself ([`HealthCheck`]): a node it has heard nothing from for a period
+//! is pinged, once a period, and one whose last `failures` pings all went unanswered past the
+//! timeout is dead; any message counts as an answer, so a busy link is never pinged. A
+//! connection that closed makes its node suspect ([`HeadEvent::Suspect`]): it is pinged at
+//! once rather than a period later. Death is final: the node's links
 //! are forgotten, and anything it sends later is answered with [`Message::Fenced`]. Each
 //! member gets an incarnation number at join, increasing across the cluster's life. Job IDs
 //! are minted here, so they (and the default namespaces `job-<id>`) are unique in the
@@ -17,15 +21,45 @@ use crate::link::{Envelope, Links, Peer};
 use crate::message::{HeadAnswer, HeadRequest, Message};
 use crate::time::{Time, earliest};
 use crate::view::Snapshot;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 use wasmray_core::{ActorName, JobId, ModuleId, NodeId, TaskId};
+
+/// How the head checks that nodes are alive (Ray's `health_check_*` settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// A node not heard from for this long is pinged, and pinged again each period after.
+    pub period: Duration,
+    /// A ping unanswered for this long is a miss.
+    pub timeout: Duration,
+    /// This many misses in a row (with nothing heard in between) and the node is dead.
+    pub failures: u32,
+}
+
+impl HealthCheck {
+    /// The longest a node can be silent before it is declared dead:
+    /// `period × failures + timeout` (less when its connection closed).
+    pub fn detection_bound(&self) -> Duration {
+        self.period.saturating_mul(self.failures) + self.timeout
+    }
+}
+
+impl Default for HealthCheck {
+    /// 1 s, 2 s, 3 misses: a dead node is declared 5 s after it was last heard (4 s after its
+    /// connection closed).
+    fn default() -> Self {
+        Self {
+            period: Duration::from_secs(1),
+            timeout: Duration::from_secs(2),
+            failures: 3,
+        }
+    }
+}
 
 /// How the head paces itself.
 #[derive(Debug, Clone)]
 pub struct HeadConfig {
-    /// A node silent for this long is declared dead.
-    pub dead_after: Duration,
+    pub health: HealthCheck,
     /// First resend of an unacknowledged message (doubling after).
     pub resend_after: Duration,
     /// The node the head runs on: never declared dead (its reports come in-process; a head
@@ -36,7 +70,7 @@ pub struct HeadConfig {
 impl Default for HeadConfig {
     fn default() -> Self {
         Self {
-            dead_after: Duration::from_secs(6),
+            health: HealthCheck::default(),
             resend_after: Duration::from_millis(500),
             local: None,
         }
@@ -64,6 +98,38 @@ pub struct Member {
     pub snapshot: Snapshot,
     pub state: MemberState,
     pub last_heard: Time,
+    /// When each ping sent since the node was last heard went out, oldest first (at most
+    /// `failures` of them).
+    pings: VecDeque<Time>,
+    /// When the next ping is due (a period after the last word or ping; at once when suspect).
+    next_ping: Time,
+}
+
+impl Member {
+    fn heard(&mut self, now: Time, health: &HealthCheck) {
+        self.last_heard = now;
+        self.pings.clear();
+        self.next_ping = now.after(health.period);
+    }
+
+    /// When this member's health check next needs the head: its next ping, or once every
+    /// ping it may have outstanding is out, the timeout of the last (its death, unless heard).
+    fn check_due(&self, health: &HealthCheck) -> Time {
+        match self.pings.back() {
+            Some(last) if self.pings.len() >= health.failures.max(1) as usize => {
+                last.after(health.timeout)
+            }
+            _ => self.next_ping,
+        }
+    }
+
+    /// How many of its pings went unanswered past the timeout at `now`.
+    fn misses(&self, now: Time, health: &HealthCheck) -> usize {
+        self.pings
+            .iter()
+            .take_while(|sent| sent.after(health.timeout) <= now)
+            .count()
+    }
 }
 
 /// A registered actor name.
@@ -84,6 +150,8 @@ pub enum HeadEvent<V> {
     },
     /// The time given by [`Head::poll_timeout`] came.
     Timeout,
+    /// The connection to `node` closed or was reset: ping it at once.
+    Suspect(NodeId),
 }
 
 /// What the head asks its driver to do.
@@ -139,6 +207,15 @@ impl<V: Clone> Head<V> {
                     self.push_send(peer, envelope);
                 }
             }
+            HeadEvent::Suspect(node) => {
+                if let Some(member) = self.members.get_mut(&node)
+                    && member.state == MemberState::Alive
+                    && member.pings.is_empty()
+                {
+                    member.next_ping = now;
+                    self.check_liveness(now);
+                }
+            }
         }
         for (peer, envelope) in self.links.take_acks(now) {
             self.push_send(peer, envelope);
@@ -147,15 +224,17 @@ impl<V: Clone> Head<V> {
 
     /// When [`HeadEvent::Timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Time> {
+        let health = &self.config.health;
         let liveness = self
             .members
             .iter()
-            .filter(|(id, m)| {
-                (m.state == MemberState::Alive && Some(**id) != self.config.local)
-                    || (m.state == MemberState::Left && !self.links.is_dead(Peer::Node(**id)))
+            .filter_map(|(id, m)| match m.state {
+                MemberState::Alive if Some(*id) != self.config.local => Some(m.check_due(health)),
+                MemberState::Left if !self.links.is_dead(Peer::Node(*id)) => {
+                    Some(m.last_heard.after(health.detection_bound()))
+                }
+                _ => None,
             })
-            .map(|(_, m)| m)
-            .map(|m| m.last_heard.after(self.config.dead_after))
             .min();
         earliest(liveness, self.links.poll_timeout())
     }
@@ -263,7 +342,7 @@ impl<V: Clone> Head<V> {
             return;
         }
         if let Some(member) = self.members.get_mut(&from) {
-            member.last_heard = now;
+            member.heard(now, &self.config.health);
         }
         for message in self.links.receive(now, Peer::Node(from), envelope) {
             self.on_message(now, from, message);
@@ -286,6 +365,8 @@ impl<V: Clone> Head<V> {
                         snapshot: snapshot.clone(),
                         state: MemberState::Alive,
                         last_heard: now,
+                        pings: VecDeque::new(),
+                        next_ping: now.after(self.config.health.period),
                     },
                 );
                 for node in others {
@@ -369,13 +450,14 @@ impl<V: Clone> Head<V> {
     }
 
     fn check_liveness(&mut self, now: Time) {
+        let health = self.config.health;
         // A node that left was acknowledged long ago: its link can go.
         let gone: Vec<NodeId> = self
             .members
             .iter()
             .filter(|(id, m)| {
                 m.state == MemberState::Left
-                    && m.last_heard.after(self.config.dead_after) <= now
+                    && m.last_heard.after(health.detection_bound()) <= now
                     && !self.links.is_dead(Peer::Node(**id))
             })
             .map(|(id, _)| *id)
@@ -383,16 +465,33 @@ impl<V: Clone> Head<V> {
         for node in gone {
             self.links.forget(Peer::Node(node));
         }
-        let silent: Vec<NodeId> = self
-            .members
-            .iter()
-            .filter(|(id, m)| {
-                m.state == MemberState::Alive
-                    && Some(**id) != self.config.local
-                    && m.last_heard.after(self.config.dead_after) <= now
-            })
-            .map(|(id, _)| *id)
-            .collect();
+        let mut silent = Vec::new();
+        let mut ping = Vec::new();
+        for (id, member) in &mut self.members {
+            if member.state != MemberState::Alive || Some(*id) == self.config.local {
+                continue;
+            }
+            if member.misses(now, &health) >= health.failures.max(1) as usize {
+                silent.push(*id);
+            } else if member.pings.len() < health.failures.max(1) as usize
+                && member.next_ping <= now
+            {
+                member.pings.push_back(now);
+                member.next_ping = now.after(health.period);
+                ping.push(*id);
+            }
+        }
+        for node in ping {
+            // Outside the link: a ping is never resent, a lost one is a miss.
+            self.actions.push(HeadAction::Send {
+                to: node,
+                envelope: Envelope {
+                    seq: 0,
+                    ack: 0,
+                    message: Some(Message::Ping),
+                },
+            });
+        }
         for node in silent {
             if let Some(member) = self.members.get_mut(&node) {
                 member.state = MemberState::Dead;
@@ -413,6 +512,147 @@ mod tests {
     use wasmray_core::{CPU, ResourceSet};
 
     type TestHead = Head<()>;
+
+    /// Pings every 100 ms, a miss after 150 ms, dead after 3: declared 450 ms after the
+    /// last word.
+    fn test_config() -> HeadConfig {
+        HeadConfig {
+            health: HealthCheck {
+                period: Duration::from_millis(100),
+                timeout: Duration::from_millis(150),
+                failures: 3,
+            },
+            resend_after: Duration::from_millis(100),
+            local: None,
+        }
+    }
+
+    /// Fires the head's timers up to `until`; every ping to a node for which `answers` holds
+    /// is answered with a pong at once. Returns the actions with when they happened.
+    fn run_until(
+        head: &mut TestHead,
+        until: Time,
+        answers: impl Fn(NodeId) -> bool,
+    ) -> Vec<(Time, HeadAction<()>)> {
+        let mut seen = Vec::new();
+        while let Some(now) = head.poll_timeout().filter(|t| *t <= until) {
+            head.handle(now, HeadEvent::Timeout);
+            let actions = head.drain_actions();
+            for action in &actions {
+                if let HeadAction::Send { to, envelope } = action
+                    && matches!(envelope.message, Some(Message::Ping))
+                    && answers(*to)
+                {
+                    let pong = Envelope {
+                        seq: 0,
+                        ack: 0,
+                        message: Some(Message::Pong),
+                    };
+                    let from = *to;
+                    head.handle(
+                        now,
+                        HeadEvent::Received {
+                            from,
+                            envelope: pong,
+                        },
+                    );
+                }
+            }
+            seen.extend(actions.into_iter().map(|a| (now, a)));
+            seen.extend(head.drain_actions().into_iter().map(|a| (now, a)));
+        }
+        seen
+    }
+
+    fn pings_to(seen: &[(Time, HeadAction<()>)], node: NodeId) -> Vec<Time> {
+        seen.iter()
+            .filter_map(|(t, action)| match action {
+                HeadAction::Send { to, envelope }
+                    if *to == node && matches!(envelope.message, Some(Message::Ping)) =>
+                {
+                    Some(*t)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_busy_node_is_not_pinged_and_a_closed_connection_is_pinged_at_once() {
+        let mut head = TestHead::new(test_config());
+        let a = NodeId(1);
+        let t0 = Time::ZERO;
+        let join = Message::Join {
+            snapshot: snapshot(1),
+        };
+        deliver(&mut head, t0, a, 1, join);
+        // A report every 60 ms: a word within every period, so no ping.
+        for step in 1..=10u64 {
+            let now = t0.after(Duration::from_millis(60 * step));
+            let _ = run_until(&mut head, now, |_| true);
+            let seq = step + 1;
+            let report = Message::Report {
+                snapshot: snapshot(seq),
+            };
+            deliver(&mut head, now, a, seq, report);
+        }
+        let quiet = t0.after(Duration::from_millis(600));
+        let seen = run_until(&mut head, quiet.after(Duration::from_millis(99)), |_| true);
+        assert!(pings_to(&seen, a).is_empty(), "{seen:?}");
+        // Its connection closes: a ping goes out at once, not a period later.
+        let closed = quiet.after(Duration::from_millis(10));
+        head.handle(closed, HeadEvent::Suspect(a));
+        let pinged = head.drain_actions();
+        assert_eq!(
+            pings_to(
+                &pinged.into_iter().map(|a| (closed, a)).collect::<Vec<_>>(),
+                a
+            ),
+            [closed]
+        );
+        // Unanswered from then on: dead at the third miss, earlier than silence alone.
+        let seen = run_until(&mut head, closed.after(Duration::from_secs(1)), |_| false);
+        let period = test_config().health.period;
+        assert_eq!(
+            pings_to(&seen, a),
+            [closed.after(period), closed.after(period * 2)]
+        );
+        let timeout = test_config().health.timeout;
+        assert!(
+            seen.iter().any(
+                |(t, action)| matches!(action, HeadAction::Declared(n) if *n == a)
+                    && *t == closed.after(period * 2 + timeout)
+            ),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn a_lost_ping_is_forgiven_when_the_node_speaks() {
+        let mut head = TestHead::new(test_config());
+        let a = NodeId(1);
+        let t0 = Time::ZERO;
+        let join = Message::Join {
+            snapshot: snapshot(1),
+        };
+        deliver(&mut head, t0, a, 1, join);
+        // Two pings lost, then a word: the misses are forgotten and the node stays alive.
+        let seen = run_until(&mut head, t0.after(Duration::from_millis(390)), |_| false);
+        assert_eq!(pings_to(&seen, a).len(), 3);
+        let now = t0.after(Duration::from_millis(395));
+        let report = Message::Report {
+            snapshot: snapshot(2),
+        };
+        deliver(&mut head, now, a, 2, report);
+        let seen = run_until(&mut head, now.after(Duration::from_secs(3)), |_| true);
+        assert!(
+            !seen
+                .iter()
+                .any(|(_, action)| matches!(action, HeadAction::Declared(_))),
+            "{seen:?}"
+        );
+        assert!(head.members().all(|(_, m)| m.state == MemberState::Alive));
+    }
 
     fn snapshot(version: u64) -> Snapshot {
         let total = ResourceSet::from_pairs([(CPU, 1.0)]).unwrap();
@@ -472,11 +712,7 @@ mod tests {
 
     #[test]
     fn departed_members_past_the_limit_are_forgotten_but_stay_refused() {
-        let mut head = TestHead::new(HeadConfig {
-            dead_after: Duration::from_secs(1),
-            resend_after: Duration::from_millis(100),
-            local: None,
-        });
+        let mut head = TestHead::new(test_config());
         let t0 = Time::ZERO;
         let count = KEPT_GONE_MEMBERS as u64 + 6;
         for n in 1..=count {
@@ -528,11 +764,7 @@ mod tests {
 
     #[test]
     fn requests_by_message_are_answered_and_silence_is_death() {
-        let mut head = TestHead::new(HeadConfig {
-            dead_after: Duration::from_secs(1),
-            resend_after: Duration::from_millis(100),
-            local: None,
-        });
+        let mut head = TestHead::new(test_config());
         let (a, b) = (NodeId(1), NodeId(2));
         let t0 = Time::ZERO;
         deliver(
@@ -571,35 +803,21 @@ mod tests {
                 answer: HeadAnswer::Job(_)
             }]
         ));
-        // b keeps reporting, a falls silent: only a is declared dead, and b is told.
-        let later = t0.after(Duration::from_millis(900));
-        deliver(
-            &mut head,
-            later,
-            b,
-            2,
-            Message::Report {
-                snapshot: snapshot(2),
-            },
-        );
-        // At 1.5 s a was last heard 1.5 s ago, b 0.6 s ago.
-        let due = t0.after(Duration::from_millis(1500));
-        assert!(head.poll_timeout().is_some_and(|t| t <= due));
-        head.handle(due, HeadEvent::Timeout);
-        let actions = head.drain_actions();
-        assert!(
-            actions
-                .iter()
-                .any(|a| matches!(a, HeadAction::Declared(n) if *n == NodeId(1)))
-        );
-        assert!(actions.iter().any(|action| matches!(action,
+        // b answers every ping, a falls silent: only a is declared dead, and b is told.
+        let seen = run_until(&mut head, t0.after(Duration::from_secs(2)), |n| n == b);
+        let declared: Vec<(Time, NodeId)> = seen
+            .iter()
+            .filter_map(|(t, action)| match action {
+                HeadAction::Declared(n) => Some((*t, *n)),
+                _ => None,
+            })
+            .collect();
+        let bound = test_config().health.detection_bound();
+        assert_eq!(declared, vec![(t0.after(bound), a)]);
+        assert!(seen.iter().any(|(_, action)| matches!(action,
             HeadAction::Send { to, envelope } if *to == b
                 && matches!(envelope.message, Some(Message::NodeDied { node }) if node == a))));
-        assert!(
-            !actions
-                .iter()
-                .any(|a| matches!(a, HeadAction::Declared(n) if *n == b))
-        );
+        let due = t0.after(Duration::from_secs(2));
         // Death is final: what a sends now is answered with `Fenced`.
         let fenced = deliver(&mut head, due, a, 3, ask(6));
         assert!(matches!(fenced.as_slice(), [Message::Fenced]), "{fenced:?}");

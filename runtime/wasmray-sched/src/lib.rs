@@ -35,7 +35,7 @@ mod view;
 pub mod wire_error;
 
 pub use actor_table::ActorInfo;
-pub use head::{Head, HeadAction, HeadConfig, HeadEvent, Member, MemberState};
+pub use head::{Head, HeadAction, HeadConfig, HeadEvent, HealthCheck, Member, MemberState};
 pub use link::{Envelope, Peer};
 pub use message::{HeadAnswer, HeadRequest, Message, RemoteOutcome, RemoteStatus, Returned};
 pub use objects::{ObjectState, RefCounts, RefKind};

@@ -120,6 +120,13 @@ pub enum Message<V> {
     NodeDied { node: NodeId },
     /// Head → node: you were declared dead; nothing you send is accepted any more.
     Fenced,
+    /// Head → node, outside the link (numbered 0, never resent): are you there? Sent when the
+    /// head has heard nothing from the node for a health-check period; a lost one counts as
+    /// a miss.
+    Ping,
+    /// Node → head, outside the link: the answer to `Ping`, sent at once. Any message from
+    /// the node counts as an answer.
+    Pong,
     /// Node → head: a control request; `request` is echoed in the answer.
     Ask { request: u64, ask: HeadRequest },
     /// Head → node: the answer to `Ask { request, .. }`.
@@ -285,6 +292,8 @@ impl<V: Clone> Message<V> {
             Message::View { node, snapshot } => Message::View { node, snapshot },
             Message::NodeDied { node } => Message::NodeDied { node },
             Message::Fenced => Message::Fenced,
+            Message::Ping => Message::Ping,
+            Message::Pong => Message::Pong,
             Message::Ask { request, ask } => Message::Ask { request, ask },
             Message::Answer { request, answer } => Message::Answer { request, answer },
         })
@@ -371,6 +380,8 @@ impl<V: ObjectValue> Message<V> {
             Message::View { .. } => "view",
             Message::NodeDied { .. } => "node-died",
             Message::Fenced => "fenced",
+            Message::Ping => "ping",
+            Message::Pong => "pong",
             Message::Ask { .. } => "ask",
             Message::Answer { .. } => "answer",
         }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 use wasmray_node::DriverExit;
-use wasmray_tests::cluster::LocalCluster;
+use wasmray_tests::cluster::{FAST_HEALTH_CHECK, LocalCluster};
 use wasmray_tests::guests;
 
 /// The whole cluster's stores and tables empty, and no node keeps an entry for the ended
@@ -110,10 +110,37 @@ async fn every_example_prints_the_same_on_a_cluster_as_on_one_node() -> anyhow::
     Ok(())
 }
 
+/// A node that goes away (dropped: its links close) is declared dead by the head, and the
+/// other nodes are told, under the test health check (100 ms of silence at most).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_goes_away_is_declared_dead_and_the_others_are_told() -> anyhow::Result<()> {
+    let mut cluster =
+        LocalCluster::start_checking(FAST_HEALTH_CHECK, 0.0, &[(1.0, &[]), (1.0, &[])], |_| {})
+            .await?;
+    let gone = cluster.nodes.remove(0);
+    let id = gone.id();
+    let started = std::time::Instant::now();
+    drop(gone);
+    cluster.wait_for_nodes(2).await?;
+    let dead = cluster
+        .head
+        .members()
+        .into_iter()
+        .find(|(node, _)| *node == id)
+        .map(|(_, member)| member.state);
+    assert_eq!(dead, Some(wasmray_sched::MemberState::Dead));
+    eprintln!("declared dead and told within {:?}", started.elapsed());
+    // The cluster goes on: a driver on the head runs on the node left.
+    let module = cluster.head.load_module(guests::QUICKSTART.as_ref())?;
+    let exit = cluster.head.run_driver(&module, &[]).await?;
+    assert!(matches!(exit, DriverExit::Exited(0)), "{exit:?}");
+    Ok(())
+}
+
 // --- Clusters of processes, through the real binary ------------------------------------
 
 use std::process::Output;
-use wasmray_tests::process_cluster::ProcessCluster;
+use wasmray_tests::process_cluster::{ProcessCluster, QUICK_DETECTION};
 
 /// The CLI under test.
 pub(crate) fn bin() -> &'static std::path::Path {
@@ -132,8 +159,11 @@ pub(crate) fn text(out: &Output) -> (String, String) {
 fn processes_form_a_cluster_that_runs_a_driver_shows_its_nodes_and_sees_a_node_die()
 -> anyhow::Result<()> {
     let cache = wasmray_tests::test_cache_dir();
-    let mut cluster =
-        ProcessCluster::start(bin(), &cache, &["--num-cpus", "0", "--dead-after", "3"])?;
+    let mut cluster = ProcessCluster::start(
+        bin(),
+        &cache,
+        &[&["--num-cpus", "0"][..], &QUICK_DETECTION].concat(),
+    )?;
     cluster.add_node(&["--num-cpus", "2"])?;
     cluster.add_node(&[
         "--num-cpus",
@@ -262,8 +292,11 @@ fn processes_form_a_cluster_that_runs_a_driver_shows_its_nodes_and_sees_a_node_d
 #[test]
 fn results_lost_with_a_killed_node_are_made_again_on_another() -> anyhow::Result<()> {
     let cache = wasmray_tests::test_cache_dir();
-    let mut cluster =
-        ProcessCluster::start(bin(), &cache, &["--num-cpus", "0", "--dead-after", "3"])?;
+    let mut cluster = ProcessCluster::start(
+        bin(),
+        &cache,
+        &[&["--num-cpus", "0"][..], &QUICK_DETECTION].concat(),
+    )?;
     cluster.add_node(&["--num-cpus", "1", "--resources", r#"{"first": 1}"#])?;
     cluster.wait_for_nodes(2, Duration::from_secs(20))?;
     let driver = cluster.spawn_driver(&[guests::FAILURES, "rebuild"])?;
@@ -396,17 +429,29 @@ fn bad_cluster_input_gets_a_one_line_error_and_exit_code_2() -> anyhow::Result<(
     std::thread::sleep(Duration::from_millis(400));
     let out = short.wasmray(&short.join_args());
     assert_refused(&out, "expired");
-    // A detection time too short for the nodes' reports.
-    let out = cluster.wasmray(&[
-        "start",
-        "--head",
-        "--block",
-        "--port",
-        "0",
-        "--dead-after",
-        "1",
-    ]);
-    assert_refused(&out, "--dead-after must be at least 3 seconds");
+    // Health checks too frequent, never failing, or too long to hold.
+    let start = ["start", "--head", "--block", "--port", "0"];
+    for (flags, expected) in [
+        (
+            ["--health-check-period", "0.001"],
+            "--health-check-period must be at least 0.01 seconds",
+        ),
+        (
+            ["--health-check-timeout", "0"],
+            "--health-check-timeout must be a number of seconds > 0",
+        ),
+        (
+            ["--health-check-failures", "0"],
+            "--health-check-failures must be between 1 and 1000",
+        ),
+        (
+            ["--health-check-timeout", "1e300"],
+            "--health-check-timeout is too large",
+        ),
+        (["--token-ttl", "1e300"], "--token-ttl is too large"),
+    ] {
+        assert_refused(&cluster.wasmray(&[&start[..], &flags].concat()), expected);
+    }
     // `run --address` without the join details, when no head was started here.
     let out = std::process::Command::new(bin())
         .args(["run", "--address", &cluster.address, guests::QUICKSTART])

@@ -315,7 +315,12 @@ impl World {
         let mut rng = Rng::new(seed);
         let net = NetConfig::random(&mut rng);
         let head = Head::new(HeadConfig {
-            dead_after: Duration::from_millis(1000),
+            // Declared 1 s after the last word, as before pings.
+            health: crate::HealthCheck {
+                period: Duration::from_millis(200),
+                timeout: Duration::from_millis(400),
+                failures: 3,
+            },
             resend_after: Duration::from_millis(30),
             local: None,
         });
