@@ -326,3 +326,33 @@ fn a_call_retried_after_panics_reruns_on_its_actor_but_not_once_the_actor_is_dea
         "the call ended"
     );
 }
+
+#[test]
+fn a_constructor_whose_argument_failed_releases_its_arguments_once() {
+    let mut sim = Sim::new(2.0);
+    let kept = sim.submit(sim.spec("kept", vec![], 1.0));
+    sim.finish("kept", vec![]);
+    let failing = sim.submit(sim.spec("fails", vec![], 1.0));
+    let mut spec = sim.spec(
+        "Counter",
+        vec![ArgSpec::ByRef(kept), ArgSpec::ByRef(failing)],
+        0.0,
+    );
+    spec.num_returns = 0;
+    spec.resources = ResourceSet::new();
+    spec.kind = TaskKind::ActorCreation(Arc::new(actor_spec(None)));
+    let handle = sim.value(vec![]);
+    sim.sched.submit_actor(Arc::new(spec), handle);
+    sim.pump();
+    sim.fail("fails", false);
+    assert!(
+        sim.sched.objects.over_released.is_empty(),
+        "{:?}",
+        sim.sched.objects.over_released
+    );
+    // The driver still holds `kept`: it is there.
+    assert!(matches!(
+        sim.sched.object(kept),
+        Some(ObjectState::Ready(_))
+    ));
+}

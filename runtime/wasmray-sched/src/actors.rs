@@ -68,8 +68,8 @@ impl<V: ObjectValue> Scheduler<V> {
             return;
         };
         entry.remote_host = Some(host);
-        // The creation's arguments were released with its task here; the host holds its own.
-        entry.holds_args = false;
+        // The creation's arguments stay referenced here too (the host holds its own): the
+        // actor may have to be created again elsewhere, from them.
         let mut follow_up = None;
         match entry.state {
             ActorState::Dead(_) => {

@@ -479,6 +479,14 @@ impl<V: ObjectValue> Scheduler<V> {
             },
             Outcome::Failed { error, system } => RemoteOutcome::Failed { error, system },
         };
+        let outcome_error = match &outcome {
+            RemoteOutcome::Failed { error, .. } => Some(crate::errors::actor_died(
+                &spec.function,
+                "its constructor failed",
+                Some(&Arc::new(error.clone())),
+            )),
+            RemoteOutcome::Returned(_) => None,
+        };
         let attempt = entry.attempt;
         self.send(
             Peer::Node(owner),
@@ -492,6 +500,16 @@ impl<V: ObjectValue> Scheduler<V> {
         // now, after the grants (so a release never overtakes a lend).
         for value in &sent_values {
             self.drop_value(value);
+        }
+        if let TaskKind::ActorCreation(actor_spec) = &spec.kind {
+            // Only a failed construction ends here: the actor hosted for it dies, and with
+            // it the references to the arguments it held.
+            let cause = match outcome_error {
+                Some(error) => error,
+                None => crate::errors::actor_died(&actor_spec.class, "it was not created", None),
+            };
+            self.actor_dies(ActorId(task), cause);
+            return;
         }
         let mut events = Vec::new();
         self.release_args(&spec, &mut events);
@@ -600,7 +618,9 @@ impl<V: ObjectValue> Scheduler<V> {
                 }
                 // Results kept elsewhere may be lost with their node: the spec is kept to
                 // make them again, and the attempt's references to its arguments with it.
-                if self.lineage.contains(task) {
+                if matches!(spec.kind, TaskKind::ActorCreation(_)) {
+                    // A creation's are its actor's until it dies, for its restarts.
+                } else if self.lineage.contains(task) {
                     self.lineage.ran(task, attempt);
                     self.release_args(&spec, &mut events);
                 } else if !(matches!(spec.kind, TaskKind::Task)

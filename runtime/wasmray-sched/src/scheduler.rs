@@ -683,9 +683,12 @@ impl<V: ObjectValue> Scheduler<V> {
             self.objects.create(id, ObjectState::Pending);
         }
         let task = spec.id;
-        // Arguments are referenced as in `submit`, so releasing them stays symmetric.
+        // Arguments are referenced as in `submit`, so releasing them stays symmetric; a
+        // creation's are its actor's, and there is no actor.
         for arg in &spec.args {
-            if let ArgSpec::ByRef(id) = arg {
+            if let ArgSpec::ByRef(id) = arg
+                && !matches!(spec.kind, TaskKind::ActorCreation(_))
+            {
                 self.objects.add_ref(*id, RefKind::TaskArg);
             }
         }
@@ -1161,7 +1164,10 @@ impl<V: ObjectValue> Scheduler<V> {
                     }
                 }
             }
-            self.release_args(&entry.spec, &mut events);
+            // A creation's argument references are its actor's (released when it dies).
+            if !matches!(entry.spec.kind, TaskKind::ActorCreation(_)) {
+                self.release_args(&entry.spec, &mut events);
+            }
         }
         self.push_events(events);
     }
