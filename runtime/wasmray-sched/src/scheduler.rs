@@ -609,10 +609,7 @@ impl<V: ObjectValue> Scheduler<V> {
         received: bool,
         wait: bool,
     ) -> (usize, Option<TaskError>) {
-        let mut missing = 0;
         let mut failed_arg = None;
-        let mut needed = Vec::new();
-        let elsewhere = self.runs_elsewhere(spec);
         for (index, arg) in spec.args.iter().enumerate() {
             match arg {
                 ArgSpec::ByRef(id) => {
@@ -630,27 +627,6 @@ impl<V: ObjectValue> Scheduler<V> {
                                 ),
                             )
                         });
-                        continue;
-                    }
-                    if let Some(entry) = self.objects.get_mut(*id) {
-                        match &entry.state {
-                            ObjectState::Pending if !wait => {}
-                            // Made on another node, and the task runs on another node too:
-                            // the node that runs it pulls it, not this one.
-                            ObjectState::Pending if elsewhere && entry.made_elsewhere() => {}
-                            ObjectState::Pending => {
-                                entry.dependents.push(spec.id);
-                                missing += 1;
-                                needed.push(*id);
-                            }
-                            ObjectState::Failed(error) => {
-                                entry.error_handled = true;
-                                let error = Arc::clone(error);
-                                failed_arg
-                                    .get_or_insert_with(|| dependency_failed(spec, index, &error));
-                            }
-                            ObjectState::Ready(_) => {}
-                        }
                     }
                 }
                 // Its contained refs were counted when the value was created (or, for a spec
@@ -670,6 +646,47 @@ impl<V: ObjectValue> Scheduler<V> {
                 self.objects.receive_ref(handle, RefKind::TaskArg);
             } else {
                 self.objects.add_ref(handle, RefKind::TaskArg);
+            }
+        }
+        let (missing, failed) = self.await_args(spec, wait);
+        (missing, failed_arg.or(failed))
+    }
+
+    /// Makes the task wait for `spec`'s arguments that are not usable here yet (with `wait`;
+    /// they are fetched), without referencing them. Returns how many it waits for, and the
+    /// error to fail with if one failed.
+    pub(crate) fn await_args(
+        &mut self,
+        spec: &Arc<TaskSpec<V>>,
+        wait: bool,
+    ) -> (usize, Option<TaskError>) {
+        let mut missing = 0;
+        let mut failed_arg = None;
+        let mut needed = Vec::new();
+        let elsewhere = self.runs_elsewhere(spec);
+        for (index, arg) in spec.args.iter().enumerate() {
+            let ArgSpec::ByRef(id) = arg else {
+                continue;
+            };
+            let Some(entry) = self.objects.get_mut(*id) else {
+                continue;
+            };
+            match &entry.state {
+                ObjectState::Pending if !wait => {}
+                // Made on another node, and the task runs on another node too: the node that
+                // runs it pulls it, not this one.
+                ObjectState::Pending if elsewhere && entry.made_elsewhere() => {}
+                ObjectState::Pending => {
+                    entry.dependents.push(spec.id);
+                    missing += 1;
+                    needed.push(*id);
+                }
+                ObjectState::Failed(error) => {
+                    entry.error_handled = true;
+                    let error = Arc::clone(error);
+                    failed_arg.get_or_insert_with(|| dependency_failed(spec, index, &error));
+                }
+                ObjectState::Ready(_) => {}
             }
         }
         for id in needed {
