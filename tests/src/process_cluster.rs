@@ -28,12 +28,24 @@ impl NodeProcess {
 
     /// Waits for a printed line containing `needle`; returns it.
     pub fn wait_line(&self, needle: &str, within: Duration) -> anyhow::Result<String> {
+        let mut lines = self.wait_lines(needle, within)?;
+        Ok(lines.pop().unwrap_or_default())
+    }
+
+    /// Waits for a printed line containing `needle`; returns every line printed up to it,
+    /// it last.
+    pub fn wait_lines(&self, needle: &str, within: Duration) -> anyhow::Result<Vec<String>> {
         let deadline = Instant::now() + within;
         let mut seen = Vec::new();
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return Ok(line),
-                Ok(line) => seen.push(line),
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    seen.push(line);
+                    if found {
+                        return Ok(seen);
+                    }
+                }
                 Err(_) => break,
             }
         }

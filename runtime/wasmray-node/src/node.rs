@@ -601,7 +601,7 @@ fn apply(node: &Arc<NodeInner>, action: Action<Value>) {
                 cause,
             } => {
                 let reason = cause.message.lines().last().unwrap_or_default().to_owned();
-                tracing::warn!(%actor, attempt, %reason, "actor lost its instance; restarting");
+                tracing::warn!(%actor, attempt, %reason, "actor restarting");
             }
             Action::StopTask(_) => {}
             Action::Send {

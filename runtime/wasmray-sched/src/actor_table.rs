@@ -76,6 +76,8 @@ pub(crate) struct ActorTable<V> {
     pub(crate) entries: IdMap<ActorId, ActorEntry<V>>,
     /// Routes to actors other nodes own, for calls made here.
     pub(crate) routes: IdMap<ActorId, Route>,
+    /// Each such actor's `max_task_retries`, as its owner said.
+    pub(crate) retries: IdMap<ActorId, u32>,
 }
 
 impl<V> Default for ActorTable<V> {
@@ -83,6 +85,7 @@ impl<V> Default for ActorTable<V> {
         Self {
             entries: IdMap::default(),
             routes: IdMap::default(),
+            retries: IdMap::default(),
         }
     }
 }

@@ -44,11 +44,19 @@ impl<V: ObjectValue> Scheduler<V> {
 
     /// Host side: the owner leased an actor's creation here and it was granted (its
     /// resources and `gpu_ids` are taken and held for the actor's life).
-    pub(crate) fn host_actor(&mut self, owner: NodeId, spec: &Arc<TaskSpec<V>>, gpu_ids: Vec<u32>) {
+    pub(crate) fn host_actor(
+        &mut self,
+        owner: NodeId,
+        spec: &Arc<TaskSpec<V>>,
+        attempt: u32,
+        gpu_ids: Vec<u32>,
+    ) {
         let TaskKind::ActorCreation(actor_spec) = &spec.kind else {
             return;
         };
         let mut entry = ActorEntry::new(Arc::clone(actor_spec), Arc::clone(spec), Some(owner));
+        // Restarts made elsewhere count against `max_restarts` here too.
+        entry.restarts = attempt;
         entry.holding = true;
         entry.gpu_ids = gpu_ids;
         self.actors.entries.insert(ActorId(spec.id), entry);
@@ -85,6 +93,7 @@ impl<V: ObjectValue> Scheduler<V> {
             _ => entry.state = ActorState::Alive,
         }
         let locators = std::mem::take(&mut entry.locators);
+        let retries = entry.spec.max_task_retries;
         if let Some(message) = follow_up {
             self.send(Peer::Node(host), message);
         }
@@ -94,19 +103,33 @@ impl<V: ObjectValue> Scheduler<V> {
                 Message::Located {
                     actor,
                     host: Ok(host),
+                    retries,
                 },
             );
         }
         self.dispatch_actor(actor);
     }
 
-    /// Owner side: `node` asks where `actor` runs.
-    pub(crate) fn locate(&mut self, node: NodeId, actor: ActorId) {
+    /// Owner side: `node` asks where `actor` runs (not on `not_at`, which it knows died).
+    pub(crate) fn locate(&mut self, node: NodeId, actor: ActorId, not_at: Option<NodeId>) {
         let here = self.config.node;
+        let retries = self
+            .actors
+            .entries
+            .get(&actor)
+            .map_or(0, |e| e.spec.max_task_retries);
         let host = match self.actors.entries.get_mut(&actor) {
             None => Err(Arc::new(actor_died("", "the actor no longer exists", None))),
             Some(entry) => match (&entry.state, entry.remote_host) {
                 (ActorState::Dead(cause), _) => Err(Arc::clone(cause)),
+                // This node has not heard of that death yet: it answers once it has (the
+                // actor restarted elsewhere, or dead).
+                (_, Some(host)) if Some(host) == not_at => {
+                    if !entry.locators.contains(&node) {
+                        entry.locators.push(node);
+                    }
+                    return;
+                }
                 (_, Some(host)) => Ok(host),
                 (ActorState::Alive | ActorState::Draining, None) => Ok(here),
                 _ => {
@@ -117,11 +140,26 @@ impl<V: ObjectValue> Scheduler<V> {
                 }
             },
         };
-        self.send(Peer::Node(node), Message::Located { actor, host });
+        self.send(
+            Peer::Node(node),
+            Message::Located {
+                actor,
+                host,
+                retries,
+            },
+        );
     }
 
     /// Caller side: the owner says where `actor` runs; the calls waiting go there, in order.
-    pub(crate) fn located(&mut self, actor: ActorId, host: Result<NodeId, Arc<TaskError>>) {
+    /// `retries` is the actor's `max_task_retries`: how often a call made here without its
+    /// own is sent again if the node running the actor dies.
+    pub(crate) fn located(
+        &mut self,
+        actor: ActorId,
+        host: Result<NodeId, Arc<TaskError>>,
+        retries: u32,
+    ) {
+        self.actors.retries.insert(actor, retries);
         let waiting = match self.actors.routes.get_mut(&actor) {
             Some(Route::Locating(waiting)) => std::mem::take(waiting),
             _ => return,
@@ -288,6 +326,133 @@ impl<V: ObjectValue> Scheduler<V> {
         }));
     }
 
+    /// Owner side: `host`, which ran `actor` (or was constructing it), died. The actor is
+    /// created again from its creation spec and the arguments it kept, placed as a first
+    /// creation is, up to `max_restarts`; after that it dies.
+    pub(crate) fn actor_host_died(&mut self, actor: ActorId, host: NodeId) {
+        let Some(entry) = self.actors.entries.get_mut(&actor) else {
+            return;
+        };
+        if matches!(entry.state, ActorState::Dead(_)) {
+            return;
+        }
+        let cause = actor_died(
+            &entry.spec.class,
+            &format!("node {host} it ran on died"),
+            None,
+        );
+        if entry.restarts >= entry.spec.max_restarts || entry.handle_dropped {
+            self.actor_dies(actor, cause);
+            return;
+        }
+        entry.restarts += 1;
+        entry.state = ActorState::Creating;
+        entry.remote_host = None;
+        let attempt = entry.restarts;
+        let spec = Arc::clone(&entry.creation);
+        #[cfg(test)]
+        {
+            // Its creation settles once more (the simulator's check counts it as a rebuild).
+            *self.rebuilds.entry(spec.id).or_default() += 1;
+        }
+        self.actions.push(Action::Restart {
+            actor,
+            attempt,
+            cause: Arc::new(cause),
+        });
+        // The actor still references the arguments (`holds_args`): the new attempt only
+        // waits for them.
+        let (missing, failed) = self.await_args(&spec, true);
+        self.tasks.insert(
+            spec.id,
+            TaskEntry::new(
+                Arc::clone(&spec),
+                TaskState::Waiting { missing },
+                attempt,
+                None,
+            ),
+        );
+        if let Some(error) = failed.or_else(|| self.infeasibility(&spec)) {
+            self.fail_for_good(spec.id, error);
+        } else if missing == 0 {
+            self.make_ready(spec.id);
+        }
+    }
+
+    /// `node` died: routes to actors it hosted go back to asking their owners (who answer
+    /// once they know where each runs next); calls waiting for an owner that was `node`
+    /// fail, as do routes to its actors.
+    pub(crate) fn reroute_actors_of(&mut self, node: NodeId) {
+        let mut relocate = Vec::new();
+        let mut orphaned = Vec::new();
+        for (actor, route) in self.actors.routes.iter_mut() {
+            let owner = actor.0.node();
+            if owner == node {
+                let cause = Arc::new(actor_died(
+                    "",
+                    &format!("its owner's node {node} died"),
+                    None,
+                ));
+                if let Route::Locating(waiting) = route {
+                    orphaned.extend(waiting.drain(..).map(|t| (t, Arc::clone(&cause))));
+                }
+                *route = Route::Dead(cause);
+            } else if matches!(route, Route::At(host) if *host == node) {
+                *route = Route::Locating(Vec::new());
+                relocate.push(*actor);
+            }
+        }
+        for actor in relocate {
+            let not_at = Some(node);
+            self.send(
+                Peer::Node(actor.0.node()),
+                Message::Locate { actor, not_at },
+            );
+        }
+        for (task, cause) in orphaned {
+            if let Some(call) = self.tasks.get(&task) {
+                let error = actor_died(&call.spec.function, "its actor died", Some(&cause));
+                self.fail_for_good(task, error);
+            }
+        }
+    }
+
+    /// Calls made here that were sent to `node`, which died: in the order they were made,
+    /// each goes again to wherever its actor runs next while it has retries left
+    /// (`max_task_retries`); the others fail with `ActorDied`.
+    pub(crate) fn calls_lost_with(&mut self, node: NodeId, mut calls: Vec<TaskId>) {
+        // IDs minted on one node increase: this is the order the calls were made in.
+        calls.sort_unstable();
+        for task in calls {
+            let Some(call) = self.tasks.get_mut(&task) else {
+                continue;
+            };
+            let TaskKind::ActorMethod { actor } = call.spec.kind else {
+                continue;
+            };
+            // A call's own `max_task_retries`, else its actor's (as its owner said).
+            let retries = match call.spec.max_retries {
+                0 => self.actors.retries.get(&actor).copied().unwrap_or(0),
+                own => own,
+            };
+            if call.attempt >= retries {
+                let error = actor_died(
+                    &call.spec.function,
+                    &format!("node {node} running its actor died"),
+                    None,
+                );
+                self.fail_for_good(task, error);
+                continue;
+            }
+            call.attempt += 1;
+            call.state = TaskState::Ready;
+            let spec = Arc::clone(&call.spec);
+            if let Err(error) = self.enqueue_call(actor, task, &spec) {
+                self.fail_for_good(task, error);
+            }
+        }
+    }
+
     /// The driver of `job` exited here: its actors die, here and (through the head) on every
     /// other node.
     pub(crate) fn driver_exited(&mut self, job: JobId) {
@@ -366,7 +531,11 @@ impl<V: ObjectValue> Scheduler<V> {
                         self.actors
                             .routes
                             .insert(actor, Route::Locating(vec![task]));
-                        self.send(Peer::Node(actor.0.node()), Message::Locate { actor });
+                        let not_at = None;
+                        self.send(
+                            Peer::Node(actor.0.node()),
+                            Message::Locate { actor, not_at },
+                        );
                     }
                 }
                 Ok(Queued::Forwarded)
@@ -602,6 +771,7 @@ impl<V: ObjectValue> Scheduler<V> {
         );
         let owner = entry.owner;
         let locators = std::mem::take(&mut entry.locators);
+        let retries = entry.spec.max_task_retries;
         self.available.add_capped(&resources, &self.total);
         self.gpus.give_back(&gpu_ids, resources.get(GPU));
         for node in locators {
@@ -610,6 +780,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 Message::Located {
                     actor,
                     host: Err(Arc::clone(&cause)),
+                    retries,
                 },
             );
         }

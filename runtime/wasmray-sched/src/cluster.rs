@@ -195,10 +195,14 @@ impl<V: ObjectValue> Scheduler<V> {
             } => self.lease_done(node, task, attempt, outcome),
             Message::Stop { task, attempt } => self.stop_leased_in(node, task, attempt),
             Message::Call { spec, attempt } => self.call_in(node, spec, attempt),
-            Message::Locate { actor } => self.locate(node, actor),
-            Message::Located { actor, host } => {
+            Message::Locate { actor, not_at } => self.locate(node, actor, not_at),
+            Message::Located {
+                actor,
+                host,
+                retries,
+            } => {
                 if actor.0.node() == node {
-                    self.located(actor, host);
+                    self.located(actor, host, retries);
                 }
             }
             Message::Kill { actor, no_restart } => self.kill_actor(actor, no_restart),
@@ -367,7 +371,7 @@ impl<V: ObjectValue> Scheduler<V> {
         }
         let gpu_ids = if matches!(spec.kind, TaskKind::ActorCreation(_)) {
             // The actor holds the resources and GPUs for its life.
-            self.host_actor(owner, &spec, gpu_ids.clone());
+            self.host_actor(owner, &spec, attempt, gpu_ids.clone());
             gpu_ids
         } else {
             gpu_ids
@@ -1225,29 +1229,51 @@ impl<V: ObjectValue> Scheduler<V> {
                 Fix::Nothing => {}
             }
         }
-        // Actors it ran die (restarting them elsewhere is not built yet); so do the actors it
-        // owned that run here, unless detached, as in Ray; calls routed to it fail.
-        let doomed: Vec<(ActorId, String)> = self
+        // Actors owned here that it ran (or was constructing) are created again elsewhere,
+        // up to `max_restarts`; the actors it owned that run here die, unless detached, as
+        // in Ray.
+        let hosted: Vec<ActorId> = self
             .actors
             .entries
             .iter()
-            .filter(|(_, e)| {
-                e.remote_host == Some(node) || (e.owner == Some(node) && !e.spec.detached)
+            .filter(|(id, e)| {
+                e.owner.is_none()
+                    && (e.remote_host == Some(node)
+                        || self.tasks.get(&id.0).is_some_and(
+                            |t| matches!(t.state, TaskState::Leased { node: n } if n == node),
+                        ))
             })
+            .map(|(id, _)| *id)
+            .collect();
+        for actor in hosted {
+            self.tasks.remove(&actor.0);
+            self.actor_host_died(actor, node);
+        }
+        let orphans: Vec<(ActorId, String)> = self
+            .actors
+            .entries
+            .iter()
+            .filter(|(_, e)| e.owner == Some(node) && !e.spec.detached)
             .map(|(id, e)| (*id, e.spec.class.clone()))
             .collect();
-        for (actor, class) in doomed {
+        for (actor, class) in orphans {
             self.actions.push(Action::StopActor(actor));
-            let cause = crate::errors::actor_died(&class, "its node died", None);
+            let cause = crate::errors::actor_died(&class, "its owner's node died", None);
             self.actor_dies(actor, cause);
         }
-        for route in self.actors.routes.values_mut() {
-            if matches!(route, crate::actor_table::Route::At(host) if *host == node) {
-                let cause = crate::errors::actor_died("", "the node it ran on died", None);
-                *route = crate::actor_table::Route::Dead(Arc::new(cause));
-            }
-        }
-        // Attempts it was running fail as system failures (and are retried elsewhere).
+        self.reroute_actors_of(node);
+        // Attempts it was running fail as system failures (and are retried elsewhere);
+        // actor calls it was sent go again to where their actors run next.
+        let calls: Vec<TaskId> = self
+            .tasks
+            .iter()
+            .filter(|(_, e)| {
+                matches!(e.state, TaskState::Leased { node: n } if n == node)
+                    && matches!(e.spec.kind, TaskKind::ActorMethod { .. })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        self.calls_lost_with(node, calls);
         let leased: Vec<(TaskId, String)> = self
             .tasks
             .iter()

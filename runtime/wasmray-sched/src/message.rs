@@ -48,13 +48,19 @@ pub enum Message<V> {
         spec: Arc<TaskSpec<V>>,
         attempt: u32,
     },
-    /// Caller → owner: where does this actor run?
-    Locate { actor: ActorId },
-    /// Owner → caller: it runs on this node, or it is dead.
+    /// Caller → owner: where does this actor run? `not_at`: not on this node, which the
+    /// caller knows is dead (the owner answers once it knows where the actor runs after it).
+    Locate {
+        actor: ActorId,
+        not_at: Option<NodeId>,
+    },
+    /// Owner → caller: it runs on this node, or it is dead; `retries` is its
+    /// `max_task_retries` (for the caller's calls that did not set their own).
     Located {
         actor: ActorId,
         #[serde(with = "wire_error::result")]
         host: Result<NodeId, Arc<TaskError>>,
+        retries: u32,
     },
     /// → owner (who forwards it to the host): kill the actor.
     Kill { actor: ActorId, no_restart: bool },
@@ -249,8 +255,16 @@ impl<V: Clone> Message<V> {
                 },
             },
             Message::Stop { task, attempt } => Message::Stop { task, attempt },
-            Message::Locate { actor } => Message::Locate { actor },
-            Message::Located { actor, host } => Message::Located { actor, host },
+            Message::Locate { actor, not_at } => Message::Locate { actor, not_at },
+            Message::Located {
+                actor,
+                host,
+                retries,
+            } => Message::Located {
+                actor,
+                host,
+                retries,
+            },
             Message::Kill { actor, no_restart } => Message::Kill { actor, no_restart },
             Message::HandlesGone { actor } => Message::HandlesGone { actor },
             Message::ActorGone { actor, cause } => Message::ActorGone { actor, cause },

@@ -590,7 +590,7 @@ impl<V: ObjectValue> Scheduler<V> {
     }
 
     /// Why `spec` can never run, judged against the whole cluster.
-    fn infeasibility(&self, spec: &TaskSpec<V>) -> Option<TaskError> {
+    pub(crate) fn infeasibility(&self, spec: &TaskSpec<V>) -> Option<TaskError> {
         let needs = &spec.resources;
         if needs.fits_in(&self.total) || self.view.feasible_somewhere(needs) {
             return None;

@@ -314,6 +314,57 @@ fn results_lost_with_a_killed_node_are_made_again_on_another() -> anyhow::Result
     Ok(())
 }
 
+/// Ray's actor restart on another node, through the real binary: a named actor runs on node
+/// A with calls queued; a node B offering the same resource joins and A is SIGKILLed. The
+/// actor is created again on B from its constructor's argument, the calls lost with A run
+/// again there, and its name still finds it.
+#[test]
+fn an_actor_whose_node_is_killed_is_restarted_on_another() -> anyhow::Result<()> {
+    let cache = wasmray_tests::test_cache_dir();
+    let mut cluster = ProcessCluster::start(
+        bin(),
+        &cache,
+        &[&["--num-cpus", "0"][..], &QUICK_DETECTION].concat(),
+    )?;
+    cluster.add_node(&[
+        "--num-cpus",
+        "1",
+        "--resources",
+        r#"{"host": 1, "first": 1}"#,
+    ])?;
+    cluster.wait_for_nodes(2, Duration::from_secs(20))?;
+    let driver = cluster.spawn_driver(&[guests::FAILURES, "restart"])?;
+    let mut printed =
+        cluster.drivers[driver].wait_lines("actor up: 101", Duration::from_secs(60))?;
+    cluster.add_node(&[
+        "--num-cpus",
+        "1",
+        "--resources",
+        r#"{"host": 1, "second": 1}"#,
+    ])?;
+    // The head, A, B and the driver's own node.
+    cluster.wait_for_nodes(4, Duration::from_secs(20))?;
+    cluster.kill_node(0);
+    let driver = &mut cluster.drivers[driver];
+    let rest = driver.wait_lines("found by name:", Duration::from_secs(90));
+    let status = driver.child.wait()?;
+    printed.extend(rest.map_err(|e| anyhow::anyhow!("{e}\nexit: {status}"))?);
+    printed.extend(driver.printed());
+    assert!(status.success(), "{status}: {printed:#?}");
+    for line in ["all 20 answered", "restarted: true", "found by name: true"] {
+        assert!(
+            printed.iter().any(|l| l == line),
+            "no `{line}`: {printed:#?}"
+        );
+    }
+    let created = printed
+        .iter()
+        .filter(|l| l.ends_with("tally created with 100"))
+        .count();
+    assert_eq!(created, 2, "constructed on each node: {printed:#?}");
+    Ok(())
+}
+
 #[test]
 fn start_in_the_background_prints_the_join_command_and_stop_ends_it() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

@@ -131,10 +131,13 @@ pub(crate) enum Step {
     /// Wait until `name` is usable here; check its payload. The refs inside the value become
     /// handles `name.0`, `name.1`, ...
     Get { name: &'static str, expect: Expect },
-    /// Create an actor of class `Counter` asking for `resources`; its handle is `name`.
+    /// Create an actor of class `Counter` asking for `resources`, restarted up to
+    /// `restarts` times and its calls retried up to `retries`; its handle is `name`.
     CreateActor {
         name: &'static str,
         resources: Vec<(&'static str, f64)>,
+        restarts: u32,
+        retries: u32,
     },
     /// Call `Counter::push(payload)` on the actor `actor`; the result's handle is `name`.
     Call {
@@ -193,6 +196,8 @@ pub(crate) enum Fault {
     /// Heal the node `IsolateRunner` cut off.
     RejoinIsolated,
     Kill(NodeId),
+    /// Kill the node `function` last started on (nothing if it never ran).
+    KillWhereRan(&'static str),
 }
 
 /// The network's character for one run.
@@ -639,6 +644,7 @@ impl World {
                 let mut results = Vec::new();
                 for i in 0..5 {
                     let task = sim.mint.next_task();
+                    // Its own retries unset: its actor's, as the owner tells this node.
                     let spec = method_spec(task, handle, 2000 + i, run.spec.id);
                     results.push(task.return_object(1));
                     sim.sched.handle(now, Event::Submit(Arc::new(spec)));
@@ -825,14 +831,19 @@ impl World {
                 driver.next += 1;
                 return true;
             }
-            Step::CreateActor { name, resources } => {
+            Step::CreateActor {
+                name,
+                resources,
+                restarts,
+                retries,
+            } => {
                 let task = sim.mint.next_task();
                 let mut spec = plain_spec(task, "Counter", Vec::new(), &resources, driver.mint);
                 spec.num_returns = 0;
                 spec.kind = TaskKind::ActorCreation(Arc::new(wasmray_core::ActorSpec {
                     class: "Counter".into(),
-                    max_restarts: 0,
-                    max_task_retries: 0,
+                    max_restarts: restarts,
+                    max_task_retries: retries,
                     max_concurrency: 1,
                     detached: false,
                     name: None,
@@ -859,7 +870,13 @@ impl World {
                     .get(actor)
                     .unwrap_or_else(|| panic!("script refers to unknown handle `{actor}`"));
                 let task = sim.mint.next_task();
-                let spec = method_spec(task, handle, payload, driver.mint);
+                let mut spec = method_spec(task, handle, payload, driver.mint);
+                // As the node does: a call is retried as often as its actor's calls may be.
+                let actor_id = wasmray_core::ActorId(handle.task);
+                spec.max_retries = sim
+                    .sched
+                    .actor_info(actor_id)
+                    .map_or(0, |info| info.spec.max_task_retries);
                 driver
                     .handles
                     .insert(name.to_owned(), task.return_object(1));
@@ -1098,6 +1115,11 @@ impl World {
             Fault::Rejoin(a) => self
                 .cut
                 .retain(|(x, y)| *x != Peer::Node(a) && *y != Peer::Node(a)),
+            Fault::KillWhereRan(function) => {
+                if let Some(&a) = self.ran_on.get(function).and_then(|on| on.last()) {
+                    self.inject(Fault::Kill(a));
+                }
+            }
             Fault::Kill(a) => {
                 self.killed = true;
                 if let Some(sim) = self.nodes.get_mut(&a) {
@@ -1113,7 +1135,7 @@ impl World {
         self.nodes.values().map(|n| n.sched.stats().rebuilt).sum()
     }
 
-    fn trace_tail(&self) -> String {
+    pub(crate) fn trace_tail(&self) -> String {
         let start = self.trace.len().saturating_sub(60);
         self.trace[start..].join("\n")
     }

@@ -4,8 +4,9 @@
 //! `WASMRAY_SIM_SEEDS=<n>` sets how many seeds the sweep runs (default 1,000).
 
 use super::{Arg, Expect, Fault, Step, World, node};
+use std::collections::BTreeSet;
 use std::time::Duration;
-use wasmray_core::{CPU, ErrorKind};
+use wasmray_core::{CPU, ErrorKind, NodeId};
 
 fn submit(name: &'static str, function: &'static str, args: Vec<Arg>) -> Step {
     Step::Submit {
@@ -366,6 +367,8 @@ fn actor(seed: u64) -> World {
         Step::CreateActor {
             name: "counter",
             resources: vec![("actor", 1.0)],
+            restarts: 0,
+            retries: 0,
         },
         Step::Submit {
             name: "caller",
@@ -417,6 +420,98 @@ fn actor(seed: u64) -> World {
         world.ran_on["Counter"].iter().all(|n| *n == node(3)),
         "seed {seed}: the actor ran off its node"
     );
+    world
+}
+
+/// Ray's actor restart on another node: an actor (`max_restarts` 1, `max_task_retries` 3)
+/// runs on one of two nodes offering what it asks; that node dies with calls in flight, at a
+/// point the seed picks. The actor is created again on the other, every call ends with a
+/// value (those in flight run again there, in the order they were made), and the calls
+/// after the death go there too — the driver's (on the owner) and a task's on a third node,
+/// which asks the owner where the actor went.
+fn actor_restart(seed: u64) -> World {
+    let mut world = World::new(
+        seed,
+        &[
+            vec![(CPU, 0.0)],
+            vec![(CPU, 1.0), ("caller", 1.0)],
+            vec![(CPU, 1.0), ("actor", 1.0)],
+            vec![(CPU, 1.0), ("actor", 1.0)],
+        ],
+    );
+    const CALLS: [&str; 12] = [
+        "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11",
+    ];
+    let mut steps = vec![
+        Step::WaitNodes(4),
+        Step::CreateActor {
+            name: "counter",
+            resources: vec![("actor", 1.0)],
+            restarts: 1,
+            retries: 3,
+        },
+    ];
+    let kill_after = 1 + (seed % 10) as usize;
+    for (i, name) in CALLS.iter().enumerate() {
+        if i == 1 {
+            // It runs before the death, and so does a task that calls it from node 2.
+            steps.push(Step::Get {
+                name: "r0",
+                expect: Expect::Value,
+            });
+            steps.push(Step::Submit {
+                name: "caller",
+                function: "caller",
+                args: vec![Arg::Holding("counter")],
+                resources: vec![("caller", 1.0)],
+            });
+        }
+        if i == kill_after {
+            steps.push(Step::Fault(Fault::KillWhereRan("Counter")));
+        }
+        steps.push(Step::Call {
+            name,
+            actor: "counter",
+            payload: 1000 + i as u64,
+        });
+    }
+    for name in CALLS.iter().chain(&["caller"]) {
+        steps.push(Step::Get {
+            name,
+            expect: Expect::Value,
+        });
+    }
+    world.driver(node(1), steps);
+    world.run(LIMIT);
+    let hosts: BTreeSet<NodeId> = world.ran_on["Counter"].iter().copied().collect();
+    assert_eq!(
+        hosts,
+        BTreeSet::from([node(3), node(4)]),
+        "seed {seed}: created once on each node offering `actor`\n{}",
+        world.trace_tail()
+    );
+    let log = &world.actor_logs.values().next().expect("the actor ran");
+    // A call that ran on the dead node but whose result was lost ran again: its last run
+    // is the one that counts, and those are in the order the calls were made.
+    let mut last: Vec<u64> = Vec::new();
+    for x in log.iter() {
+        last.retain(|y| y != x);
+        last.push(*x);
+    }
+    for (from, count) in [(1000, 12), (2000, 5)] {
+        let mine: Vec<u64> = last
+            .iter()
+            .copied()
+            .filter(|x| (from..from + 1000).contains(x))
+            .collect();
+        let made: Vec<u64> = (from..from + count).collect();
+        assert_eq!(
+            mine,
+            made,
+            "seed {seed}: a caller's calls did not all run, in order: {log:?}\n{}",
+            world.trace_tail()
+        );
+    }
     world
 }
 
@@ -499,6 +594,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("actor", actor),
     ("spread", spread_plain),
     ("spread_holder_dies", spread_holder_dies),
+    ("actor_restart", actor_restart),
 ];
 
 fn env_u64(name: &str) -> Option<u64> {

@@ -33,6 +33,15 @@
 //! starts one and SIGKILLs the node that made the chain), reads the last link's first byte
 //! through a task and prints `rebuilt: 4` — every link made again from its lineage (the
 //! first link's task prints `making the first link` each time it runs).
+//!
+//! `failures restart` is another (Ray's actor restart on another node): a named actor
+//! `Tally` (`max_restarts(1)`, `max_task_retries(3)`) that needs the resource `host` is
+//! created with 100, answers a call (`actor up`), and is sent 20 slow calls; the test then
+//! starts a node with `host` and `second` and SIGKILLs the one with `first`. Every call is
+//! answered (those lost with the node run again on the new one) and the actor's state
+//! started over from its constructor's argument: `all 20 answered`, then `restarted: true`
+//! (a new call's count is below what 21 calls on one instance give), then `found by name:
+//! true`. Its constructor prints `tally created with 100` on each node it runs on.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -104,6 +113,54 @@ fn first_byte(link: Vec<u8>) -> u8 {
     link[0]
 }
 
+/// Counts the calls made to it since it was created (or created again).
+#[wasmray::actor]
+struct Tally {
+    start: u64,
+    calls: u64,
+}
+
+#[wasmray::actor]
+impl Tally {
+    fn new(start: u64) -> Self {
+        println!("tally created with {start}");
+        Tally { start, calls: 0 }
+    }
+
+    /// Counts a call after `millis`, and returns the start plus the calls so far.
+    fn bump(&mut self, millis: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(millis));
+        self.calls += 1;
+        self.start + self.calls
+    }
+}
+
+fn restart() -> Result<(), TaskError> {
+    let tally = Tally::options()
+        .name("tally")
+        .resource("host", 1.0)
+        .max_restarts(1)
+        .max_task_retries(3)
+        .remote(100);
+    let first = wasmray::get(&tally.bump(0).remote())?;
+    let slow: Vec<ObjectRef<u64>> = (0..20).map(|_| tally.bump(100).remote()).collect();
+    println!("actor up: {first}");
+    let answered = wasmray::get_all(&slow)?;
+    println!("all {} answered", answered.len());
+    loop {
+        let nodes = wasmray::nodes();
+        if has_live(&nodes, "second") && !has_live(&nodes, "first") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let now = wasmray::get(&tally.bump(0).remote())?;
+    println!("restarted: {}", now < 100 + 22);
+    let found = wasmray::get_actor::<Tally>("tally")?;
+    println!("found by name: {}", wasmray::get(&found.bump(0).remote())? > now);
+    Ok(())
+}
+
 fn has_live(nodes: &[wasmray::NodeInfo], resource: &str) -> bool {
     nodes
         .iter()
@@ -138,8 +195,10 @@ fn report(case: &str, object: ObjectRef<u64>) {
 
 #[wasmray::main]
 fn main() -> Result<(), TaskError> {
-    if std::env::args().nth(1).as_deref() == Some("rebuild") {
-        return rebuild();
+    match std::env::args().nth(1).as_deref() {
+        Some("rebuild") => return rebuild(),
+        Some("restart") => return restart(),
+        _ => {}
     }
     report(
         "infinite loop",
