@@ -66,6 +66,8 @@ pub struct ProcessCluster {
     pub nodes: Vec<NodeProcess>,
     /// Drivers started in the background ([`ProcessCluster::spawn_driver`]).
     pub drivers: Vec<NodeProcess>,
+    /// Environment every node and driver of the cluster starts with (e.g. a fault plan).
+    env: Vec<(String, String)>,
 }
 
 /// `bin args` as a command, through `launcher` (a program and its arguments) if not empty.
@@ -85,12 +87,14 @@ fn spawn(
     bin: &Path,
     dir: &Path,
     cache: &Path,
+    env: &[(String, String)],
     args: &[&str],
 ) -> anyhow::Result<NodeProcess> {
     let mut child = command(launcher, bin)
         .args(args)
         .env("TMPDIR", dir)
         .env("WASMRAY_CACHE_DIR", cache)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -148,10 +152,26 @@ impl ProcessCluster {
         cache: &Path,
         head_args: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::start_with_env(launcher, bin, cache, head_args, &[])
+    }
+
+    /// [`ProcessCluster::start_via`], every process of the cluster (head, nodes, drivers)
+    /// started with `env` too.
+    pub fn start_with_env(
+        launcher: &[String],
+        bin: &Path,
+        cache: &Path,
+        head_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let dir = tempfile::tempdir()?;
         let mut args = vec!["start", "--head", "--block"];
         args.extend_from_slice(head_args);
-        let head = spawn(launcher, bin, dir.path(), cache, &args)?;
+        let head = spawn(launcher, bin, dir.path(), cache, &env, &args)?;
         let join = head.wait_line("wasmray start --address", Duration::from_secs(30))?;
         let words: Vec<&str> = join.split_whitespace().collect();
         let after = |flag: &str| -> anyhow::Result<String> {
@@ -171,6 +191,7 @@ impl ProcessCluster {
             head,
             nodes: Vec::new(),
             drivers: Vec::new(),
+            env,
         })
     }
 
@@ -203,7 +224,14 @@ impl ProcessCluster {
     pub fn add_node_via(&mut self, launcher: &[String], args: &[&str]) -> anyhow::Result<usize> {
         let mut all = self.join_args();
         all.extend_from_slice(args);
-        let node = spawn(launcher, &self.bin, self.dir.path(), &self.cache, &all)?;
+        let node = spawn(
+            launcher,
+            &self.bin,
+            self.dir.path(),
+            &self.cache,
+            &self.env,
+            &all,
+        )?;
         node.wait_line("joined the cluster", Duration::from_secs(30))?;
         self.nodes.push(node);
         Ok(self.nodes.len() - 1)
@@ -248,7 +276,14 @@ impl ProcessCluster {
         let mut all = vec!["run"];
         all.extend(self.cluster_flags());
         all.extend_from_slice(args);
-        let driver = spawn(&[], &self.bin, self.dir.path(), &self.cache, &all)?;
+        let driver = spawn(
+            &[],
+            &self.bin,
+            self.dir.path(),
+            &self.cache,
+            &self.env,
+            &all,
+        )?;
         self.drivers.push(driver);
         Ok(self.drivers.len() - 1)
     }

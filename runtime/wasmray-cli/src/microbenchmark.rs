@@ -123,8 +123,7 @@ fn run_on_cluster(
         .enable_all()
         .build()?;
     let exit = runtime.block_on(async {
-        let cluster =
-            wasmray_node::ClusterConfig::new(std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        let cluster = crate::start::cluster_config(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))?;
         let node = Node::join(config, cluster, target.address, target.pin, &target.token).await?;
         node.wait_for_peers().await;
         let module = node.load_module(&module_path)?;

@@ -9,7 +9,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use wasmray_node::{ClusterConfig, Node};
+use wasmray_node::Node;
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
@@ -37,11 +37,11 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .thread_name("wasmray-worker")
         .build()
         .context("cannot start the async runtime")?;
+    let cluster = crate::start::cluster_config(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))?;
     let exit = runtime.block_on(async {
         let node = match &join {
             None => Node::start(config)?,
             Some(target) => {
-                let cluster = ClusterConfig::new(std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
                 let node =
                     Node::join(config, cluster, target.address, target.pin, &target.token).await?;
                 node.wait_for_peers().await;

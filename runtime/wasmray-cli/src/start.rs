@@ -86,6 +86,20 @@ fn seconds(name: &str, value: Option<f64>) -> anyhow::Result<Option<Duration>> {
         .transpose()
 }
 
+/// A node's cluster settings listening on `listen`, with the faults `WASMRAY_TESTING_FAULTS`
+/// asks for (tests and CI).
+pub(crate) fn cluster_config(listen: SocketAddr) -> anyhow::Result<ClusterConfig> {
+    let mut cluster = ClusterConfig::new(listen);
+    if let Some(faults) = wasmray_net::Faults::from_env()? {
+        tracing::warn!(
+            ?faults,
+            "injecting faults into the cluster's links, on purpose"
+        );
+        cluster.faults = faults;
+    }
+    Ok(cluster)
+}
+
 /// The head's health check from its flags, each defaulting on its own.
 fn health_check(args: &StartArgs) -> anyhow::Result<HealthCheck> {
     let mut health = HealthCheck::default();
@@ -184,7 +198,7 @@ fn run_blocking(args: StartArgs) -> anyhow::Result<ExitCode> {
     let port = args
         .port
         .unwrap_or(if args.head { DEFAULT_PORT } else { 0 });
-    let mut cluster = ClusterConfig::new(SocketAddr::from(([0, 0, 0, 0], port)));
+    let mut cluster = cluster_config(SocketAddr::from(([0, 0, 0, 0], port)))?;
     cluster.health = health;
     if let Ok(version) = std::env::var(VERSION_ENV) {
         cluster.version = Box::leak(version.into_boxed_str());

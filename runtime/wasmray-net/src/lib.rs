@@ -5,11 +5,14 @@
 //! - `tls.rs`: mutual-TLS configurations (TLS 1.3, ALPN `wasmray/1`) and peer names.
 //! - `wire.rs`: stream kinds, frames, the RPCs' requests and answers.
 //! - `transport.rs`: the endpoint, one connection per peer, control streams, fetches.
+//! - `faults.rs`: faults injected on purpose (tests and CI): dropped frames, failed RPCs,
+//!   delays.
 //!
 //! Frames are opaque here: the node encodes its scheduler's envelopes. No scheduling, store or
 //! wasm knowledge lives in this crate (DESIGN §8, "transport" and "security").
 
 mod admission;
+mod faults;
 mod identity;
 mod tls;
 mod transport;
@@ -18,6 +21,7 @@ mod transport_tests;
 pub mod wire;
 
 pub use admission::Admission;
+pub use faults::{FAULTS_ENV, Faults};
 pub use identity::{
     CaPin, ClusterCa, Credentials, HEAD_DNS_NAME, JoinToken, NODE_CERT_VALIDITY, NodeKey,
     NodePublicKey, node_dns_name,

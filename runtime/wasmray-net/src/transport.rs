@@ -21,6 +21,7 @@
 
 use crate::NetError;
 use crate::admission::Admission;
+use crate::faults::{Faults, Injector, RpcPoint};
 use crate::identity::{CaPin, ClusterCa, Credentials, HEAD_DNS_NAME, JoinToken, NodeKey};
 use crate::tls::{self, LinkTimers};
 use crate::wire::{
@@ -81,6 +82,8 @@ pub struct TransportConfig {
     /// The wasmray version this node says it runs ([`wire::VERSION`]; tests of version
     /// checks set another).
     pub version: &'static str,
+    /// Faults to inject (tests and CI only; none by default).
+    pub faults: Faults,
 }
 
 /// A node's endpoint and links. Cheap to clone.
@@ -115,6 +118,7 @@ struct Shared {
     /// Where peers listen.
     directory: Mutex<HashMap<NodeId, SocketAddr>>,
     joiners: AtomicUsize,
+    faults: Option<Injector>,
 }
 
 #[derive(Clone)]
@@ -226,7 +230,11 @@ async fn open_rpc<T: serde::Serialize>(
     kind: StreamKind,
     request: &T,
     priority: i32,
+    faults: Option<&Injector>,
 ) -> Result<quinn::RecvStream, NetError> {
+    if let Some(faults) = faults {
+        faults.rpc(RpcPoint::BeforeSend)?;
+    }
     let (mut send, recv) = conn
         .open_bi()
         .await
@@ -240,6 +248,9 @@ async fn open_rpc<T: serde::Serialize>(
         .await
         .map_err(|e| NetError::Stream(e.to_string()))?;
     let _ = send.finish();
+    if let Some(faults) = faults {
+        faults.rpc(RpcPoint::AfterSend)?;
+    }
     Ok(recv)
 }
 
@@ -371,6 +382,14 @@ impl Transport {
     /// is queued and the peer's control stream is idle, the frame is written at once (no task
     /// is woken but QUIC's own); otherwise it is queued for the peer's writer task.
     pub fn send(&self, to: NodeId, frame: Vec<u8>) {
+        if self
+            .shared
+            .faults
+            .as_ref()
+            .is_some_and(Injector::drop_outgoing)
+        {
+            return;
+        }
         let outbox = {
             let mut outboxes = lock(&self.shared.outboxes);
             match outboxes.get(&to) {
@@ -398,7 +417,8 @@ impl Transport {
     ) -> Result<(), NetError> {
         let conn = self.shared.connection(from).await?;
         let request = FetchRequest { object, len };
-        let mut recv = open_rpc(&conn, StreamKind::Fetch, &request, -1).await?;
+        let faults = self.shared.faults.as_ref();
+        let mut recv = open_rpc(&conn, StreamKind::Fetch, &request, -1, faults).await?;
         match wire::read_value::<FetchReply>(&mut recv, MAX_RPC_FRAME).await? {
             FetchReply::Missing => {
                 return Err(NetError::Missing(format!(
@@ -425,7 +445,7 @@ impl Transport {
             sink(&chunk.bytes[..take]).map_err(NetError::Sink)?;
             got += take as u64;
         }
-        Ok(())
+        self.shared.after_reply()
     }
 
     /// Fetches a module's name and bytes from `from`; the caller checks them against the
@@ -436,7 +456,9 @@ impl Transport {
         module: ModuleId,
     ) -> Result<Option<(String, Vec<u8>)>, NetError> {
         let conn = self.shared.connection(from).await?;
-        let mut recv = open_rpc(&conn, StreamKind::Module, &ModuleRequest { module }, 0).await?;
+        let faults = self.shared.faults.as_ref();
+        let request = ModuleRequest { module };
+        let mut recv = open_rpc(&conn, StreamKind::Module, &request, 0, faults).await?;
         let reply: ModuleReply = wire::read_value(&mut recv, MAX_RPC_FRAME).await?;
         let Some((name, len)) = reply.found else {
             return Ok(None);
@@ -456,6 +478,7 @@ impl Transport {
                 .ok_or_else(|| NetError::Stream(format!("node {from} sent a short module")))?;
             bytes.extend_from_slice(&chunk.bytes);
         }
+        self.shared.after_reply()?;
         Ok(Some((name, bytes)))
     }
 
@@ -463,8 +486,11 @@ impl Transport {
     /// it has it): `Ok` once it is, `Err` with why not.
     pub async fn deploy(&self, to: NodeId, module: ModuleId) -> Result<(), NetError> {
         let conn = self.shared.connection(to).await?;
-        let mut recv = open_rpc(&conn, StreamKind::Deploy, &DeployRequest { module }, 0).await?;
+        let faults = self.shared.faults.as_ref();
+        let request = DeployRequest { module };
+        let mut recv = open_rpc(&conn, StreamKind::Deploy, &request, 0, faults).await?;
         let reply: DeployReply = wire::read_value(&mut recv, MAX_RPC_FRAME).await?;
+        self.shared.after_reply()?;
         match reply.error {
             None => Ok(()),
             Some(error) => Err(NetError::NotReady(error)),
@@ -524,7 +550,8 @@ async fn ask_to_join(
         quinn::ConnectionError::TimedOut => no_head(head, "it did not answer"),
         other => no_head(head, &other.to_string()),
     })?;
-    let reply = match open_rpc(&conn, StreamKind::Join, request, 0).await {
+    // Never a fault here: a node that cannot join is not one the runtime survives.
+    let reply = match open_rpc(&conn, StreamKind::Join, request, 0, None).await {
         Ok(mut recv) => wire::read_value::<JoinReply>(&mut recv, MAX_RPC_FRAME).await,
         Err(e) => Err(e),
     };
@@ -555,11 +582,23 @@ impl Shared {
             outboxes: Mutex::new(HashMap::new()),
             directory: Mutex::new(HashMap::new()),
             joiners: AtomicUsize::new(0),
+            faults: config
+                .faults
+                .any()
+                .then(|| Injector::new(config.faults, credentials.node().0)),
         })
     }
 
     fn handler(&self) -> Option<Arc<dyn Handler>> {
         lock(&self.handler).as_ref().and_then(Weak::upgrade)
+    }
+
+    /// An injected fault after an RPC's reply came, if one is due.
+    fn after_reply(&self) -> Result<(), NetError> {
+        match &self.faults {
+            Some(faults) => faults.rpc(RpcPoint::AfterReply),
+            None => Ok(()),
+        }
     }
 
     /// The connection to `peer`, dialing it if there is none.
@@ -594,8 +633,10 @@ impl Shared {
         }
         let conn = Box::pin(self.connection(self.head)).await?;
         let request = ResolveRequest { node: peer };
-        let mut recv = open_rpc(&conn, StreamKind::Resolve, &request, 0).await?;
+        let faults = self.faults.as_ref();
+        let mut recv = open_rpc(&conn, StreamKind::Resolve, &request, 0, faults).await?;
         let reply: ResolveReply = wire::read_value(&mut recv, MAX_RPC_FRAME).await?;
+        self.after_reply()?;
         let address: SocketAddr = reply
             .address
             .ok_or_else(|| NetError::Unreachable(format!("the head does not know node {peer}")))?
@@ -803,6 +844,20 @@ impl Shared {
             let Some(handler) = self.handler() else {
                 return Ok(());
             };
+            if let Some(faults) = &self.faults {
+                if faults.drop_arriving() {
+                    continue;
+                }
+                let delay = faults.delay();
+                if !delay.is_zero() {
+                    // Held back: later frames may overtake it (the link layer reorders).
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        handler.frame(peer, frame);
+                    });
+                    continue;
+                }
+            }
             handler.frame(peer, frame);
         }
         Ok(())

@@ -52,6 +52,7 @@ fn config() -> TransportConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         timers: Default::default(),
         version: wire::VERSION,
+        faults: Default::default(),
     }
 }
 

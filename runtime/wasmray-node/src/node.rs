@@ -48,6 +48,8 @@ pub struct ClusterConfig {
     pub timers: wasmray_net::LinkTimers,
     /// The wasmray version the node says it runs (another only to test version checks).
     pub version: &'static str,
+    /// Faults its transport injects on purpose (tests and CI; none by default).
+    pub faults: wasmray_net::Faults,
 }
 
 impl ClusterConfig {
@@ -58,6 +60,7 @@ impl ClusterConfig {
             health: HealthCheck::default(),
             timers: wasmray_net::LinkTimers::default(),
             version: wasmray_net::wire::VERSION,
+            faults: wasmray_net::Faults::default(),
         }
     }
 
@@ -66,6 +69,7 @@ impl ClusterConfig {
             listen: self.listen,
             timers: self.timers,
             version: self.version,
+            faults: self.faults,
         }
     }
 }

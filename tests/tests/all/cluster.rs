@@ -503,6 +503,17 @@ fn bad_cluster_input_gets_a_one_line_error_and_exit_code_2() -> anyhow::Result<(
     ] {
         assert_refused(&cluster.wasmray(&[&start[..], &flags].concat()), expected);
     }
+    // A fault plan that does not parse.
+    for (plan, expected) in [
+        ("loss=0.1", "unknown key `loss`"),
+        (
+            "drop_before_send=1.5",
+            "drop_before_send must be a fraction from 0 to 1",
+        ),
+    ] {
+        let out = cluster.wasmray_with(&start, &[(wasmray_net::FAULTS_ENV, plan)]);
+        assert_refused(&out, expected);
+    }
     // `run --address` without the join details, when no head was started here.
     let out = std::process::Command::new(bin())
         .args(["run", "--address", &cluster.address, guests::QUICKSTART])
@@ -722,4 +733,113 @@ async fn a_named_detached_actor_is_found_and_called_from_another_node() -> anyho
     let actors: usize = cluster.all().map(|n| n.stats().sched.actors).sum();
     assert!(actors >= 1, "the detached actor outlives both drivers");
     Ok(())
+}
+
+/// Ray's `test_chaos`, on any machine (no root): a job of rounds of 2,047 dependent tasks and
+/// 20 actor calls (the `chaos` guest) runs on four worker processes while every link drops,
+/// delays and fails a share of its frames and RPCs on purpose (`WASMRAY_TESTING_FAULTS`), and
+/// five times a random worker is SIGKILLed and a new one started. Every result is exact, the
+/// job finishes, and no store holds an object afterwards.
+#[test]
+fn chaos_kills_and_injected_faults_lose_nothing() -> anyhow::Result<()> {
+    let seed: u64 = std::env::var("WASMRAY_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("chaos seed {seed} (replay the kills: WASMRAY_CHAOS_SEED={seed})");
+    let faults = format!(
+        "drop_before_send=0.005,drop_after_send=0.005,rpc_before_send=0.01,\
+         rpc_after_send=0.01,rpc_after_reply=0.01,max_delay_ms=2,seed={seed}"
+    );
+    let cache = wasmray_tests::test_cache_dir();
+    let mut head_args = vec![
+        "--port",
+        "0",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--num-cpus",
+        "0",
+    ];
+    head_args.extend_from_slice(&QUICK_DETECTION);
+    let mut cluster = ProcessCluster::start_with_env(
+        &[],
+        bin(),
+        &cache,
+        &head_args,
+        &[(wasmray_net::FAULTS_ENV, faults.as_str())],
+    )?;
+    let worker = ["--num-cpus", "1", "--resources", r#"{"worker": 1}"#];
+    let mut workers: Vec<usize> = Vec::new();
+    for _ in 0..4 {
+        workers.push(cluster.add_node(&worker)?);
+    }
+    cluster.wait_for_nodes(5, Duration::from_secs(30))?;
+    let started = std::time::Instant::now();
+    let driver = cluster.spawn_driver(&[guests::CHAOS, "5"])?;
+    let mut printed = cluster.drivers[driver].wait_lines("round 0 ok", Duration::from_secs(120))?;
+    eprintln!("round 0 done after {:?}", started.elapsed());
+    let mut rng = seed | 1;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    for kill in 0..5 {
+        std::thread::sleep(Duration::from_millis(300 + next(1200)));
+        let victim = workers.remove(next(workers.len() as u64) as usize);
+        cluster.kill_node(victim);
+        workers.push(cluster.add_node(&worker)?);
+        eprintln!(
+            "kill {}: node #{victim} killed, #{} started",
+            kill + 1,
+            workers[3]
+        );
+    }
+    cluster.add_node(&["--num-cpus", "0", "--resources", r#"{"done": 1}"#])?;
+    eprintln!("damage done after {:?}", started.elapsed());
+    let driver = &mut cluster.drivers[driver];
+    let rest = driver.wait_lines("chaos done:", Duration::from_secs(600));
+    let status = driver.child.wait()?;
+    printed.extend(rest.map_err(|e| anyhow::anyhow!("{e}\nexit: {status}"))?);
+    printed.extend(driver.printed());
+    assert!(status.success(), "{status}: {printed:#?}");
+    let done = printed.iter().find(|l| l.starts_with("chaos done:"));
+    let retried = printed.iter().filter(|l| l.contains("retrying")).count();
+    let restarted = printed
+        .iter()
+        .filter(|l| l.contains("actor restarting"))
+        .count();
+    eprintln!(
+        "{done:?} after {:?}; {retried} retries and {restarted} actor restarts logged by the \
+         driver",
+        started.elapsed()
+    );
+    // Nothing left in any store once the job is gone.
+    if let Err(error) = cluster.wait_for_status("object store 0 B", Duration::from_secs(30)) {
+        let mut objects = String::new();
+        for socket in glob_sockets(cluster.dir()) {
+            let out = cluster.wasmray(&["memory", "--socket", &socket]);
+            objects.push_str(&format!("{socket}:\n{}\n", text(&out).0));
+        }
+        anyhow::bail!("{error}\nobjects on the nodes still running:\n{objects}");
+    }
+    Ok(())
+}
+
+/// The control sockets of the nodes of a process cluster whose `TMPDIR` is `dir`.
+fn glob_sockets(dir: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir.join("wasmray")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("node.sock"))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect()
 }
