@@ -9,6 +9,7 @@ mod cache_dir;
 mod cluster_files;
 mod control_target;
 mod deploy;
+mod drain;
 mod job;
 mod job_args;
 mod memory;
@@ -50,6 +51,9 @@ enum Command {
     /// Have every node of the cluster ready to run a module (fetched, checked, compiled)
     /// before its first task.
     Deploy(deploy::DeployArgs),
+    /// Drain a node of the cluster: no new work goes there, what runs finishes, the objects
+    /// only it holds move, and it leaves.
+    Drain(drain::DrainArgs),
     /// Show the cluster's nodes and the running node's resources, tasks, actors and object
     /// store usage.
     Status(control_target::ControlArgs),
@@ -76,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Submit(args) => submit::submit(*args),
         Command::Job(args) => job::job(args),
         Command::Deploy(args) => deploy::deploy(args),
+        Command::Drain(args) => drain::drain(args),
         Command::Status(args) => status::status(args),
         Command::Memory(args) => memory::memory(args),
         Command::Microbenchmark(args) => microbenchmark::microbenchmark(args),

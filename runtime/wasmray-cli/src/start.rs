@@ -58,6 +58,11 @@ pub(crate) struct StartArgs {
     /// Misses in a row after which the head declares a node dead (for good) [default: 3].
     #[arg(long, requires = "head", value_name = "N")]
     health_check_failures: Option<u32>,
+    /// Seconds a node stopped by SIGTERM or Ctrl-C may take to drain (its work finishing,
+    /// the objects only it holds moving) before it leaves anyway; 0 leaves at once
+    /// [default: 8].
+    #[arg(long, value_name = "SECS")]
+    drain_timeout: Option<f64>,
     /// Run in the foreground until stopped (SIGTERM or Ctrl-C) instead of in the background.
     #[arg(long)]
     block: bool,
@@ -194,6 +199,10 @@ fn outward_ip() -> IpAddr {
 fn run_blocking(args: StartArgs) -> anyhow::Result<ExitCode> {
     let config = args.node.config()?;
     let token_ttl = seconds("--token-ttl", args.token_ttl)?;
+    let drain_timeout = match args.drain_timeout {
+        Some(0.0) => Duration::ZERO,
+        other => seconds("--drain-timeout", other)?.unwrap_or(Duration::from_secs(8)),
+    };
     let health = health_check(&args)?;
     let port = args
         .port
@@ -269,7 +278,23 @@ fn run_blocking(args: StartArgs) -> anyhow::Result<ExitCode> {
             std::fs::write(&temp, &message)?;
             std::fs::rename(&temp, &ready)?;
         }
-        wait_for_stop().await;
+        tokio::select! {
+            () = wait_for_stop() => {
+                if join.is_some() && !drain_timeout.is_zero() {
+                    println!("Draining: no new work comes here; leaving once what runs is done.");
+                    // A second signal leaves at once.
+                    let drained = tokio::select! {
+                        drained = node.drain(drain_timeout) => drained,
+                        () = wait_for_stop() => false,
+                    };
+                    if !drained {
+                        println!("Not drained within {drain_timeout:?}: leaving anyway.");
+                    }
+                }
+            }
+            // Drained from elsewhere (`wasmray drain`): its work is done, it goes.
+            () = node.drained() => println!("Drained: leaving the cluster."),
+        }
         node.shutdown();
         node.close_links().await;
         anyhow::Ok(())

@@ -47,7 +47,7 @@ pub struct MemberReport {
     /// `ip:port`, `embedded`, or `unknown`.
     pub address: String,
     pub alive: bool,
-    /// `alive`, `dead` or `left`.
+    /// `alive`, `draining`, `dead` or `left`.
     pub state: String,
     pub is_head: bool,
     pub resources_total: Vec<(String, f64)>,
@@ -82,6 +82,7 @@ const JOB_STATUS: u8 = 4;
 const JOB_LOGS: u8 = 5;
 const JOB_STOP: u8 = 6;
 const DEPLOY: u8 = 7;
+const DRAIN: u8 = 8;
 
 /// The longest request the node reads: a module of the most a node fetches, and its options.
 pub const MAX_REQUEST: u64 = wasmray_net::wire::MAX_MODULE + (1 << 20);
@@ -202,6 +203,17 @@ impl NodeInner {
             JOB_STOP => {
                 let job: u32 = read_request(&mut stream).await?;
                 postcard::to_allocvec(&self.submitted.stop(job))
+            }
+            DRAIN => {
+                let node: u64 = read_request(&mut stream).await?;
+                let ask = wasmray_sched::HeadRequest::Drain {
+                    node: wasmray_core::NodeId(node),
+                };
+                let draining = matches!(
+                    self.ask_head(ask).await,
+                    Some(wasmray_sched::HeadAnswer::Draining(true))
+                );
+                postcard::to_allocvec(&draining)
             }
             DEPLOY => {
                 let request: DeployRequest = read_request(&mut stream).await?;
@@ -482,6 +494,12 @@ pub async fn stop_job(
     ask_with(socket, JOB_STOP, &job).await
 }
 
+/// Asks the cluster of the node at `socket` to drain the node with ID `node`: true if it
+/// drains now (false: no such live node, or it is the head).
+pub async fn drain_node(socket: &Path, node: u64) -> Result<bool, ControlError> {
+    ask_with(socket, DRAIN, &node).await
+}
+
 /// Deploys a module through the node at `socket`; `progress` sees each event as it comes.
 pub async fn deploy_module(
     socket: &Path,
@@ -511,7 +529,7 @@ impl NodeInner {
         let address_of = self.addresses();
         let store = self.store.stats();
         let report = |id: wasmray_core::NodeId, state: &str, snapshot: &wasmray_sched::Snapshot| {
-            let alive = state == "alive";
+            let alive = state == "alive" || state == "draining";
             let capacity = snapshot.total.get(crate::OBJECT_STORE_MEMORY) as u64;
             let used = if id == self.id {
                 store.arena_used + store.inline_used
@@ -535,6 +553,7 @@ impl NodeInner {
                 .iter()
                 .map(|(id, member)| {
                     let state = match member.state {
+                        wasmray_sched::MemberState::Alive if member.draining => "draining",
                         wasmray_sched::MemberState::Alive => "alive",
                         wasmray_sched::MemberState::Dead => "dead",
                         wasmray_sched::MemberState::Left => "left",

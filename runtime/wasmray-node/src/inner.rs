@@ -73,6 +73,8 @@ pub(crate) struct NodeInner {
     pub(crate) shutting_down: AtomicBool,
     /// Wakes the timer task early: the head's next deadline moved earlier than it sleeps.
     pub(crate) timer_wake: Arc<tokio::sync::Notify>,
+    /// Set once the scheduler said the node drained (`Action::Drained`).
+    pub(crate) drained: tokio::sync::watch::Sender<bool>,
 }
 
 /// The parts a node is built from (see [`NodeInner::new`]).
@@ -111,6 +113,7 @@ impl NodeInner {
             asks: Asks::default(),
             net_handler: Mutex::new(None),
             timer_wake: Arc::new(tokio::sync::Notify::new()),
+            drained: tokio::sync::watch::Sender::new(false),
             module_fetch: tokio::sync::Mutex::new(()),
             waiters: Waiters::default(),
             actors: ActorHosts::default(),
@@ -244,11 +247,13 @@ impl NodeInner {
     /// elsewhere. `None` if the node shuts down first.
     pub(crate) async fn ask_head(self: &Arc<Self>, ask: HeadRequest) -> Option<HeadAnswer> {
         if self.is_head {
-            let answer = self
-                .head
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .answer(ask);
+            let now = self.sched.now();
+            let (answer, actions) = {
+                let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
+                let answer = head.answer(now, ask);
+                (answer, head.drain_actions())
+            };
+            self.head_actions(actions);
             return Some(answer);
         }
         let (request, answer) = self.asks.open();

@@ -39,7 +39,7 @@ pub use config::NodeConfig;
 pub const OBJECT_STORE_MEMORY: &str = "object_store_memory";
 pub use control::{
     ControlError, LATEST_NODE_FILE, MAX_REPLY, MAX_REQUEST, MemberReport, ObjectReport,
-    StatusReport, decode_memory, decode_status, deploy_module, fuzz_control_jobs,
+    StatusReport, decode_memory, decode_status, deploy_module, drain_node, fuzz_control_jobs,
     fuzz_control_jobs_seeds, job_logs, job_status, latest_socket, list_jobs, query_memory,
     query_status, stop_job, submit_job,
 };

@@ -228,21 +228,62 @@ impl Node {
     }
 
     /// Leaves the cluster and closes the node's links (after [`Node::shutdown`]): the head is
-    /// told (and tells the others, who forget this node as if it had died). Waits first (up
-    /// to 2 s) until every message sent was acknowledged, so that releases of the objects
-    /// this node owned, and the leave itself, arrive.
+    /// told (and tells the others, who forget this node as if it had died). Waits (up to 2 s
+    /// each) until every message sent was acknowledged before it says it leaves — once the
+    /// others hear that, they take nothing more from it — and then for the leave itself, so
+    /// that releases of the objects this node owned, its last results, and the leave arrive.
     pub async fn close_links(&self) {
         let Some(net) = &self.inner.net else {
             return;
         };
+        let acknowledged = || async {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while self.inner.lock_sched().unacknowledged() > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
         if !self.inner.is_head {
+            acknowledged().await;
             self.inner.event(Event::Leave);
         }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while self.inner.lock_sched().unacknowledged() > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        acknowledged().await;
         net.close().await;
+    }
+
+    /// Drains this node, as on SIGTERM: asks the head to (no node places new work here from
+    /// then on), lets what runs finish and re-homes the copies it keeps for other owners.
+    /// True once that is done, false if it was not within `within` (or the head refused,
+    /// as it does for itself). Leave with [`Node::close_links`] after.
+    pub async fn drain(&self, within: Duration) -> bool {
+        if self.inner.is_head || self.inner.net.is_none() {
+            return false;
+        }
+        let work = async {
+            let ask = HeadRequest::Drain { node: self.id() };
+            matches!(
+                self.inner.ask_head(ask).await,
+                Some(HeadAnswer::Draining(true))
+            ) && {
+                self.drained().await;
+                true
+            }
+        };
+        tokio::time::timeout(within, work).await.unwrap_or(false)
+    }
+
+    /// Resolves once this node drained (asked by [`Node::drain`] or `wasmray drain`).
+    pub async fn drained(&self) {
+        let mut drained = self.inner.drained.subscribe();
+        let _ = drained.wait_for(|done| *done).await;
+    }
+
+    /// The head only: drains `node` (see [`Node::drain`]); false if it is not a live member
+    /// or is the head.
+    pub async fn drain_member(&self, node: NodeId) -> bool {
+        matches!(
+            self.inner.ask_head(HeadRequest::Drain { node }).await,
+            Some(HeadAnswer::Draining(true))
+        )
     }
 
     /// Waits (up to 5 s) until the head has told this node of the cluster's other nodes, so
@@ -638,6 +679,10 @@ fn apply(node: &Arc<NodeInner>, action: Action<Value>) {
                 }
             }
             Action::Fenced => tracing::error!("the head declared this node dead"),
+            Action::Drained => {
+                tracing::info!("drained: the node's work is done and its copies re-homed");
+                node.drained.send_replace(true);
+            }
             Action::JobEnded(job) => {
                 // Its driver ran elsewhere: its entry here goes (what still runs keeps it).
                 node.jobs.end(job);

@@ -115,6 +115,7 @@ impl<V: ObjectValue> Scheduler<V> {
     /// After every event: acknowledgements owed, and a report if one is due.
     pub(crate) fn after_event(&mut self) {
         self.grant_queued_leases();
+        self.check_drained();
         if self.view.has_peers() && self.available != self.head_has {
             self.report_if_due();
         }
@@ -206,6 +207,8 @@ impl<V: ObjectValue> Scheduler<V> {
                 }
             }
             Message::Kill { actor, no_restart } => self.kill_actor(actor, no_restart),
+            Message::Rehome { object } => self.rehome_in(node, object),
+            Message::Rehomed { object } => self.rehomed_in(node, object),
             Message::HandlesGone { actor } => {
                 if actor.0.node() == node {
                     self.actor_handle_freed(actor);
@@ -296,6 +299,7 @@ impl<V: ObjectValue> Scheduler<V> {
                 }
             }
             Message::NodeDied { node } => self.node_died(node),
+            Message::Drain { node } => self.drain_said(node),
             Message::JobEnded { job } => {
                 self.job_finished(job);
                 self.actions.push(Action::JobEnded(job));
@@ -337,6 +341,7 @@ impl<V: ObjectValue> Scheduler<V> {
         let task = spec.id;
         let gpus = spec.resources.get(GPU);
         let acceptable = matches!(spec.kind, TaskKind::Task | TaskKind::ActorCreation(_))
+            && !self.draining
             && task.node() == owner
             && !self.tasks.contains_key(&task)
             && !self.queued_leases.iter().any(|q| q.spec.id == task);

@@ -98,6 +98,8 @@ pub struct Member {
     pub snapshot: Snapshot,
     pub state: MemberState,
     pub last_heard: Time,
+    /// It drains (`wasmray drain`, or it is stopping): no new work goes there.
+    pub draining: bool,
     /// When each ping sent since the node was last heard went out, oldest first (at most
     /// `failures` of them).
     pings: VecDeque<Time>,
@@ -249,9 +251,11 @@ impl<V: Clone> Head<V> {
         self.members.iter().map(|(id, m)| (*id, m))
     }
 
-    /// Answers a node's control request (on the head's own node, asked directly).
-    pub fn answer(&mut self, ask: HeadRequest) -> HeadAnswer {
+    /// Answers a node's control request at `now` (on the head's own node, asked directly;
+    /// then carry out [`Head::drain_actions`] after).
+    pub fn answer(&mut self, now: Time, ask: HeadRequest) -> HeadAnswer {
         match ask {
+            HeadRequest::Drain { node } => HeadAnswer::Draining(self.drain(now, node)),
             HeadRequest::NewJob => HeadAnswer::Job(self.new_job()),
             HeadRequest::ClaimName {
                 name,
@@ -265,6 +269,33 @@ impl<V: Clone> Head<V> {
             }
             HeadRequest::LookupName { name } => HeadAnswer::Found(self.lookup_name(&name)),
         }
+    }
+
+    /// Drains `node`: every live node (`node` too) hears it, and nodes that join later do.
+    /// False if `node` is not a live member, or is the head's own.
+    pub fn drain(&mut self, now: Time, node: NodeId) -> bool {
+        if Some(node) == self.config.local {
+            return false;
+        }
+        let Some(member) = self.members.get_mut(&node) else {
+            return false;
+        };
+        if member.state != MemberState::Alive {
+            return false;
+        }
+        if !member.draining {
+            member.draining = true;
+            let alive: Vec<NodeId> = self
+                .members
+                .iter()
+                .filter(|(_, m)| m.state == MemberState::Alive)
+                .map(|(id, _)| *id)
+                .collect();
+            for to in alive {
+                self.send(now, to, Message::Drain { node });
+            }
+        }
+        true
     }
 
     /// A new job ID, unique in the cluster.
@@ -365,6 +396,7 @@ impl<V: Clone> Head<V> {
                         snapshot: snapshot.clone(),
                         state: MemberState::Alive,
                         last_heard: now,
+                        draining: false,
                         pings: VecDeque::new(),
                         next_ping: now.after(self.config.health.period),
                     },
@@ -372,6 +404,9 @@ impl<V: Clone> Head<V> {
                 for node in others {
                     if let Some(known) = self.members.get(&node).map(|m| m.snapshot.clone()) {
                         self.relay(now, node, known, from);
+                    }
+                    if self.members.get(&node).is_some_and(|m| m.draining) {
+                        self.send(now, from, Message::Drain { node });
                     }
                     self.relay(now, from, snapshot.clone(), node);
                 }
@@ -403,7 +438,7 @@ impl<V: Clone> Head<V> {
                 }
             }
             Message::Ask { request, ask } => {
-                let answer = self.answer(ask);
+                let answer = self.answer(now, ask);
                 self.send(now, from, Message::Answer { request, answer });
             }
             Message::JobEnded { job } => {

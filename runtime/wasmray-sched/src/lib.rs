@@ -15,6 +15,7 @@ mod actor_table;
 mod actor_tests;
 mod actors;
 mod cluster;
+mod drain;
 mod errors;
 mod gpus;
 mod head;

@@ -120,6 +120,12 @@ pub enum Message<V> {
     Report { snapshot: Snapshot },
     /// Node → head: I am leaving the cluster for good (the others forget me as if I died).
     Leave,
+    /// Head → every live node: `node` drains; place nothing new there (see `drain.rs`).
+    Drain { node: NodeId },
+    /// Draining node → owner: I keep this node's copy of `object` and am leaving: take it.
+    Rehome { object: ObjectId },
+    /// Owner → draining node: I (or another node) have `object` now; drop your copy.
+    Rehomed { object: ObjectId },
     /// Head → node: another node's latest snapshot.
     View { node: NodeId, snapshot: Snapshot },
     /// Head → node: `node` is dead, for good.
@@ -187,6 +193,8 @@ pub enum HeadRequest {
     ReleaseName { name: ActorName, actor: TaskId },
     /// The actor registered as `name`.
     LookupName { name: ActorName },
+    /// Drain `node`: no new work there; it leaves once its work is done.
+    Drain { node: NodeId },
 }
 
 /// The head's answer.
@@ -198,6 +206,8 @@ pub enum HeadAnswer {
     Released,
     /// `LookupName`: the actor and its class.
     Found(Option<(TaskId, String)>),
+    /// `Drain`: whether the node drains now (false: no such live node, or the head).
+    Draining(bool),
 }
 
 impl<V: Clone> Message<V> {
@@ -306,6 +316,9 @@ impl<V: Clone> Message<V> {
             Message::View { node, snapshot } => Message::View { node, snapshot },
             Message::NodeDied { node } => Message::NodeDied { node },
             Message::Fenced => Message::Fenced,
+            Message::Drain { node } => Message::Drain { node },
+            Message::Rehome { object } => Message::Rehome { object },
+            Message::Rehomed { object } => Message::Rehomed { object },
             Message::Ping => Message::Ping,
             Message::Pong => Message::Pong,
             Message::Ask { request, ask } => Message::Ask { request, ask },
@@ -394,6 +407,9 @@ impl<V: ObjectValue> Message<V> {
             Message::View { .. } => "view",
             Message::NodeDied { .. } => "node-died",
             Message::Fenced => "fenced",
+            Message::Drain { .. } => "drain",
+            Message::Rehome { .. } => "rehome",
+            Message::Rehomed { .. } => "rehomed",
             Message::Ping => "ping",
             Message::Pong => "pong",
             Message::Ask { .. } => "ask",

@@ -211,6 +211,9 @@ pub enum Action<V> {
     /// The driver of `job` ended on another node (the head said so): what the node keeps
     /// for the job beyond the work it still runs can go.
     JobEnded(JobId),
+    /// This node drains and is done: nothing but actor calls runs, every copy it kept for
+    /// another owner was re-homed. It may leave now (`drain.rs`).
+    Drained,
 }
 
 /// A task to run, with its arguments resolved to values in order.
@@ -289,6 +292,12 @@ pub struct Scheduler<V> {
     pub(crate) head_has: ResourceSet,
     /// The head declared this node dead.
     pub(crate) fenced: bool,
+    /// The head said this node drains (`drain.rs`); `drained` once it said it was done.
+    pub(crate) draining: bool,
+    pub(crate) drained: bool,
+    /// Owner side: objects being pulled here because the draining nodes listed keep their
+    /// only copy.
+    pub(crate) rehoming: wasmray_core::IdMap<ObjectId, Vec<NodeId>>,
     /// Fetches asked of the node ([`Action::Fetch`]) not answered yet, by object and source:
     /// the references taken in for the value (given back if it never comes).
     pub(crate) fetching: wasmray_core::IdMap<(ObjectId, NodeId), Vec<ObjectId>>,
@@ -335,6 +344,9 @@ impl<V: ObjectValue> Scheduler<V> {
             store_used: 0,
             reported_store: 0,
             fenced: false,
+            draining: false,
+            drained: false,
+            rehoming: wasmray_core::IdMap::default(),
             fetching: Default::default(),
             borrowing: Default::default(),
             queued_leases: Default::default(),
@@ -1036,6 +1048,10 @@ impl<V: ObjectValue> Scheduler<V> {
         if self.ready.len() == 0 {
             return;
         }
+        if self.holds_back_work() {
+            self.spill();
+            return;
+        }
         // A task fits when the ledger has its resources and some GPUs have room for its GPU
         // share (fractions may leave no single GPU with enough); it takes their IDs then.
         let gpu_ledger = &mut self.gpus;
@@ -1217,6 +1233,9 @@ impl<V: ObjectValue> Scheduler<V> {
     ) -> Vec<TaskId> {
         let failed = matches!(state, ObjectState::Failed(_));
         let sealed = self.objects.seal(id, state, events);
+        if !failed && !self.rehoming.is_empty() {
+            self.rehomed_here(id);
+        }
         if sealed.watched {
             self.actions.push(Action::Sealed(id));
         }

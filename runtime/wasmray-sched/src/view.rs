@@ -33,6 +33,8 @@ pub struct Snapshot {
 pub struct NodeView {
     pub snapshot: Snapshot,
     pub alive: bool,
+    /// It drains: no new work goes there.
+    pub draining: bool,
 }
 
 /// Utilisation below this counts as idle (Ray's `scheduler_spread_threshold`).
@@ -71,6 +73,7 @@ impl ClusterView {
                     total,
                 },
                 alive: true,
+                draining: false,
             },
         );
         Self {
@@ -96,6 +99,7 @@ impl ClusterView {
                     NodeView {
                         snapshot,
                         alive: true,
+                        draining: false,
                     },
                 );
                 self.count_peers();
@@ -134,10 +138,18 @@ impl ClusterView {
                             store_used: 0,
                         },
                         alive: false,
+                        draining: false,
                     },
                 );
                 true
             }
+        }
+    }
+
+    /// Marks `node` as draining: it is never picked for new work again.
+    pub fn mark_draining(&mut self, node: NodeId) {
+        if let Some(view) = self.nodes.get_mut(&node) {
+            view.draining = true;
         }
     }
 
@@ -217,7 +229,7 @@ impl ClusterView {
         let mut candidates: Vec<(NodeId, f64, bool)> = Vec::new();
         let mut waiting: Vec<(NodeId, f64, bool)> = Vec::new();
         for (id, view) in &self.nodes {
-            if *id == self.local || !view.alive {
+            if *id == self.local || !view.alive || view.draining {
                 continue;
             }
             let mut snapshot = view.snapshot.clone();

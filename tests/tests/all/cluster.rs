@@ -843,3 +843,72 @@ fn glob_sockets(dir: &std::path::Path) -> Vec<String> {
         .map(|p| p.display().to_string())
         .collect()
 }
+
+/// `wasmray drain NODE` through the real binary (Ray's `DrainNode`): node A made a chain of
+/// large results that only it holds; B joins, A is drained. A hands its copies to their
+/// owner, leaves and exits by itself; the driver reads the last link exactly and nothing is
+/// made again. Then a node stopped with SIGTERM drains too (`--drain-timeout`) and is shown
+/// as left, not dead.
+#[test]
+fn a_drained_node_hands_over_what_only_it_holds_and_leaves() -> anyhow::Result<()> {
+    let cache = wasmray_tests::test_cache_dir();
+    let mut cluster = ProcessCluster::start(
+        bin(),
+        &cache,
+        &[&["--num-cpus", "0"][..], &QUICK_DETECTION].concat(),
+    )?;
+    cluster.add_node(&["--num-cpus", "1", "--resources", r#"{"first": 1}"#])?;
+    cluster.wait_for_nodes(2, Duration::from_secs(20))?;
+    let driver = cluster.spawn_driver(&[guests::FAILURES, "drain"])?;
+    let mut printed = cluster.drivers[driver].wait_lines("chain made", Duration::from_secs(60))?;
+    cluster.add_node(&["--num-cpus", "1", "--resources", r#"{"second": 1}"#])?;
+    let status = cluster.wait_for_status("second", Duration::from_secs(20))?;
+    let first = status
+        .lines()
+        .find(|l| l.contains("first"))
+        .and_then(|l| l.split_whitespace().next())
+        .ok_or_else(|| anyhow::anyhow!("no node with `first` in {status}"))?
+        .to_owned();
+    // A prefix of the ID is enough, and a bad one is refused.
+    let out = cluster.wasmray(&["drain", "zz"]);
+    assert_refused(&out, "no node of the cluster has an ID starting with `zz`");
+    let out = cluster.wasmray(&["drain", &first[..8], "--timeout", "60"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("drained and left the cluster"), "{stdout}");
+    let exit = cluster.nodes[0].child.wait()?;
+    assert!(exit.success(), "the drained node exits by itself: {exit}");
+    let driver = &mut cluster.drivers[driver];
+    let rest = driver.wait_lines("after drain:", Duration::from_secs(60));
+    let status = driver.child.wait()?;
+    printed.extend(rest.map_err(|e| anyhow::anyhow!("{e}\nexit: {status}"))?);
+    printed.extend(driver.printed());
+    assert!(status.success(), "{status}: {printed:#?}");
+    assert!(
+        printed.iter().any(|l| l == "after drain: 4"),
+        "{printed:#?}"
+    );
+    let made = printed
+        .iter()
+        .filter(|l| l.ends_with("making the first link"))
+        .count();
+    assert_eq!(made, 1, "nothing made again: {printed:#?}");
+    // SIGTERM drains a node before it goes: it is shown as left.
+    let third = cluster.add_node(&["--num-cpus", "1", "--drain-timeout", "5"])?;
+    let pid = cluster.nodes[third].child.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()?;
+    assert!(kill.success());
+    let exit = cluster.nodes[third].child.wait()?;
+    assert!(exit.success(), "{exit}");
+    let lines = cluster.nodes[third].printed();
+    assert!(
+        lines.iter().any(|l| l.starts_with("Draining:")),
+        "{lines:#?}"
+    );
+    let status = cluster.wait_for_status("Cluster: 5 nodes, 2 alive", Duration::from_secs(20))?;
+    assert_eq!(status.matches(" left ").count(), 3, "{status}");
+    assert!(!status.contains(" dead "), "{status}");
+    Ok(())
+}

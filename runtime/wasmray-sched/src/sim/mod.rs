@@ -152,6 +152,8 @@ pub(crate) enum Step {
     /// Wait until the driver's node knows `n` live nodes (itself included), like Ray's
     /// `wait_for_nodes`.
     WaitNodes(usize),
+    /// Wait until the driver's node knows `node` is gone (dead or left).
+    WaitGone(NodeId),
     /// Kill, mid-transfer, the first node seen serving a copy it pulled itself, or the
     /// `fallback` node once a transfer to or from it is under way.
     KillServing { fallback: NodeId },
@@ -198,6 +200,8 @@ pub(crate) enum Fault {
     Kill(NodeId),
     /// Kill the node `function` last started on (nothing if it never ran).
     KillWhereRan(&'static str),
+    /// The head drains the node (`wasmray drain`); it leaves once drained.
+    Drain(NodeId),
 }
 
 /// The network's character for one run.
@@ -287,6 +291,12 @@ pub(crate) struct World {
     runs: BTreeMap<(TaskId, u32), u32>,
     /// Which node ran each task last.
     pub(crate) ran_on: BTreeMap<String, Vec<NodeId>>,
+    /// Nodes that said they drained, in order.
+    pub(crate) drained: Vec<NodeId>,
+    /// Drained nodes that leave once everything they sent is acknowledged.
+    leaving: Vec<NodeId>,
+    /// Work of its own a node started while it knew it drained (must stay empty).
+    pub(crate) ran_while_draining: Vec<(NodeId, String)>,
     /// Pulls answered "no copy" (or fetches that found none) by a node that was to keep its
     /// copy: only a dead node can make one legitimate.
     empty_pulls: usize,
@@ -350,6 +360,9 @@ impl World {
             faults: Vec::new(),
             runs: BTreeMap::new(),
             ran_on: BTreeMap::new(),
+            drained: Vec::new(),
+            ran_while_draining: Vec::new(),
+            leaving: Vec::new(),
             empty_pulls: 0,
             killed: false,
             isolated: None,
@@ -428,6 +441,21 @@ impl World {
     fn apply(&mut self, id: NodeId, action: Action<SimValue>) {
         match action {
             Action::Run(run) => {
+                let draining = self.nodes.get(&id).is_some_and(|n| n.sched.draining);
+                if draining && !matches!(run.spec.kind, TaskKind::ActorMethod { .. }) {
+                    // A node that knows it drains starts nothing new (a leased task that
+                    // waited for its arguments was granted before).
+                    let leased = self.nodes.get(&id).is_some_and(|n| {
+                        n.sched
+                            .tasks
+                            .get(&run.spec.id)
+                            .is_some_and(|t| t.owner.is_some())
+                    });
+                    if !leased {
+                        self.ran_while_draining
+                            .push((id, run.spec.function.clone()));
+                    }
+                }
                 let key = (run.spec.id, run.attempt);
                 *self.runs.entry(key).or_default() += 1;
                 self.ran_on
@@ -467,6 +495,13 @@ impl World {
                 ));
             }
             Action::JobEnded(job) => self.log(format!("node {id} heard job {} ended", job.0)),
+            Action::Drained => {
+                // As the node process does: it leaves once drained, when everything it sent
+                // was acknowledged.
+                self.log(format!("node {id} drained"));
+                self.drained.push(id);
+                self.leaving.push(id);
+            }
             Action::Fenced => {
                 self.log(format!("node {id} fenced"));
                 self.killed = true;
@@ -888,6 +923,16 @@ impl World {
                     return false;
                 }
             }
+            Step::WaitGone(node) => {
+                let gone = sim
+                    .sched
+                    .view()
+                    .nodes()
+                    .any(|(id, v)| id == node && !v.alive);
+                if !gone {
+                    return false;
+                }
+            }
             Step::KillServing { fallback } => {
                 let fetches = || self.fetches.iter().map(|(_, _, f)| f);
                 let victim = fetches()
@@ -952,10 +997,30 @@ impl World {
     }
 
     /// Runs until every driver is done and the cluster is quiet, or `limit` of virtual time.
+    /// Drained nodes whose messages were all acknowledged leave now.
+    fn leave_when_acknowledged(&mut self) {
+        let now = self.now;
+        let mut left = Vec::new();
+        for &id in &self.leaving {
+            if let Some(sim) = self.nodes.get_mut(&id)
+                && sim.sched.unacknowledged() == 0
+            {
+                sim.sched.handle(now, Event::Leave);
+                left.push(id);
+            }
+        }
+        for id in left {
+            self.log(format!("node {id} leaves"));
+            self.leaving.retain(|n| *n != id);
+            self.drain(id);
+        }
+    }
+
     pub(crate) fn run(&mut self, limit: Duration) {
         let end = Time::ZERO.after(limit);
         self.step_drivers();
         loop {
+            self.leave_when_acknowledged();
             if self.quiet() {
                 return;
             }
@@ -1115,6 +1180,11 @@ impl World {
             Fault::Rejoin(a) => self
                 .cut
                 .retain(|(x, y)| *x != Peer::Node(a) && *y != Peer::Node(a)),
+            Fault::Drain(a) => {
+                let now = self.now;
+                self.head.drain(now, a);
+                self.drain_head();
+            }
             Fault::KillWhereRan(function) => {
                 if let Some(&a) = self.ran_on.get(function).and_then(|on| on.last()) {
                     self.inject(Fault::Kill(a));
@@ -1161,6 +1231,12 @@ impl World {
                 context()
             );
         }
+        assert!(
+            self.ran_while_draining.is_empty(),
+            "work started on a node that knew it drained: {:?}\n{}",
+            self.ran_while_draining,
+            context()
+        );
         for (id, sim) in &self.nodes {
             assert!(
                 sim.sched.objects.over_released.is_empty(),

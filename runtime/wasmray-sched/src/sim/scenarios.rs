@@ -515,6 +515,61 @@ fn actor_restart(seed: u64) -> World {
     world
 }
 
+/// Ray's `DrainNode`: a chain of large results is made on node 2 (the only one with
+/// `first`), the driver holding the last (and, for odd seeds, the others); node 2 is
+/// drained. It hands the copies only it has to their owner, says it drained and leaves;
+/// reading the last link gives the exact value with nothing made again, and a node that
+/// knows it drains starts no work of its own (checked for every scenario).
+fn drain(seed: u64) -> World {
+    let mut world = World::new(
+        seed,
+        &[
+            vec![(CPU, 0.0)],
+            vec![(CPU, 1.0), ("first", 1.0)],
+            vec![(CPU, 1.0)],
+        ],
+    );
+    let chain = ["d1", "d2", "d3"];
+    let first = |name, function, args| Step::Submit {
+        name,
+        function,
+        args,
+        resources: vec![("first", 1.0)],
+    };
+    let mut steps = vec![Step::WaitNodes(3), first(chain[0], "big", vec![])];
+    for pair in chain.windows(2) {
+        steps.push(first(pair[1], "big", vec![Arg::Ref(pair[0])]));
+    }
+    // All made (and read there, so not pulled here) before the drain.
+    steps.push(first("c", "add", vec![Arg::Ref("d3")]));
+    steps.push(get("c", 4));
+    // With the links before it held or not (they are copies node 2 keeps too).
+    if seed.is_multiple_of(2) {
+        for name in &chain[..2] {
+            steps.push(Step::Release(name));
+        }
+    }
+    steps.push(Step::Fault(Fault::Drain(node(2))));
+    steps.push(submit("after", "slow", vec![Arg::Value(1)]));
+    steps.push(get("after", 2));
+    // Read only once node 2 is gone: the copies it had must be elsewhere by then.
+    steps.push(Step::WaitGone(node(2)));
+    steps.push(Step::Get {
+        name: "d3",
+        expect: Expect::Payload(3),
+    });
+    world.driver(node(1), steps);
+    world.run(LIMIT);
+    assert_eq!(
+        world.drained,
+        vec![node(2)],
+        "seed {seed}: node 2 drained\n{}",
+        world.trace_tail()
+    );
+    assert_eq!(world.rebuilt(), 0, "seed {seed}: nothing made again");
+    world
+}
+
 /// One large result read by tasks on five other nodes, two pulls per source at once: later
 /// pullers are pointed at nodes that finished pulling it (it spreads as a tree), and every
 /// copy is dropped at the end. With `kill`, a node dies mid-transfer (one serving a copy it
@@ -595,6 +650,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("spread", spread_plain),
     ("spread_holder_dies", spread_holder_dies),
     ("actor_restart", actor_restart),
+    ("drain", drain),
 ];
 
 fn env_u64(name: &str) -> Option<u64> {

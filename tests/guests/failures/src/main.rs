@@ -34,6 +34,11 @@
 //! through a task and prints `rebuilt: 4` — every link made again from its lineage (the
 //! first link's task prints `making the first link` each time it runs).
 //!
+//! `failures drain` makes the same chain and prints `chain made`, then waits until a node
+//! with `second` is alive and none with `first` is (the test drains the node that made the
+//! chain); reading the last link prints `after drain: 4` — the drained node handed its
+//! copies over, so nothing is made again (`making the first link` shows once).
+//!
 //! `failures restart` is another (Ray's actor restart on another node): a named actor
 //! `Tally` (`max_restarts(1)`, `max_task_retries(3)`) that needs the resource `host` is
 //! created with 100, answers a call (`actor up`), and is sent 20 slow calls; the test then
@@ -167,6 +172,27 @@ fn has_live(nodes: &[wasmray::NodeInfo], resource: &str) -> bool {
         .any(|n| n.alive && n.resources.iter().any(|(name, _)| name == resource))
 }
 
+fn drain() -> Result<(), TaskError> {
+    let mut last = first_link::remote();
+    for _ in 0..4 {
+        last = next_link::remote(last);
+    }
+    let read = wasmray::get(&first_byte::remote(last.clone()))?;
+    println!("chain made: {read}");
+    loop {
+        let nodes = wasmray::nodes();
+        if has_live(&nodes, "second") && !has_live(&nodes, "first") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "after drain: {}",
+        wasmray::get(&first_byte::remote(last))?
+    );
+    Ok(())
+}
+
 fn rebuild() -> Result<(), TaskError> {
     let mut last = first_link::remote();
     for _ in 0..4 {
@@ -198,6 +224,7 @@ fn main() -> Result<(), TaskError> {
     match std::env::args().nth(1).as_deref() {
         Some("rebuild") => return rebuild(),
         Some("restart") => return restart(),
+        Some("drain") => return drain(),
         _ => {}
     }
     report(
