@@ -162,7 +162,10 @@ fn restart() -> Result<(), TaskError> {
     let now = wasmray::get(&tally.bump(0).remote())?;
     println!("restarted: {}", now < 100 + 22);
     let found = wasmray::get_actor::<Tally>("tally")?;
-    println!("found by name: {}", wasmray::get(&found.bump(0).remote())? > now);
+    println!(
+        "found by name: {}",
+        wasmray::get(&found.bump(0).remote())? > now
+    );
     Ok(())
 }
 
@@ -186,10 +189,7 @@ fn drain() -> Result<(), TaskError> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    println!(
-        "after drain: {}",
-        wasmray::get(&first_byte::remote(last))?
-    );
+    println!("after drain: {}", wasmray::get(&first_byte::remote(last))?);
     Ok(())
 }
 
