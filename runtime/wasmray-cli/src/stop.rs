@@ -1,5 +1,6 @@
 //! `wasmray stop`: stops every node `wasmray start` started on this machine — SIGTERM, so each
-//! leaves its cluster cleanly, then SIGKILL for any still running after `--grace` seconds.
+//! drains and leaves its cluster cleanly, the nodes before the head — then SIGKILL for any
+//! still running after `--grace` seconds.
 
 use crate::cluster_files;
 use clap::Args;
@@ -32,16 +33,26 @@ pub(crate) fn stop(args: StopArgs) -> anyhow::Result<ExitCode> {
         println!("No wasmray node is running on this machine.");
         return Ok(ExitCode::SUCCESS);
     }
-    // Worker nodes first, so the head does not outlive them only to declare them dead.
+    // Worker nodes first, and the head once they are gone: a stopping node drains, which
+    // asks the head, and the head should not outlive them only to declare them dead.
     let mut order = running.clone();
     order.sort_by_key(|r| r.head);
-    for record in &order {
+    let deadline = Instant::now() + Duration::from_secs_f64(args.grace);
+    let wait = |group: &[&cluster_files::NodeRecord]| {
+        while Instant::now() < deadline && group.iter().any(|r| cluster_files::alive(r.pid)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let (heads, workers): (Vec<&cluster_files::NodeRecord>, Vec<_>) =
+        order.iter().copied().partition(|r| r.head);
+    for record in &workers {
         signal(record.pid, libc::SIGTERM);
     }
-    let deadline = Instant::now() + Duration::from_secs_f64(args.grace);
-    while Instant::now() < deadline && order.iter().any(|r| cluster_files::alive(r.pid)) {
-        std::thread::sleep(Duration::from_millis(20));
+    wait(&workers);
+    for record in &heads {
+        signal(record.pid, libc::SIGTERM);
     }
+    wait(&heads);
     let mut killed = 0;
     for record in &order {
         if cluster_files::alive(record.pid) {

@@ -837,7 +837,10 @@ impl<V: ObjectValue> Scheduler<V> {
         if detached && owner.is_none() {
             self.release(actor.handle_object());
         }
-        if dropped {
+        // Hosted for an owner that is gone, nobody will say its handles went: nothing of it
+        // is kept (its creation spec holds its arguments' values).
+        let owner_gone = owner.is_some_and(|o| self.links.is_dead(Peer::Node(o)));
+        if dropped || owner_gone {
             self.actors.entries.remove(&actor);
         }
         self.actions.push(Action::ActorDied { actor, cause });

@@ -824,7 +824,13 @@ fn chaos_kills_and_injected_faults_lose_nothing() -> anyhow::Result<()> {
         let mut objects = String::new();
         for socket in glob_sockets(cluster.dir()) {
             let out = cluster.wasmray(&["memory", "--socket", &socket]);
-            objects.push_str(&format!("{socket}:\n{}\n", text(&out).0));
+            let status = cluster.wasmray(&["status", "--socket", &socket]);
+            let status = text(&status).0;
+            let own: Vec<&str> = status
+                .lines()
+                .skip_while(|l| !l.starts_with("Node "))
+                .collect();
+            objects.push_str(&format!("{socket}:\n{}{}\n", own.join("\n"), text(&out).0));
         }
         anyhow::bail!("{error}\nobjects on the nodes still running:\n{objects}");
     }

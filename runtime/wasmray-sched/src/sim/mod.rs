@@ -1283,6 +1283,12 @@ impl World {
                 context()
             );
             assert!(
+                sim.sched.actors.entries.is_empty(),
+                "node {id} keeps actor entries: {:?}\n{}",
+                sim.sched.actors.entries.keys().collect::<Vec<_>>(),
+                context()
+            );
+            assert!(
                 sim.sched.links.unacked_messages().all(is_heartbeat),
                 "node {id} has messages unacknowledged at {}: {:?}\n{}",
                 self.now,

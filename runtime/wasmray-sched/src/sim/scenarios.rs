@@ -515,6 +515,42 @@ fn actor_restart(seed: u64) -> World {
     world
 }
 
+/// The owner of an actor hosted elsewhere dies (its handle never dropped): the actor dies
+/// with it on its host, which keeps nothing of it (the check asserts no actor entry is left).
+fn actor_owner_dies(seed: u64) -> World {
+    let mut world = World::new(
+        seed,
+        &[
+            vec![(CPU, 0.0)],
+            vec![(CPU, 1.0), ("actor", 1.0)],
+            vec![(CPU, 1.0)],
+        ],
+    );
+    let mut steps = vec![
+        Step::WaitNodes(3),
+        Step::CreateActor {
+            name: "counter",
+            resources: vec![("actor", 1.0)],
+            restarts: 0,
+            retries: 0,
+        },
+    ];
+    for (i, name) in ["o0", "o1", "o2"].into_iter().enumerate() {
+        steps.push(Step::Call {
+            name,
+            actor: "counter",
+            payload: 1000 + i as u64,
+        });
+    }
+    if seed.is_multiple_of(2) {
+        steps.push(get("o0", 1));
+    }
+    steps.push(Step::Fault(Fault::Kill(node(1))));
+    world.driver(node(1), steps);
+    world.run(LIMIT);
+    world
+}
+
 /// Ray's `DrainNode`: a chain of large results is made on node 2 (the only one with
 /// `first`), the driver holding the last (and, for odd seeds, the others); node 2 is
 /// drained. It hands the copies only it has to their owner, says it drained and leaves;
@@ -651,6 +687,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("spread_holder_dies", spread_holder_dies),
     ("actor_restart", actor_restart),
     ("drain", drain),
+    ("actor_owner_dies", actor_owner_dies),
 ];
 
 fn env_u64(name: &str) -> Option<u64> {
