@@ -44,8 +44,21 @@ pub(crate) struct ValueInner {
     len: u64,
 }
 
+thread_local! {
+    /// Values alive on this thread (each run is one thread's): a value a live node keeps
+    /// once it has freed everything is a leak the object tables do not show.
+    static LIVE_VALUES: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+impl Drop for ValueInner {
+    fn drop(&mut self) {
+        LIVE_VALUES.with(|n| n.set(n.get() - 1));
+    }
+}
+
 impl SimValue {
     fn new(payload: u64, contained: Vec<ObjectId>, len: u64) -> Self {
+        LIVE_VALUES.with(|n| n.set(n.get() + 1));
         SimValue(Arc::new(ValueInner {
             payload,
             contained,
@@ -1208,6 +1221,46 @@ impl World {
     pub(crate) fn trace_tail(&self) -> String {
         let start = self.trace.len().saturating_sub(60);
         self.trace[start..].join("\n")
+    }
+
+    /// Asserts that once a run is over, with the dead nodes, the network and the drivers gone,
+    /// no value is kept anywhere: what the live nodes hold beyond their object tables (link
+    /// buffers, queued leases, actor entries, task specs) is empty too. Consumes the world.
+    pub(crate) fn check_no_value_kept(mut self) {
+        let seed = self.seed;
+        let before = LIVE_VALUES.with(|n| n.get());
+        let dead: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| !n.alive)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dead {
+            self.nodes.remove(&id);
+        }
+        self.in_flight.clear();
+        self.running.clear();
+        self.fetches.clear();
+        self.drivers.clear();
+        let tail = self.trace_tail();
+        let live: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let kept = LIVE_VALUES.with(|n| n.get());
+        let mut per_node = Vec::new();
+        for id in live {
+            if let Some(node) = self.nodes.remove(&id) {
+                let at = LIVE_VALUES.with(|n| n.get());
+                drop(node);
+                let freed = at - LIVE_VALUES.with(|n| n.get());
+                if freed > 0 {
+                    per_node.push((id, freed));
+                }
+            }
+        }
+        assert!(
+            per_node.is_empty(),
+            "seed {seed}: live nodes kept values after the run ({kept} of {before} alive once \
+             the dead nodes and the network went), by node: {per_node:?}\n{tail}"
+        );
     }
 
     /// Asserts the invariants after a run (see the module doc).

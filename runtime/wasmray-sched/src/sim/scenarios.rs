@@ -703,7 +703,11 @@ fn seed_sweep() {
     let started = std::time::Instant::now();
     for &seed in &seeds {
         for (name, scenario) in SCENARIOS {
-            let result = std::panic::catch_unwind(|| scenario(seed).check());
+            let result = std::panic::catch_unwind(|| {
+                let world = scenario(seed);
+                world.check();
+                world.check_no_value_kept();
+            });
             if let Err(panic) = result {
                 eprintln!(
                     "simulated cluster: scenario `{name}` failed at seed {seed}; replay with \
