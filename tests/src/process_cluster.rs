@@ -328,6 +328,50 @@ impl ProcessCluster {
         }
     }
 
+    /// SIGKILLs the head and starts another on the same port and the same data directory
+    /// (under the cluster's `TMPDIR`) with `head_args`; returns what it printed up to its
+    /// join command.
+    pub fn restart_head(&mut self, head_args: &[&str]) -> anyhow::Result<Vec<String>> {
+        let _ = self.head.child.kill();
+        let _ = self.head.child.wait();
+        let port = self
+            .address
+            .rsplit(':')
+            .next()
+            .context("the head's address has a port")?
+            .to_owned();
+        let mut args = vec![
+            "start",
+            "--head",
+            "--block",
+            "--port",
+            &port,
+            "--node-ip-address",
+            "127.0.0.1",
+        ];
+        args.extend_from_slice(head_args);
+        let head = spawn(
+            &[],
+            &self.bin,
+            self.dir.path(),
+            &self.cache,
+            &self.env,
+            &args,
+        )?;
+        let printed = head.wait_lines("wasmray start --address", Duration::from_secs(30))?;
+        self.head = head;
+        Ok(printed)
+    }
+
+    /// The control socket of the node started last on this machine.
+    pub fn latest_socket(&self) -> anyhow::Result<String> {
+        let pointer = self.dir.path().join("wasmray").join("latest-node");
+        Ok(std::fs::read_to_string(&pointer)
+            .with_context(|| format!("read {}", pointer.display()))?
+            .trim()
+            .to_owned())
+    }
+
     /// SIGKILLs node `index`.
     pub fn kill_node(&mut self, index: usize) {
         let _ = self.nodes[index].child.kill();

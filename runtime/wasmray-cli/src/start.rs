@@ -58,6 +58,12 @@ pub(crate) struct StartArgs {
     /// Misses in a row after which the head declares a node dead (for good) [default: 3].
     #[arg(long, requires = "head", value_name = "N")]
     health_check_failures: Option<u32>,
+    /// Where the head keeps its control state (members, job IDs, actor names, modules, the
+    /// cluster's CA and tokens), so that a head killed and started again on the same
+    /// directory takes its cluster back; a head stopped cleanly forgets it
+    /// [default: $TMPDIR/wasmray/head].
+    #[arg(long, requires = "head", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     /// Seconds a node stopped by SIGTERM or Ctrl-C may take to drain (its work finishing,
     /// the objects only it holds moving) before it leaves anyway; 0 leaves at once
     /// [default: 8].
@@ -227,12 +233,35 @@ fn run_blocking(args: StartArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     let pid = std::process::id();
     let result = runtime.block_on(async {
+        let mut restored = None;
         let node = match &join {
-            None => Node::start_head(config, cluster)?,
+            None => {
+                let dir = args
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| std::env::temp_dir().join("wasmray").join("head"));
+                let store = wasmray_node::HeadStore::open(&dir)?;
+                let (node, state) = Node::start_head_stored(config, cluster, Some(store))?;
+                restored = state.map(|state| {
+                    format!(
+                        "Took over the cluster whose state is in {}: {} nodes it knew alive \
+                         (they join again when they find this head), {} actor names, the next \
+                         job is {}.\n",
+                        dir.display(),
+                        state.live_members().saturating_sub(1),
+                        state.names(),
+                        state.next_job()
+                    )
+                });
+                node
+            }
             Some(target) => {
                 Node::join(config, cluster, target.address, target.pin, &target.token).await?
             }
         };
+        if let Some(restored) = &restored {
+            print!("{restored}");
+        }
         let socket = node.serve_control()?;
         let listen = node
             .cluster_address()
@@ -249,8 +278,13 @@ fn run_blocking(args: StartArgs) -> anyhow::Result<ExitCode> {
                 ca_hash: pin.to_string(),
             };
             cluster_files::write_head(&head)?;
+            let what = if restored.is_some() {
+                "the wasmray cluster again"
+            } else {
+                "a new wasmray cluster"
+            };
             format!(
-                "Started the head of a new wasmray cluster: node {} at {reachable}.\n\
+                "Started the head of {what}: node {} at {reachable}.\n\
                  To add a node to it, run on that machine:\n\n    {}\n\n\
                  Run a driver on the cluster with `wasmray run --address {reachable} app.wasm`; \
                  see it with `wasmray status`; stop the nodes on this machine with `wasmray stop`.\n",
@@ -294,6 +328,10 @@ fn run_blocking(args: StartArgs) -> anyhow::Result<ExitCode> {
             }
             // Drained from elsewhere (`wasmray drain`): its work is done, it goes.
             () = node.drained() => println!("Drained: leaving the cluster."),
+        }
+        if join.is_none() {
+            // Stopped cleanly, the head ends its cluster: the next head here starts anew.
+            node.forget_stored_state()?;
         }
         node.shutdown();
         node.close_links().await;

@@ -18,6 +18,14 @@ struct Issued {
     expires: Option<SystemTime>,
 }
 
+/// A join token as a restarted head keeps it: `id.secret`, and when it expires (ms since
+/// the Unix epoch; never without).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredToken {
+    pub token: String,
+    pub expires_ms: Option<u64>,
+}
+
 /// The head's CA, its tokens and the node IDs it has handed out.
 #[derive(Debug)]
 pub struct Admission {
@@ -61,6 +69,34 @@ impl Admission {
             expires: ttl.map(|ttl| now + ttl),
         });
         Ok(token)
+    }
+
+    /// The tokens issued, for the head's store.
+    pub fn tokens(&self) -> Vec<StoredToken> {
+        let ms = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        };
+        self.tokens
+            .iter()
+            .map(|issued| StoredToken {
+                token: issued.token.to_string(),
+                expires_ms: issued.expires.map(ms),
+            })
+            .collect()
+    }
+
+    /// Takes back the tokens a previous head issued (bad ones are skipped).
+    pub fn restore_tokens(&mut self, tokens: &[StoredToken]) {
+        for stored in tokens {
+            let Ok(token) = stored.token.parse::<JoinToken>() else {
+                continue;
+            };
+            let expires = stored
+                .expires_ms
+                .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+            self.tokens.push(Issued { token, expires });
+        }
     }
 
     /// A node ID no node of this cluster has had.

@@ -44,7 +44,27 @@ fn offset_time(at: SystemTime) -> time::OffsetDateTime {
 /// The cluster's certificate authority. Only the head has one.
 pub struct ClusterCa {
     key: rcgen::KeyPair,
+    /// Signs what the CA issues (for a restored CA, made again from the same key and names).
     cert: rcgen::Certificate,
+    /// The certificate every node trusts, as first made.
+    der: CertificateDer<'static>,
+}
+
+/// The CA certificate's fields (the issuer every node certificate names).
+fn ca_params(now: SystemTime) -> Result<rcgen::CertificateParams, NetError> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "wasmray cluster CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = offset_time(now - CLOCK_SKEW);
+    params.not_after = offset_time(now + CA_VALIDITY);
+    Ok(params)
 }
 
 impl fmt::Debug for ClusterCa {
@@ -59,31 +79,49 @@ impl ClusterCa {
     /// A new CA with a fresh key.
     pub fn generate() -> Result<Self, NetError> {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "wasmray cluster CA");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-            rcgen::KeyUsagePurpose::DigitalSignature,
-        ];
-        let now = SystemTime::now();
-        params.not_before = offset_time(now - CLOCK_SKEW);
-        params.not_after = offset_time(now + CA_VALIDITY);
-        let cert = params.self_signed(&key)?;
-        Ok(Self { key, cert })
+        let cert = ca_params(SystemTime::now())?.self_signed(&key)?;
+        let der = cert.der().clone();
+        Ok(Self { key, cert, der })
     }
 
     /// The CA certificate (DER), which every node trusts.
     pub fn cert_der(&self) -> CertificateDer<'static> {
-        self.cert.der().clone()
+        self.der.clone()
+    }
+
+    /// The private key (PEM), for the head's store only: whoever has it can admit nodes.
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
+    /// The CA a restarted head keeps: its key (PEM) and the certificate (DER) every node
+    /// trusts, as [`ClusterCa::key_pem`] and [`ClusterCa::cert_der`] gave them. The
+    /// certificate is kept as it was (so the pin holds); certificates it issues from now on
+    /// name the same issuer and are signed by the same key.
+    pub fn restore(key_pem: &str, cert_der: &[u8]) -> Result<Self, NetError> {
+        let key = rcgen::KeyPair::from_pem(key_pem)?;
+        // A certificate carries its subject's public key (SPKI) as it is: the key must be
+        // the one the stored certificate was made for.
+        let public = key.public_key_der();
+        if !cert_der
+            .windows(public.len())
+            .any(|w| w == public.as_slice())
+        {
+            return Err(NetError::Crypto(
+                "the stored CA key does not match the stored CA certificate".into(),
+            ));
+        }
+        let cert = ca_params(SystemTime::now())?.self_signed(&key)?;
+        Ok(Self {
+            key,
+            cert,
+            der: CertificateDer::from(cert_der.to_vec()),
+        })
     }
 
     /// What a joiner checks the CA against.
     pub fn pin(&self) -> CaPin {
-        CaPin::of(self.cert.der())
+        CaPin::of(&self.der)
     }
 
     /// Signs a certificate for `node` over `public_key`, valid for `valid_for` from now; the

@@ -20,7 +20,7 @@ mod transport;
 mod transport_tests;
 pub mod wire;
 
-pub use admission::Admission;
+pub use admission::{Admission, StoredToken};
 pub use faults::{FAULTS_ENV, Faults};
 pub use identity::{
     CaPin, ClusterCa, Credentials, HEAD_DNS_NAME, JoinToken, NODE_CERT_VALIDITY, NodeKey,

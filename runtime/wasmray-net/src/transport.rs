@@ -20,7 +20,7 @@
 //! What messages mean is the node's business: frames are opaque here.
 
 use crate::NetError;
-use crate::admission::Admission;
+use crate::admission::{Admission, StoredToken};
 use crate::faults::{Faults, Injector, RpcPoint};
 use crate::identity::{CaPin, ClusterCa, Credentials, HEAD_DNS_NAME, JoinToken, NodeKey};
 use crate::tls::{self, LinkTimers};
@@ -96,7 +96,7 @@ impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport")
             .field("node", &self.shared.me)
-            .field("head", &self.shared.head)
+            .field("head", &self.shared.head())
             .finish_non_exhaustive()
     }
 }
@@ -104,7 +104,10 @@ impl std::fmt::Debug for Transport {
 struct Shared {
     version: &'static str,
     me: NodeId,
-    head: NodeId,
+    /// The head's node: it changes when a restarted head takes over ([`Transport::find_head`]).
+    head: std::sync::atomic::AtomicU64,
+    /// Where the head listens (a joined node's; `None` on the head).
+    head_address: Option<SocketAddr>,
     pin: CaPin,
     ca: CertificateDer<'static>,
     endpoint: quinn::Endpoint,
@@ -319,7 +322,8 @@ impl Transport {
         }
         let credentials = Credentials::new(node, CertificateDer::from(cert), ca, key);
         endpoint.set_server_config(Some(tls::server_config(&credentials, config.timers)?));
-        let shared = Shared::new(&credentials, head, endpoint, config, None)?;
+        let mut shared = Shared::new(&credentials, head, endpoint, config, None)?;
+        shared.head_address = Some(head_address);
         lock(&shared.directory).insert(head, head_address);
         Ok(Self {
             shared: Arc::new(shared),
@@ -348,7 +352,35 @@ impl Transport {
     }
 
     pub fn head(&self) -> NodeId {
-        self.shared.head
+        self.shared.head()
+    }
+
+    /// A joined node whose head stopped answering: dials the head's address again, expecting
+    /// whoever holds the cluster's head certificate, and returns that head's node (a new
+    /// one if the head was restarted, which from then on is the one [`Transport::head`]
+    /// names and frames for the head go to).
+    pub async fn find_head(&self) -> Result<NodeId, NetError> {
+        let shared = &self.shared;
+        let address = shared
+            .head_address
+            .ok_or_else(|| NetError::BadInput("the head does not look for itself".into()))?;
+        let connecting = shared
+            .endpoint
+            .connect_with(shared.client.clone(), address, HEAD_DNS_NAME)
+            .map_err(|e| NetError::Unreachable(format!("the head at {address}: {e}")))?;
+        let conn = tokio::time::timeout(DIAL_TIMEOUT, connecting)
+            .await
+            .map_err(|_| NetError::Unreachable(format!("the head at {address} did not answer")))?
+            .map_err(|e| NetError::Unreachable(format!("the head at {address}: {e}")))?;
+        let head = conn
+            .peer_identity()
+            .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
+            .and_then(|chain| chain.first().and_then(tls::node_of_certificate))
+            .ok_or_else(|| NetError::Refused("the head's certificate names no node".into()))?;
+        lock(&shared.directory).insert(head, address);
+        shared.head.store(head.0, Ordering::SeqCst);
+        shared.keep(head, shared.me, conn);
+        Ok(head)
     }
 
     /// The CA pin of this node's cluster.
@@ -370,12 +402,28 @@ impl Transport {
 
     /// A new join token (the head only), valid for `ttl` (for the head's life without one).
     pub fn add_token(&self, ttl: Option<Duration>) -> Result<JoinToken, NetError> {
-        let admission = self
-            .shared
+        lock(self.admission()?).add_token(ttl, SystemTime::now())
+    }
+
+    fn admission(&self) -> Result<&Mutex<Admission>, NetError> {
+        self.shared
             .admission
             .as_ref()
-            .ok_or_else(|| NetError::BadInput("only the head issues join tokens".into()))?;
-        lock(admission).add_token(ttl, SystemTime::now())
+            .ok_or_else(|| NetError::BadInput("only the head issues join tokens".into()))
+    }
+
+    /// The head only: the join tokens issued, and the CA's key and certificate, for the
+    /// head's store.
+    pub fn identity(&self) -> Result<(String, Vec<u8>, Vec<StoredToken>), NetError> {
+        let admission = lock(self.admission()?);
+        let ca = admission.ca();
+        Ok((ca.key_pem(), ca.cert_der().to_vec(), admission.tokens()))
+    }
+
+    /// The head only: takes back the tokens a previous head of this cluster issued.
+    pub fn restore_tokens(&self, tokens: &[StoredToken]) -> Result<(), NetError> {
+        lock(self.admission()?).restore_tokens(tokens);
+        Ok(())
     }
 
     /// Sends `frame` (as [`wire::finish_frame`] made it) to `to`. Never waits: when nothing
@@ -571,7 +619,8 @@ impl Shared {
         Ok(Self {
             version: config.version,
             me: credentials.node(),
-            head,
+            head: std::sync::atomic::AtomicU64::new(head.0),
+            head_address: None,
             pin: credentials.ca_pin(),
             ca: credentials.ca().clone(),
             client: tls::client_config(credentials, timers)?,
@@ -591,6 +640,10 @@ impl Shared {
 
     fn handler(&self) -> Option<Arc<dyn Handler>> {
         lock(&self.handler).as_ref().and_then(Weak::upgrade)
+    }
+
+    fn head(&self) -> NodeId {
+        NodeId(self.head.load(Ordering::SeqCst))
     }
 
     /// An injected fault after an RPC's reply came, if one is due.
@@ -626,12 +679,13 @@ impl Shared {
         if let Some(address) = lock(&self.directory).get(&peer) {
             return Ok(*address);
         }
-        if peer == self.head || self.me == self.head {
+        let head = self.head();
+        if peer == head || self.me == head {
             return Err(NetError::Unreachable(format!(
                 "the address of node {peer} is not known"
             )));
         }
-        let conn = Box::pin(self.connection(self.head)).await?;
+        let conn = Box::pin(self.connection(head)).await?;
         let request = ResolveRequest { node: peer };
         let faults = self.faults.as_ref();
         let mut recv = open_rpc(&conn, StreamKind::Resolve, &request, 0, faults).await?;

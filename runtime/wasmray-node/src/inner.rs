@@ -23,7 +23,7 @@ use crate::submitted::Submitted;
 use crate::value::Value;
 use crate::waiters::Waiters;
 use crate::wire_codec::{self, Route};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use wasmray_core::{IdMint, NodeId, ObjectId};
 use wasmray_net::Transport;
@@ -75,6 +75,14 @@ pub(crate) struct NodeInner {
     pub(crate) timer_wake: Arc<tokio::sync::Notify>,
     /// Set once the scheduler said the node drained (`Action::Drained`).
     pub(crate) drained: tokio::sync::watch::Sender<bool>,
+    /// The head's state on disk (the head only, with a data directory).
+    pub(crate) head_store: Option<crate::head_store::HeadStore>,
+    /// When a frame from the head last came (ms since the node started), for the watch
+    /// that finds a restarted head (`head_watch.rs`).
+    pub(crate) head_heard_ms: std::sync::atomic::AtomicU64,
+    /// A frame claimed to be from a head that is not ours: look for the head at once.
+    pub(crate) head_look_now: AtomicBool,
+    pub(crate) started: std::time::Instant,
 }
 
 /// The parts a node is built from (see [`NodeInner::new`]).
@@ -89,6 +97,7 @@ pub(crate) struct Parts {
     pub(crate) net: Option<Transport>,
     pub(crate) apply: fn(&Arc<NodeInner>, Action<Value>),
     pub(crate) temp_dir: std::path::PathBuf,
+    pub(crate) head_store: Option<crate::head_store::HeadStore>,
 }
 
 impl NodeInner {
@@ -114,6 +123,10 @@ impl NodeInner {
             net_handler: Mutex::new(None),
             timer_wake: Arc::new(tokio::sync::Notify::new()),
             drained: tokio::sync::watch::Sender::new(false),
+            head_store: parts.head_store,
+            head_heard_ms: std::sync::atomic::AtomicU64::new(0),
+            head_look_now: AtomicBool::new(false),
+            started: std::time::Instant::now(),
             module_fetch: tokio::sync::Mutex::new(()),
             waiters: Waiters::default(),
             actors: ActorHosts::default(),
@@ -184,6 +197,31 @@ impl NodeInner {
         self.head_event(HeadEvent::Received { from, envelope });
     }
 
+    /// Writes the head's state to its store if it changed (under the head's lock, so states
+    /// are written in the order they were made). A failed write is logged: the head goes on
+    /// (a restart would then come back with an older state).
+    fn persist(&self, head: &mut Head<Value>) {
+        let Some(store) = &self.head_store else {
+            return;
+        };
+        if let Some(state) = head.take_state()
+            && let Err(error) = store.save_state(&state)
+        {
+            tracing::error!(%error, "could not store the head's state");
+        }
+    }
+
+    /// A frame from the head arrived.
+    pub(crate) fn heard_from_head(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.head_heard_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Makes the head watch look for the head at its next tick.
+    pub(crate) fn look_for_head(&self) {
+        self.head_look_now.store(true, Ordering::Relaxed);
+    }
+
     /// The connection to `node` was lost: the head pings it at once (this node's own head
     /// only; elsewhere the head hears of it through its own connection).
     pub(crate) fn suspect(self: &Arc<Self>, node: wasmray_core::NodeId) {
@@ -202,6 +240,7 @@ impl NodeInner {
             head.handle(now, event);
             let after = head.poll_timeout();
             let earlier = after.is_some_and(|a| before.is_none_or(|b| a < b));
+            self.persist(&mut head);
             (head.drain_actions(), earlier)
         };
         self.head_actions(actions);
@@ -251,6 +290,7 @@ impl NodeInner {
             let (answer, actions) = {
                 let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
                 let answer = head.answer(now, ask);
+                self.persist(&mut head);
                 (answer, head.drain_actions())
             };
             self.head_actions(actions);
@@ -311,6 +351,7 @@ impl NodeInner {
             if head.poll_timeout().is_some_and(|t| t <= now) {
                 head.handle(now, HeadEvent::Timeout);
             }
+            self.persist(&mut head);
             head.drain_actions()
         };
         self.head_actions(head_actions);

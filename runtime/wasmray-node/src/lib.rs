@@ -17,6 +17,8 @@ mod config;
 mod control;
 mod error_log;
 mod execute;
+mod head_store;
+mod head_watch;
 mod inner;
 mod jobs;
 mod node;
@@ -33,6 +35,7 @@ mod waiters;
 pub mod wire_codec;
 
 pub use config::NodeConfig;
+pub use head_store::{HeadStore, HeadStoreError};
 
 /// The resource under which a node lists its object store's capacity in bytes, as Ray does;
 /// no task asks for it.
@@ -70,6 +73,8 @@ pub enum NodeError {
     Control(std::io::Error),
     #[error(transparent)]
     Net(#[from] wasmray_net::NetError),
+    #[error(transparent)]
+    HeadStore(#[from] HeadStoreError),
     #[error("this node is not part of a cluster")]
     NotInCluster,
 }

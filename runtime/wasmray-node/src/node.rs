@@ -50,6 +50,9 @@ pub struct ClusterConfig {
     pub version: &'static str,
     /// Faults its transport injects on purpose (tests and CI; none by default).
     pub faults: wasmray_net::Faults,
+    /// A joined node that hears nothing from its head for this long looks for it again (a
+    /// restarted head on a new node is joined again).
+    pub head_silence: Duration,
 }
 
 impl ClusterConfig {
@@ -61,6 +64,7 @@ impl ClusterConfig {
             timers: wasmray_net::LinkTimers::default(),
             version: wasmray_net::wire::VERSION,
             faults: wasmray_net::Faults::default(),
+            head_silence: Duration::from_secs(3),
         }
     }
 
@@ -110,15 +114,75 @@ impl Node {
     /// Starts the head of a new cluster, listening on `cluster.listen`; nodes join it with
     /// [`Node::join`] and a token from [`Node::add_join_token`].
     pub fn start_head(config: NodeConfig, cluster: ClusterConfig) -> Result<Node, NodeError> {
+        Self::start_head_stored(config, cluster, None).map(|(node, _)| node)
+    }
+
+    /// As [`Node::start_head`], the head's control state kept in `store` (see
+    /// `head_store.rs`): if an earlier head of a cluster left its state there (it was
+    /// killed), this head takes over that cluster — its CA, tokens, members, job IDs, names
+    /// and modules — on a new node of its own, and its nodes join it again when they find
+    /// it. Returns the node and what was restored, if anything.
+    pub fn start_head_stored(
+        config: NodeConfig,
+        cluster: ClusterConfig,
+        store: Option<crate::HeadStore>,
+    ) -> Result<(Node, Option<wasmray_sched::HeadState>), NodeError> {
         let id = NodeId(random_u64() | (1 << 62));
-        let ca = wasmray_net::ClusterCa::generate()?;
+        let stored = match &store {
+            Some(store) => store.load()?,
+            None => None,
+        };
+        let ca = match &stored {
+            Some(stored) => {
+                wasmray_net::ClusterCa::restore(&stored.ca_key_pem, &stored.ca_cert_der)?
+            }
+            None => wasmray_net::ClusterCa::generate()?,
+        };
         let net = Transport::start_head(cluster.transport(), ca, id)?;
-        let head = HeadConfig {
+        let head_config = HeadConfig {
             health: cluster.health,
             local: Some(id),
             ..HeadConfig::default()
         };
-        Self::start_with(config, id, Some(net), Some(head))
+        let (head, restored) = match stored {
+            Some(stored) => {
+                net.restore_tokens(&stored.tokens)?;
+                let restored = stored.state.clone();
+                let head = Head::restore(head_config.clone(), stored.state, Time::ZERO);
+                (head, Some(restored))
+            }
+            None => (Head::new(head_config.clone()), None),
+        };
+        if let Some(store) = &store {
+            let (key, cert, tokens) = net.identity()?;
+            store.save_identity(&key, &cert, &tokens)?;
+        }
+        let node = Self::start_parts(
+            config,
+            id,
+            Some(net),
+            Some(head),
+            store,
+            cluster.head_silence,
+        )?;
+        Ok((node, restored))
+    }
+
+    /// Stores the head's join tokens again (after [`Node::add_join_token`]).
+    fn store_identity(&self) -> Result<(), NodeError> {
+        if let (Some(store), Some(net)) = (&self.inner.head_store, &self.inner.net) {
+            let (key, cert, tokens) = net.identity()?;
+            store.save_identity(&key, &cert, &tokens)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the head's stored state: the cluster ends with this head (a clean stop).
+    pub fn forget_stored_state(&self) -> Result<(), NodeError> {
+        if let Some(store) = &self.inner.head_store {
+            store.clear()?;
+        }
+        Ok(())
     }
 
     /// Starts a node that joins the cluster whose head listens at `head`, checking the head
@@ -132,7 +196,7 @@ impl Node {
     ) -> Result<Node, NodeError> {
         let net = Transport::join(cluster.transport(), head, pin, token).await?;
         let id = net.node();
-        Self::start_with(config, id, Some(net), None)
+        Self::start_parts(config, id, Some(net), None, None, cluster.head_silence)
     }
 
     fn start_with(
@@ -140,6 +204,18 @@ impl Node {
         id: NodeId,
         net: Option<Transport>,
         head: Option<HeadConfig>,
+    ) -> Result<Node, NodeError> {
+        let head = head.map(Head::new);
+        Self::start_parts(config, id, net, head, None, Duration::from_secs(3))
+    }
+
+    fn start_parts(
+        config: NodeConfig,
+        id: NodeId,
+        net: Option<Transport>,
+        head: Option<Head<Value>>,
+        head_store: Option<crate::HeadStore>,
+        head_silence: Duration,
     ) -> Result<Node, NodeError> {
         let mut total = ResourceSet::new();
         total.insert(CPU, config.num_cpus)?;
@@ -172,11 +248,12 @@ impl Node {
             host,
             store,
             sched: SchedCell::new(sched),
-            head: Head::new(head.unwrap_or_default()),
+            head: head.unwrap_or_else(|| Head::new(HeadConfig::default())),
             is_head,
             net,
             apply,
             temp_dir,
+            head_store,
         }));
         if let Some(net) = &inner.net {
             let handler: Arc<dyn wasmray_net::Handler> = Arc::new(remote::NetHandler {
@@ -193,6 +270,13 @@ impl Node {
         // The join message the scheduler starts with goes to the head now.
         inner.with_sched(|_, _| ());
         tokio::spawn(timers(Arc::downgrade(&inner)));
+        if !is_head && inner.net.is_some() {
+            inner.heard_from_head();
+            tokio::spawn(crate::head_watch::watch(
+                Arc::downgrade(&inner),
+                head_silence,
+            ));
+        }
         Ok(Node { inner })
     }
 
@@ -219,7 +303,9 @@ impl Node {
         ttl: Option<Duration>,
     ) -> Result<wasmray_net::JoinToken, NodeError> {
         let net = self.inner.net.as_ref().ok_or(NodeError::NotInCluster)?;
-        Ok(net.add_token(ttl)?)
+        let token = net.add_token(ttl)?;
+        self.store_identity()?;
+        Ok(token)
     }
 
     /// Every node of the cluster as its head knows it (the head only): ID, state, resources.

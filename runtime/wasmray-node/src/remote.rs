@@ -57,12 +57,16 @@ impl Handler for NetHandler {
             Route::ToHead => node.to_head(from, envelope),
             Route::FromHead => {
                 if node.net.as_ref().is_some_and(|net| net.head() == from) {
+                    node.heard_from_head();
                     node.event(Event::Received {
                         from: Peer::Head,
                         envelope,
                     });
                 } else {
-                    tracing::warn!(%from, "a node that is not the head spoke for it");
+                    // Perhaps a restarted head: the watch checks at once (it trusts only
+                    // the node holding the head's certificate at the head's address).
+                    tracing::debug!(%from, "a node that is not our head spoke for one");
+                    node.look_for_head();
                 }
             }
         }

@@ -1123,6 +1123,30 @@ impl<V: ObjectValue> Scheduler<V> {
     }
 
     /// The head declared `node` dead.
+    /// A restarted head took over (see [`crate::Event::HeadRestarted`]): the node the old
+    /// head ran on is dead; this node joins the new head again, with what the old one had
+    /// not acknowledged after.
+    pub(crate) fn head_restarted(&mut self, old: NodeId) {
+        if self.fenced {
+            return;
+        }
+        let unacked = self.links.reset(Peer::Head);
+        let snapshot = self.snapshot();
+        self.send(Peer::Head, Message::Join { snapshot });
+        for message in unacked {
+            // Already granted when first sent: sent as it is.
+            if let Some(envelope) = self.links.send(self.now, Peer::Head, message) {
+                self.actions.push(Action::Send {
+                    to: Peer::Head,
+                    envelope,
+                });
+            }
+        }
+        if old != self.config.node {
+            self.node_died(old);
+        }
+    }
+
     fn node_died(&mut self, node: NodeId) {
         if node == self.config.node {
             self.fence();

@@ -77,13 +77,17 @@ impl Default for HeadConfig {
     }
 }
 
+/// How long a head restored from a stored state waits before it checks the health of the
+/// members it was restored with (as Ray's GCS waits for raylets to reconnect).
+pub const RESTORED_GRACE: Duration = Duration::from_secs(10);
+
 /// How many dead or departed members the head keeps whole (for status displays); older ones
 /// are forgotten but for their IDs, which stay refused. A cluster whose drivers come and go
 /// (each `wasmray run --address` is a member while it runs) would otherwise grow without end.
 pub const KEPT_GONE_MEMBERS: usize = 64;
 
 /// A member's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MemberState {
     Alive,
     Dead,
@@ -105,6 +109,9 @@ pub struct Member {
     pings: VecDeque<Time>,
     /// When the next ping is due (a period after the last word or ping; at once when suspect).
     next_ping: Time,
+    /// Restored from a stored state by a restarted head: its next `Join` is the node
+    /// reconnecting, not a new one.
+    restored: bool,
 }
 
 impl Member {
@@ -135,11 +142,46 @@ impl Member {
 }
 
 /// A registered actor name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct NameEntry {
     actor: TaskId,
     class: String,
     job: JobId,
+}
+
+/// What of the head outlives it (`wasmray-node` stores it; see `head_store.rs` there): its
+/// members (not their snapshots, which they report again), the IDs refused for good, the
+/// counters, actor names and modules. Opaque outside this crate but for its encoding.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HeadState {
+    /// The node the head ran on when this was stored (dead once another head takes over).
+    head: Option<NodeId>,
+    members: Vec<(NodeId, u64, MemberState, bool)>,
+    gone: Vec<NodeId>,
+    next_incarnation: u64,
+    next_job: u32,
+    names: Vec<(ActorName, NameEntry)>,
+    modules: Vec<(ModuleId, u64)>,
+}
+
+impl HeadState {
+    /// Members alive when it was stored (the head's own node included).
+    pub fn live_members(&self) -> usize {
+        self.members
+            .iter()
+            .filter(|m| m.2 == MemberState::Alive)
+            .count()
+    }
+
+    /// Actor names registered.
+    pub fn names(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The job ID the next job gets.
+    pub fn next_job(&self) -> u32 {
+        self.next_job
+    }
 }
 
 /// What the head takes in.
@@ -182,6 +224,8 @@ pub struct Head<V> {
     names: BTreeMap<ActorName, NameEntry>,
     modules: BTreeMap<ModuleId, u64>,
     actions: Vec<HeadAction<V>>,
+    /// Something [`HeadState`] holds changed since [`Head::take_state`] last looked.
+    dirty: bool,
 }
 
 impl<V: Clone> Head<V> {
@@ -196,7 +240,74 @@ impl<V: Clone> Head<V> {
             names: BTreeMap::new(),
             modules: BTreeMap::new(),
             actions: Vec::new(),
+            dirty: true,
         }
+    }
+
+    /// A head taking over from the one that stored `state` (restarted on its data
+    /// directory), at `now`. The members alive then are taken as alive but must speak
+    /// within the health check's bound, as any silent node; the head they knew (the
+    /// previous one's node) is dead, and each hears so when it reconnects.
+    pub fn restore(config: HeadConfig, state: HeadState, now: Time) -> Self {
+        let mut head = Self::new(config);
+        head.next_incarnation = state.next_incarnation;
+        head.next_job = state.next_job;
+        head.names = state.names.into_iter().collect();
+        head.modules = state.modules.into_iter().collect();
+        head.gone = state.gone.into_iter().collect();
+        for (id, incarnation, member_state, draining) in state.members {
+            if member_state != MemberState::Alive || Some(id) == state.head {
+                // Dead, departed, or the previous head's own node: refused for good.
+                head.gone.insert(id);
+                continue;
+            }
+            head.members.insert(
+                id,
+                Member {
+                    incarnation,
+                    snapshot: Snapshot {
+                        version: 0,
+                        total: wasmray_core::ResourceSet::new(),
+                        available: wasmray_core::ResourceSet::new(),
+                        store_used: 0,
+                    },
+                    state: MemberState::Alive,
+                    last_heard: now,
+                    draining,
+                    pings: VecDeque::new(),
+                    // Checked once it had time to find this head (its own watch looks after
+                    // a few seconds of silence, then dials with backoff).
+                    next_ping: now.after(RESTORED_GRACE),
+                    restored: true,
+                },
+            );
+        }
+        head.dirty = true;
+        head
+    }
+
+    /// The state to store, if it changed since the last call.
+    pub fn take_state(&mut self) -> Option<HeadState> {
+        if !std::mem::take(&mut self.dirty) {
+            return None;
+        }
+        Some(HeadState {
+            head: self.config.local,
+            members: self
+                .members
+                .iter()
+                .map(|(id, m)| (*id, m.incarnation, m.state, m.draining))
+                .collect(),
+            gone: self.gone.iter().copied().collect(),
+            next_incarnation: self.next_incarnation,
+            next_job: self.next_job,
+            names: self
+                .names
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            modules: self.modules.iter().map(|(k, v)| (*k, *v)).collect(),
+        })
     }
 
     /// Takes in one event at `now`.
@@ -285,6 +396,7 @@ impl<V: Clone> Head<V> {
         }
         if !member.draining {
             member.draining = true;
+            self.dirty = true;
             let alive: Vec<NodeId> = self
                 .members
                 .iter()
@@ -302,6 +414,7 @@ impl<V: Clone> Head<V> {
     pub fn new_job(&mut self) -> JobId {
         let job = JobId(self.next_job);
         self.next_job += 1;
+        self.dirty = true;
         job
     }
 
@@ -317,6 +430,7 @@ impl<V: Clone> Head<V> {
             return false;
         }
         self.names.insert(name, NameEntry { actor, class, job });
+        self.dirty = true;
         true
     }
 
@@ -324,6 +438,7 @@ impl<V: Clone> Head<V> {
     pub fn release_name(&mut self, name: &ActorName, actor: TaskId) {
         if self.names.get(name).is_some_and(|e| e.actor == actor) {
             self.names.remove(name);
+            self.dirty = true;
         }
     }
 
@@ -334,7 +449,7 @@ impl<V: Clone> Head<V> {
 
     /// Records that a module (by content hash) of `len` bytes is part of the cluster.
     pub fn register_module(&mut self, module: ModuleId, len: u64) {
-        self.modules.insert(module, len);
+        self.dirty |= self.modules.insert(module, len) != Some(len);
     }
 
     /// The modules registered, with their sizes.
@@ -383,6 +498,9 @@ impl<V: Clone> Head<V> {
     fn on_message(&mut self, now: Time, from: NodeId, message: Message<V>) {
         match message {
             Message::Join { snapshot } => {
+                if self.members.get(&from).is_some_and(|m| m.restored) {
+                    return self.rejoined(now, from, snapshot);
+                }
                 if self.members.contains_key(&from) || self.gone.contains(&from) {
                     return;
                 }
@@ -399,8 +517,10 @@ impl<V: Clone> Head<V> {
                         draining: false,
                         pings: VecDeque::new(),
                         next_ping: now.after(self.config.health.period),
+                        restored: false,
                     },
                 );
+                self.dirty = true;
                 for node in others {
                     if let Some(known) = self.members.get(&node).map(|m| m.snapshot.clone()) {
                         self.relay(now, node, known, from);
@@ -432,6 +552,7 @@ impl<V: Clone> Head<V> {
                     return;
                 }
                 member.state = MemberState::Left;
+                self.dirty = true;
                 member.last_heard = now;
                 for other in self.alive_except(from) {
                     self.send(now, other, Message::NodeDied { node: from });
@@ -448,6 +569,30 @@ impl<V: Clone> Head<V> {
             }
             // Nothing else is addressed to the head.
             _ => {}
+        }
+    }
+
+    /// A member of the cluster this head was restored for reconnected (its first message on
+    /// the new link): it keeps its incarnation; it and the others hear of each other again.
+    fn rejoined(&mut self, now: Time, from: NodeId, snapshot: Snapshot) {
+        let Some(member) = self.members.get_mut(&from) else {
+            return;
+        };
+        member.restored = false;
+        member.snapshot = snapshot.clone();
+        for node in self.alive_except(from) {
+            let Some(known) = self.members.get(&node) else {
+                continue;
+            };
+            // A restored member that has not reconnected yet has no snapshot to tell.
+            if !known.restored {
+                let (known, draining) = (known.snapshot.clone(), known.draining);
+                self.relay(now, node, known, from);
+                if draining {
+                    self.send(now, from, Message::Drain { node });
+                }
+                self.relay(now, from, snapshot.clone(), node);
+            }
         }
     }
 
@@ -530,6 +675,7 @@ impl<V: Clone> Head<V> {
         for node in silent {
             if let Some(member) = self.members.get_mut(&node) {
                 member.state = MemberState::Dead;
+                self.dirty = true;
             }
             self.links.forget(Peer::Node(node));
             for other in self.alive_except(node) {
@@ -856,5 +1002,76 @@ mod tests {
         // Death is final: what a sends now is answered with `Fenced`.
         let fenced = deliver(&mut head, due, a, 3, ask(6));
         assert!(matches!(fenced.as_slice(), [Message::Fenced]), "{fenced:?}");
+    }
+
+    #[test]
+    fn a_restored_head_keeps_names_jobs_and_members_and_refuses_the_old_head() {
+        let old = NodeId(100);
+        let mut first = TestHead::new(HeadConfig {
+            local: Some(old),
+            ..test_config()
+        });
+        let (a, b, c) = (NodeId(1), NodeId(2), NodeId(3));
+        let t0 = Time::ZERO;
+        for node in [old, a, b, c] {
+            let join = Message::Join {
+                snapshot: snapshot(1),
+            };
+            deliver(&mut first, t0, node, 1, join);
+        }
+        deliver(&mut first, t0, b, 2, Message::Leave);
+        let job = first.new_job();
+        let name = ActorName {
+            namespace: "ns".into(),
+            name: "keeper".into(),
+        };
+        assert!(first.claim_name(name.clone(), TaskId(9), "C".into(), job));
+        let state = first.take_state().expect("changed");
+        assert!(first.take_state().is_none(), "nothing new since");
+        assert_eq!((state.live_members(), state.names()), (3, 1));
+        let new = NodeId(200);
+        let mut second = TestHead::restore(
+            HeadConfig {
+                local: Some(new),
+                ..test_config()
+            },
+            state,
+            t0,
+        );
+        assert_eq!(second.lookup_name(&name), Some((TaskId(9), "C".into())));
+        assert!(second.new_job() > job, "job IDs go on");
+        // The old head's node and the one that left are refused; `a` reconnects.
+        for gone in [old, b] {
+            let fenced = deliver(
+                &mut second,
+                t0,
+                gone,
+                1,
+                Message::Report {
+                    snapshot: snapshot(5),
+                },
+            );
+            assert!(matches!(fenced.as_slice(), [Message::Fenced]), "{fenced:?}");
+        }
+        let join = Message::Join {
+            snapshot: snapshot(7),
+        };
+        deliver(&mut second, t0, a, 1, join);
+        let member = second
+            .members()
+            .find(|(id, _)| *id == a)
+            .map(|(_, m)| m.clone());
+        assert!(member.is_some_and(|m| m.state == MemberState::Alive && m.snapshot.version == 7));
+        // A restored member that has not reconnected is checked only after the grace.
+        let early = run_until(&mut second, t0.after(RESTORED_GRACE / 2), |_| false);
+        assert!(pings_to(&early, c).is_empty(), "{early:?}");
+        let later = run_until(&mut second, t0.after(RESTORED_GRACE * 2), |_| false);
+        assert_eq!(pings_to(&later, c).first(), Some(&t0.after(RESTORED_GRACE)));
+        assert!(
+            later
+                .iter()
+                .any(|(_, action)| matches!(action, HeadAction::Declared(n) if *n == c)),
+            "never heard from again: dead"
+        );
     }
 }

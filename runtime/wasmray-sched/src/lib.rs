@@ -36,7 +36,9 @@ mod view;
 pub mod wire_error;
 
 pub use actor_table::ActorInfo;
-pub use head::{Head, HeadAction, HeadConfig, HeadEvent, HealthCheck, Member, MemberState};
+pub use head::{
+    Head, HeadAction, HeadConfig, HeadEvent, HeadState, HealthCheck, Member, MemberState,
+};
 pub use link::{Envelope, Peer};
 pub use message::{HeadAnswer, HeadRequest, Message, RemoteOutcome, RemoteStatus, Returned};
 pub use objects::{ObjectState, RefCounts, RefKind};

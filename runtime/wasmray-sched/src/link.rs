@@ -249,6 +249,15 @@ impl<M: Clone> Links<M> {
         out
     }
 
+    /// `peer` starts over (a restarted head): its link begins again from 1 both ways; the
+    /// messages it had not acknowledged are returned, in order, to be sent anew.
+    pub(crate) fn reset(&mut self, peer: Peer) -> Vec<M> {
+        self.links
+            .remove(&peer)
+            .map(|link| link.unacked.into_values().collect())
+            .unwrap_or_default()
+    }
+
     /// `peer` is dead: drop what was queued for it and refuse what comes from it from now on.
     pub(crate) fn forget(&mut self, peer: Peer) {
         self.links.remove(&peer);

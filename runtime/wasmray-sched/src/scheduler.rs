@@ -141,6 +141,10 @@ pub enum Event<V> {
     /// The node leaves its cluster for good: the head tells the others, who forget it as
     /// if it had died. Nothing should be submitted after.
     Leave,
+    /// The head was restarted: a new head, on a new node, took over from the one that ran
+    /// on `old` (dead from now on). The link to the head starts again — the node's join
+    /// first, then what the old head had not acknowledged.
+    HeadRestarted { old: NodeId },
     /// A guest looked up an object owned by another node (an actor found by name): ask its
     /// owner for a reference; [`Action::Lent`] answers.
     Borrow(ObjectId),
@@ -432,6 +436,7 @@ impl<V: ObjectValue> Scheduler<V> {
             } => self.fetched(object, from, value),
             Event::Borrow(object) => self.borrow(object),
             Event::Leave => self.send(Peer::Head, Message::Leave),
+            Event::HeadRestarted { old } => self.head_restarted(old),
             Event::Timeout => self.timeout(),
         }
         self.after_event();

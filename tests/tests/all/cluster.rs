@@ -473,8 +473,21 @@ fn bad_cluster_input_gets_a_one_line_error_and_exit_code_2() -> anyhow::Result<(
         .next()
         .unwrap_or_default()
         .to_owned();
-    let out = cluster.wasmray(&["start", "--head", "--block", "--port", &port]);
+    let elsewhere = tempfile::tempdir()?;
+    let elsewhere = elsewhere.path().to_str().expect("a UTF-8 path").to_owned();
+    let out = cluster.wasmray(&[
+        "start",
+        "--head",
+        "--block",
+        "--port",
+        &port,
+        "--data-dir",
+        &elsewhere,
+    ]);
     assert_refused(&out, &format!("port {port} is in use"));
+    // Another head on the same data directory (the default one, here the running head's).
+    let out = cluster.wasmray(&["start", "--head", "--block", "--port", "0"]);
+    assert_refused(&out, "another wasmray head uses the data directory");
     // An expired token.
     let short = ProcessCluster::start(bin(), &cache, &["--token-ttl", "0.2"])?;
     std::thread::sleep(Duration::from_millis(400));
@@ -942,5 +955,93 @@ fn a_drained_node_hands_over_what_only_it_holds_and_leaves() -> anyhow::Result<(
     let status = cluster.wait_for_status("Cluster: 5 nodes, 2 alive", Duration::from_secs(20))?;
     assert_eq!(status.matches(" left ").count(), 3, "{status}");
     assert!(!status.contains(" dead "), "{status}");
+    Ok(())
+}
+
+/// The head SIGKILLed and started again on its data directory during a job: the job (its
+/// driver on a worker node, submitted there) goes on and finishes, the nodes join the new
+/// head, and the detached named actor the job made is found by name afterwards by a driver
+/// that joins the new head with the old join command.
+#[test]
+fn a_killed_head_started_again_takes_its_cluster_back() -> anyhow::Result<()> {
+    let cache = wasmray_tests::test_cache_dir();
+    let data = tempfile::tempdir()?;
+    let data_dir = data.path().join("head");
+    let data_dir = data_dir.to_str().expect("a UTF-8 path");
+    let head_args = [
+        &["--num-cpus", "0", "--data-dir", data_dir][..],
+        &QUICK_DETECTION,
+    ]
+    .concat();
+    let mut cluster = ProcessCluster::start(bin(), &cache, &head_args)?;
+    cluster.add_node(&["--num-cpus", "2", "--resources", r#"{"worker": 1}"#])?;
+    cluster.wait_for_nodes(2, Duration::from_secs(20))?;
+    let socket = cluster.latest_socket()?;
+    // Actor names are a job's own unless jobs share a namespace (as the later driver does).
+    let out = cluster.wasmray(&[
+        "submit",
+        "--socket",
+        &socket,
+        "--namespace",
+        "tests",
+        guests::FAILURES,
+        "keeper",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let job = stdout
+        .split_whitespace()
+        .find(|w| w.chars().all(|c| c.is_ascii_digit()))
+        .ok_or_else(|| anyhow::anyhow!("no job ID in {stdout}"))?
+        .to_owned();
+    let logs = |cluster: &ProcessCluster| {
+        text(&cluster.wasmray(&["job", "logs", &job, "--socket", &socket])).0
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !logs(&cluster).contains("actor up: 101") {
+        assert!(std::time::Instant::now() < deadline, "{}", logs(&cluster));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = std::time::Instant::now();
+    let printed = cluster.restart_head(&head_args)?;
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.starts_with("Took over the cluster")
+                && l.contains("1 nodes it knew alive")
+                && l.contains("1 actor names")),
+        "{printed:#?}"
+    );
+    // The node finds the new head and joins it again.
+    cluster.wait_for_status("CPU 2/2, worker 0.50/1", Duration::from_secs(30))?;
+    eprintln!(
+        "the cluster was whole again {:?} after the kill",
+        killed.elapsed()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = text(&cluster.wasmray(&["job", "status", &job, "--socket", &socket])).0;
+        if status.contains("succeeded") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && !status.contains("failed"),
+            "{status}\n{}",
+            logs(&cluster)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        logs(&cluster).contains("job done: 40 rounds"),
+        "{}",
+        logs(&cluster)
+    );
+    let out = cluster.run_via(
+        &[],
+        &["--namespace", "tests", guests::FAILURES, "find-tally"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("found after restart: 102"), "{stdout}");
     Ok(())
 }

@@ -39,6 +39,12 @@
 //! chain); reading the last link prints `after drain: 4` — the drained node handed its
 //! copies over, so nothing is made again (`making the first link` shows once).
 //!
+//! `failures keeper` (run on a worker node, through `wasmray submit --socket`) creates the
+//! detached actor `tally` in namespace `tests` on a node with `worker`, prints
+//! `actor up: 101`, then runs a task 40 times, 100 ms apart (the test kills the head and
+//! starts it again meanwhile) and prints `job done: 40 rounds`. `failures find-tally` (a later
+//! driver) finds `tally` by name and prints `found after restart: 102`.
+//!
 //! `failures restart` is another (Ray's actor restart on another node): a named actor
 //! `Tally` (`max_restarts(1)`, `max_task_retries(3)`) that needs the resource `host` is
 //! created with 100, answers a call (`actor up`), and is sent 20 slow calls; the test then
@@ -175,6 +181,32 @@ fn has_live(nodes: &[wasmray::NodeInfo], resource: &str) -> bool {
         .any(|n| n.alive && n.resources.iter().any(|(name, _)| name == resource))
 }
 
+fn keeper() -> Result<(), TaskError> {
+    let tally = Tally::options()
+        .name("tally")
+        .namespace("tests")
+        .detached()
+        .resource("worker", 0.5)
+        .remote(100);
+    println!("actor up: {}", wasmray::get(&tally.bump(0).remote())?);
+    for _ in 0..40 {
+        let got = wasmray::get(&answer::options().max_retries(5).remote())?;
+        assert_eq!(got, 42);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("job done: 40 rounds");
+    Ok(())
+}
+
+fn find_tally() -> Result<(), TaskError> {
+    let tally = wasmray::get_actor_in::<Tally>("tally", "tests")?;
+    println!(
+        "found after restart: {}",
+        wasmray::get(&tally.bump(0).remote())?
+    );
+    Ok(())
+}
+
 fn drain() -> Result<(), TaskError> {
     let mut last = first_link::remote();
     for _ in 0..4 {
@@ -225,6 +257,8 @@ fn main() -> Result<(), TaskError> {
         Some("rebuild") => return rebuild(),
         Some("restart") => return restart(),
         Some("drain") => return drain(),
+        Some("keeper") => return keeper(),
+        Some("find-tally") => return find_tally(),
         _ => {}
     }
     report(
