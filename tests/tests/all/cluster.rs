@@ -159,11 +159,7 @@ pub(crate) fn text(out: &Output) -> (String, String) {
 fn processes_form_a_cluster_that_runs_a_driver_shows_its_nodes_and_sees_a_node_die()
 -> anyhow::Result<()> {
     let cache = wasmray_tests::test_cache_dir();
-    let mut cluster = ProcessCluster::start(
-        bin(),
-        &cache,
-        &[&["--num-cpus", "0"][..], &QUICK_DETECTION].concat(),
-    )?;
+    let mut cluster = quick_cluster(&cache)?;
     cluster.add_node(&["--num-cpus", "2"])?;
     cluster.add_node(&[
         "--num-cpus",
@@ -292,11 +288,7 @@ fn processes_form_a_cluster_that_runs_a_driver_shows_its_nodes_and_sees_a_node_d
 #[test]
 fn results_lost_with_a_killed_node_are_made_again_on_another() -> anyhow::Result<()> {
     let cache = wasmray_tests::test_cache_dir();
-    let mut cluster = ProcessCluster::start(
-        bin(),
-        &cache,
-        &[&["--num-cpus", "0"][..], &QUICK_DETECTION].concat(),
-    )?;
+    let mut cluster = quick_cluster(&cache)?;
     cluster.add_node(&["--num-cpus", "1", "--resources", r#"{"first": 1}"#])?;
     cluster.wait_for_nodes(2, Duration::from_secs(20))?;
     let driver = cluster.spawn_driver(&[guests::FAILURES, "rebuild"])?;
@@ -321,11 +313,7 @@ fn results_lost_with_a_killed_node_are_made_again_on_another() -> anyhow::Result
 #[test]
 fn an_actor_whose_node_is_killed_is_restarted_on_another() -> anyhow::Result<()> {
     let cache = wasmray_tests::test_cache_dir();
-    let mut cluster = ProcessCluster::start(
-        bin(),
-        &cache,
-        &[&["--num-cpus", "0"][..], &QUICK_DETECTION].concat(),
-    )?;
+    let mut cluster = quick_cluster(&cache)?;
     cluster.add_node(&[
         "--num-cpus",
         "1",
@@ -346,11 +334,11 @@ fn an_actor_whose_node_is_killed_is_restarted_on_another() -> anyhow::Result<()>
     cluster.wait_for_nodes(4, Duration::from_secs(20))?;
     cluster.kill_node(0);
     let driver = &mut cluster.drivers[driver];
-    let rest = driver.wait_lines("found by name:", Duration::from_secs(90));
-    let status = driver.child.wait()?;
-    printed.extend(rest.map_err(|e| anyhow::anyhow!("{e}\nexit: {status}"))?);
-    printed.extend(driver.printed());
-    assert!(status.success(), "{status}: {printed:#?}");
+    printed.extend(finish_driver(
+        driver,
+        "found by name:",
+        Duration::from_secs(90),
+    )?);
     for line in ["all 20 answered", "restarted: true", "found by name: true"] {
         assert!(
             printed.iter().any(|l| l == line),
@@ -406,6 +394,31 @@ fn start_in_the_background_prints_the_join_command_and_stop_ends_it() -> anyhow:
         text(&out).0
     );
     Ok(())
+}
+
+/// A process cluster whose head offers no CPUs and declares a silent node dead fast (for
+/// tests that kill nodes).
+fn quick_cluster(cache: &std::path::Path) -> anyhow::Result<ProcessCluster> {
+    ProcessCluster::start(
+        bin(),
+        cache,
+        &[&["--num-cpus", "0"][..], &QUICK_DETECTION].concat(),
+    )
+}
+
+/// Waits for `driver` to print a line with `needle` and to exit successfully; returns what
+/// it printed (an error with all of it otherwise).
+fn finish_driver(
+    driver: &mut wasmray_tests::process_cluster::NodeProcess,
+    needle: &str,
+    within: Duration,
+) -> anyhow::Result<Vec<String>> {
+    let rest = driver.wait_lines(needle, within);
+    let status = driver.child.wait()?;
+    let mut printed = rest.map_err(|e| anyhow::anyhow!("{e}\nexit: {status}"))?;
+    printed.extend(driver.printed());
+    anyhow::ensure!(status.success(), "{status}: {printed:#?}");
+    Ok(printed)
 }
 
 /// Asserts a one-line error on stderr containing `expected` and exit code 2.
@@ -816,11 +829,11 @@ fn chaos_kills_and_injected_faults_lose_nothing() -> anyhow::Result<()> {
     cluster.add_node(&["--num-cpus", "0", "--resources", r#"{"done": 1}"#])?;
     eprintln!("damage done after {:?}", started.elapsed());
     let driver = &mut cluster.drivers[driver];
-    let rest = driver.wait_lines("chaos done:", Duration::from_secs(600));
-    let status = driver.child.wait()?;
-    printed.extend(rest.map_err(|e| anyhow::anyhow!("{e}\nexit: {status}"))?);
-    printed.extend(driver.printed());
-    assert!(status.success(), "{status}: {printed:#?}");
+    printed.extend(finish_driver(
+        driver,
+        "chaos done:",
+        Duration::from_secs(600),
+    )?);
     let done = printed.iter().find(|l| l.starts_with("chaos done:"));
     let retried = printed.iter().filter(|l| l.contains("retrying")).count();
     let restarted = printed
@@ -897,11 +910,7 @@ fn glob_sockets(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn a_drained_node_hands_over_what_only_it_holds_and_leaves() -> anyhow::Result<()> {
     let cache = wasmray_tests::test_cache_dir();
-    let mut cluster = ProcessCluster::start(
-        bin(),
-        &cache,
-        &[&["--num-cpus", "0"][..], &QUICK_DETECTION].concat(),
-    )?;
+    let mut cluster = quick_cluster(&cache)?;
     cluster.add_node(&["--num-cpus", "1", "--resources", r#"{"first": 1}"#])?;
     cluster.wait_for_nodes(2, Duration::from_secs(20))?;
     let driver = cluster.spawn_driver(&[guests::FAILURES, "drain"])?;
@@ -924,11 +933,11 @@ fn a_drained_node_hands_over_what_only_it_holds_and_leaves() -> anyhow::Result<(
     let exit = cluster.nodes[0].child.wait()?;
     assert!(exit.success(), "the drained node exits by itself: {exit}");
     let driver = &mut cluster.drivers[driver];
-    let rest = driver.wait_lines("after drain:", Duration::from_secs(60));
-    let status = driver.child.wait()?;
-    printed.extend(rest.map_err(|e| anyhow::anyhow!("{e}\nexit: {status}"))?);
-    printed.extend(driver.printed());
-    assert!(status.success(), "{status}: {printed:#?}");
+    printed.extend(finish_driver(
+        driver,
+        "after drain:",
+        Duration::from_secs(60),
+    )?);
     assert!(
         printed.iter().any(|l| l == "after drain: 4"),
         "{printed:#?}"

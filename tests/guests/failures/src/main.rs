@@ -207,7 +207,10 @@ fn find_tally() -> Result<(), TaskError> {
     Ok(())
 }
 
-fn drain() -> Result<(), TaskError> {
+/// Makes the chain of five 1 MiB links, reads the last where it was made (a `wait` or `get`
+/// here would pull it here) and prints `chain made`; then waits until a node with `second`
+/// is alive and none with `first` is, and reads the last link again: its first byte.
+fn chain_across_a_loss() -> Result<u8, TaskError> {
     let mut last = first_link::remote();
     for _ in 0..4 {
         last = next_link::remote(last);
@@ -221,26 +224,16 @@ fn drain() -> Result<(), TaskError> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    println!("after drain: {}", wasmray::get(&first_byte::remote(last))?);
+    wasmray::get(&first_byte::remote(last))
+}
+
+fn drain() -> Result<(), TaskError> {
+    println!("after drain: {}", chain_across_a_loss()?);
     Ok(())
 }
 
 fn rebuild() -> Result<(), TaskError> {
-    let mut last = first_link::remote();
-    for _ in 0..4 {
-        last = next_link::remote(last);
-    }
-    // Made, and read where it was made (a `wait` or `get` here would pull it here).
-    let read = wasmray::get(&first_byte::remote(last.clone()))?;
-    println!("chain made: {read}");
-    loop {
-        let nodes = wasmray::nodes();
-        if has_live(&nodes, "second") && !has_live(&nodes, "first") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    println!("rebuilt: {}", wasmray::get(&first_byte::remote(last))?);
+    println!("rebuilt: {}", chain_across_a_loss()?);
     Ok(())
 }
 
