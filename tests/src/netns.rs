@@ -20,6 +20,8 @@ pub struct Netns {
     names: Vec<String>,
     bridge: String,
     subnet: [u8; 3],
+    /// The process that made them (their names carry it).
+    pid: u32,
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
@@ -62,6 +64,7 @@ impl Netns {
             names: Vec::new(),
             bridge: bridge.clone(),
             subnet,
+            pid,
         };
         ip(&["link", "add", &bridge, "type", "bridge"])?;
         ip(&["link", "set", &bridge, "up"])?;
@@ -98,6 +101,25 @@ impl Netns {
     pub fn address(&self, i: usize) -> Ipv4Addr {
         let [a, b, c] = self.subnet;
         Ipv4Addr::new(a, b, c, i as u8 + 1)
+    }
+
+    /// Cuts namespace `i` off silently: a blackhole route to it in every other namespace and
+    /// to every other from it, so its packets, and those sent to it, vanish (no error, no
+    /// reset: the network partition a dead switch makes).
+    pub fn blackhole(&self, i: usize) -> anyhow::Result<()> {
+        for j in (0..self.len()).filter(|j| *j != i) {
+            let to_j = format!("{}/32", self.address(j));
+            ip(&["-n", &self.names[i], "route", "add", "blackhole", &to_j])?;
+            let to_i = format!("{}/32", self.address(i));
+            ip(&["-n", &self.names[j], "route", "add", "blackhole", &to_i])?;
+        }
+        Ok(())
+    }
+
+    /// Sets namespace `i`'s link down (as a pulled cable).
+    pub fn link_down(&self, i: usize) -> anyhow::Result<()> {
+        let inside = format!("{PREFIX}{}i{i}", self.pid);
+        ip(&["-n", &self.names[i], "link", "set", &inside, "down"])
     }
 
     /// The launcher that runs a program in namespace `i` (`ip netns exec NAME`; it execs the

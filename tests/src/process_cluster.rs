@@ -273,11 +273,20 @@ impl ProcessCluster {
     /// a driver whose lines the test reads as they come (to act on the cluster mid-run).
     /// Returns its index in `drivers`; it is killed with the cluster.
     pub fn spawn_driver(&mut self, args: &[&str]) -> anyhow::Result<usize> {
+        self.spawn_driver_via(&[], args)
+    }
+
+    /// [`ProcessCluster::spawn_driver`] through `launcher`.
+    pub fn spawn_driver_via(
+        &mut self,
+        launcher: &[String],
+        args: &[&str],
+    ) -> anyhow::Result<usize> {
         let mut all = vec!["run"];
         all.extend(self.cluster_flags());
         all.extend_from_slice(args);
         let driver = spawn(
-            &[],
+            launcher,
             &self.bin,
             self.dir.path(),
             &self.cache,

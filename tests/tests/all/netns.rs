@@ -108,3 +108,82 @@ fn eight_nodes_in_network_namespaces_run_the_examples_and_a_1_gib_broadcast() ->
     drop(netns);
     Ok(())
 }
+
+/// `test_chaos` with the network failing instead of processes: the `chaos` job (rounds of
+/// 2,047 dependent tasks and 20 actor calls, at least 10,000 tasks) on four workers, each in
+/// its own namespace; one worker is cut off silently (blackhole routes: its packets vanish)
+/// and later another's link is set down; each is declared dead by the head's health check
+/// and a replacement joins in a fresh namespace. Every result is exact and the nodes left
+/// hold no object. Needs root.
+#[test]
+fn chaos_with_a_node_cut_off_and_a_link_down_loses_nothing() -> anyhow::Result<()> {
+    if let Some(why) = Netns::available() {
+        eprintln!("not run: {why}");
+        return Ok(());
+    }
+    let _machine = wasmray_tests::whole_machine();
+    let netns = Netns::create(7)?;
+    let cache = wasmray_tests::test_cache_dir();
+    let head_ip = netns.address(0).to_string();
+    let mut head_args = vec![
+        "--port",
+        "6390",
+        "--node-ip-address",
+        &head_ip,
+        "--num-cpus",
+        "0",
+    ];
+    head_args.extend_from_slice(&wasmray_tests::process_cluster::QUICK_DETECTION);
+    let mut cluster = ProcessCluster::start_via(&netns.launcher(0), bin(), &cache, &head_args)?;
+    let worker = |cluster: &mut ProcessCluster, i: usize| {
+        let ip = netns.address(i).to_string();
+        cluster.add_node_via(
+            &netns.launcher(i),
+            &[
+                "--node-ip-address",
+                &ip,
+                "--num-cpus",
+                "1",
+                "--resources",
+                r#"{"worker": 1}"#,
+            ],
+        )
+    };
+    for i in 1..=4 {
+        worker(&mut cluster, i)?;
+    }
+    cluster.wait_for_nodes(5, Duration::from_secs(60))?;
+    let started = std::time::Instant::now();
+    let driver = cluster.spawn_driver_via(&netns.launcher(0), &[guests::CHAOS, "5"])?;
+    let printed = cluster.drivers[driver].wait_lines("round 0 ok", Duration::from_secs(120))?;
+    // Cut off silently; a replacement in a fresh namespace.
+    netns.blackhole(1)?;
+    // The head, three workers and the driver's node.
+    cluster.wait_for_status("nodes, 5 alive", Duration::from_secs(30))?;
+    eprintln!(
+        "blackholed node declared dead after {:?}",
+        started.elapsed()
+    );
+    worker(&mut cluster, 5)?;
+    std::thread::sleep(Duration::from_millis(500));
+    // A link set down; another replacement.
+    netns.link_down(2)?;
+    cluster.wait_for_status("nodes, 5 alive", Duration::from_secs(30))?;
+    eprintln!("unlinked node declared dead after {:?}", started.elapsed());
+    worker(&mut cluster, 6)?;
+    cluster.add_node_via(
+        &netns.launcher(0),
+        &[
+            "--node-ip-address",
+            &head_ip,
+            "--num-cpus",
+            "0",
+            "--resources",
+            r#"{"done": 1}"#,
+        ],
+    )?;
+    crate::cluster::finish_chaos(&mut cluster, driver, printed, started)?;
+    drop(cluster);
+    drop(netns);
+    Ok(())
+}
