@@ -116,6 +116,17 @@ impl Netns {
         Ok(())
     }
 
+    /// Undoes [`Netns::blackhole`]: namespace `i` reaches the others again.
+    pub fn heal(&self, i: usize) -> anyhow::Result<()> {
+        for j in (0..self.len()).filter(|j| *j != i) {
+            let to_j = format!("{}/32", self.address(j));
+            ip(&["-n", &self.names[i], "route", "del", "blackhole", &to_j])?;
+            let to_i = format!("{}/32", self.address(i));
+            ip(&["-n", &self.names[j], "route", "del", "blackhole", &to_i])?;
+        }
+        Ok(())
+    }
+
     /// Sets namespace `i`'s link down (as a pulled cable).
     pub fn link_down(&self, i: usize) -> anyhow::Result<()> {
         let inside = format!("{PREFIX}{}i{i}", self.pid);

@@ -328,6 +328,15 @@ fn run_blocking(args: StartArgs) -> anyhow::Result<ExitCode> {
             }
             // Drained from elsewhere (`wasmray drain`): its work is done, it goes.
             () = node.drained() => println!("Drained: leaving the cluster."),
+            // Declared dead (it was cut off): nothing it does counts any more.
+            () = node.fenced() => {
+                eprintln!(
+                    "error: the head declared this node dead (it was unreachable): stopping; \
+                     start it again to join as a new node"
+                );
+                node.shutdown();
+                return anyhow::Ok(ExitCode::from(1));
+            }
         }
         if join.is_none() {
             // Stopped cleanly, the head ends its cluster: the next head here starts anew.
@@ -335,15 +344,14 @@ fn run_blocking(args: StartArgs) -> anyhow::Result<ExitCode> {
         }
         node.shutdown();
         node.close_links().await;
-        anyhow::Ok(())
+        anyhow::Ok(ExitCode::SUCCESS)
     });
     cluster_files::remove_node(pid);
     if join.is_none() {
         cluster_files::remove_head(pid);
     }
     runtime.shutdown_timeout(Duration::from_millis(200));
-    result?;
-    Ok(ExitCode::SUCCESS)
+    result
 }
 
 async fn wait_for_stop() {

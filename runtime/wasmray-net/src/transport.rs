@@ -51,6 +51,8 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_DUPLICATE: u32 = 1;
 const CLOSE_REFUSED: u32 = 2;
 const CLOSE_SHUTDOWN: u32 = 3;
+/// The peer was declared dead: it is refused for good.
+const CLOSE_DEAD: u32 = 4;
 
 /// What the node does with what arrives.
 pub trait Handler: Send + Sync + 'static {
@@ -67,6 +69,9 @@ pub trait Handler: Send + Sync + 'static {
     /// The connection to `peer` closed or was reset by the peer or the network (not by this
     /// node, and not as the loser of a duplicate pair): the peer may be gone.
     fn link_lost(&self, peer: NodeId);
+    /// `peer` closed the connection because it holds this node dead (the head, after a
+    /// partition): nothing this node sends counts any more.
+    fn declared_dead_by(&self, peer: NodeId);
 }
 
 /// What [`Handler::prepare_module`] returns: resolves once the module is ready, or to why
@@ -122,6 +127,8 @@ struct Shared {
     directory: Mutex<HashMap<NodeId, SocketAddr>>,
     joiners: AtomicUsize,
     faults: Option<Injector>,
+    /// Nodes declared dead: their certificates are refused at accept, for good.
+    refused: Mutex<std::collections::HashSet<NodeId>>,
 }
 
 #[derive(Clone)]
@@ -420,6 +427,16 @@ impl Transport {
         Ok((ca.key_pem(), ca.cert_der().to_vec(), admission.tokens()))
     }
 
+    /// `node` was declared dead: its connection is closed and its certificate refused from
+    /// now on (a node back from a partition must join again as a new node).
+    pub fn refuse(&self, node: NodeId) {
+        lock(&self.shared.refused).insert(node);
+        if let Some(link) = lock(&self.shared.links).remove(&node) {
+            link.conn
+                .close(CLOSE_DEAD.into(), b"this node was declared dead");
+        }
+    }
+
     /// The head only: takes back the tokens a previous head of this cluster issued.
     pub fn restore_tokens(&self, tokens: &[StoredToken]) -> Result<(), NetError> {
         lock(self.admission()?).restore_tokens(tokens);
@@ -631,6 +648,7 @@ impl Shared {
             outboxes: Mutex::new(HashMap::new()),
             directory: Mutex::new(HashMap::new()),
             joiners: AtomicUsize::new(0),
+            refused: Mutex::new(std::collections::HashSet::new()),
             faults: config
                 .faults
                 .any()
@@ -753,6 +771,13 @@ impl Shared {
             .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
             .and_then(|chain| chain.first().and_then(tls::node_of_certificate));
         match peer {
+            Some(peer) if lock(&self.refused).contains(&peer) => {
+                conn.close(
+                    CLOSE_DEAD.into(),
+                    b"this node was declared dead: start it again to join as a new node",
+                );
+                Ok(())
+            }
             Some(peer) => {
                 lock(&self.directory).insert(peer, conn.remote_address());
                 self.keep(peer, peer, conn);
@@ -857,7 +882,15 @@ impl Shared {
             }
             current
         };
-        let lost = match conn.close_reason() {
+        let reason = conn.close_reason();
+        if let Some(quinn::ConnectionError::ApplicationClosed(close)) = &reason
+            && close.error_code == CLOSE_DEAD.into()
+            && let Some(handler) = self.handler()
+        {
+            handler.declared_dead_by(peer);
+            return;
+        }
+        let lost = match reason {
             Some(quinn::ConnectionError::LocallyClosed) | None => false,
             Some(quinn::ConnectionError::ApplicationClosed(close)) => {
                 close.error_code != CLOSE_DUPLICATE.into()

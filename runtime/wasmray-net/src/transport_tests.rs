@@ -45,6 +45,8 @@ impl Handler for Recorder {
     fn link_lost(&self, peer: NodeId) {
         self.lost.lock().unwrap().push(peer);
     }
+
+    fn declared_dead_by(&self, _peer: NodeId) {}
 }
 
 fn config() -> TransportConfig {

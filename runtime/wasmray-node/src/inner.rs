@@ -75,6 +75,8 @@ pub(crate) struct NodeInner {
     pub(crate) timer_wake: Arc<tokio::sync::Notify>,
     /// Set once the scheduler said the node drained (`Action::Drained`).
     pub(crate) drained: tokio::sync::watch::Sender<bool>,
+    /// Set once the head declared this node dead (`Action::Fenced`).
+    pub(crate) fenced: tokio::sync::watch::Sender<bool>,
     /// The head's state on disk (the head only, with a data directory).
     pub(crate) head_store: Option<crate::head_store::HeadStore>,
     /// When a frame from the head last came (ms since the node started), for the watch
@@ -123,6 +125,7 @@ impl NodeInner {
             net_handler: Mutex::new(None),
             timer_wake: Arc::new(tokio::sync::Notify::new()),
             drained: tokio::sync::watch::Sender::new(false),
+            fenced: tokio::sync::watch::Sender::new(false),
             head_store: parts.head_store,
             head_heard_ms: std::sync::atomic::AtomicU64::new(0),
             head_look_now: AtomicBool::new(false),
@@ -259,7 +262,12 @@ impl NodeInner {
                 HeadAction::Send { to, envelope } => {
                     self.send_frame(to, Route::FromHead, &envelope)
                 }
-                HeadAction::Declared(node) => tracing::warn!(%node, "node declared dead"),
+                HeadAction::Declared(node) => {
+                    tracing::warn!(%node, "node declared dead");
+                    if let Some(net) = &self.net {
+                        net.refuse(node);
+                    }
+                }
             }
         }
     }

@@ -357,6 +357,13 @@ impl Node {
         tokio::time::timeout(within, work).await.unwrap_or(false)
     }
 
+    /// Resolves once the head declared this node dead (after a partition, say): nothing it
+    /// sends is accepted any more; it should stop, and may join again as a new node.
+    pub async fn fenced(&self) {
+        let mut fenced = self.inner.fenced.subscribe();
+        let _ = fenced.wait_for(|done| *done).await;
+    }
+
     /// Resolves once this node drained (asked by [`Node::drain`] or `wasmray drain`).
     pub async fn drained(&self) {
         let mut drained = self.inner.drained.subscribe();
@@ -764,7 +771,10 @@ fn apply(node: &Arc<NodeInner>, action: Action<Value>) {
                     node.event(Event::Release(object));
                 }
             }
-            Action::Fenced => tracing::error!("the head declared this node dead"),
+            Action::Fenced => {
+                tracing::error!("the head declared this node dead");
+                node.fenced.send_replace(true);
+            }
             Action::Drained => {
                 tracing::info!("drained: the node's work is done and its copies re-homed");
                 node.drained.send_replace(true);

@@ -101,6 +101,24 @@ impl Handler for NetHandler {
             node.suspect(peer);
         }
     }
+
+    fn declared_dead_by(&self, peer: NodeId) {
+        let Some(node) = self.node.upgrade() else {
+            return;
+        };
+        // Only the head's word counts: it is the one authority on death.
+        if node.net.as_ref().is_some_and(|net| net.head() == peer) {
+            let fenced = wasmray_sched::Envelope {
+                seq: 0,
+                ack: 0,
+                message: Some(wasmray_sched::Message::Fenced),
+            };
+            node.event(Event::Received {
+                from: Peer::Head,
+                envelope: fenced,
+            });
+        }
+    }
 }
 
 /// The module `id`, fetched from `from` (a node that runs it) if this node lacks it, checked
@@ -121,11 +139,24 @@ pub(crate) async fn module(
     if let Some(module) = node.host.module(&id) {
         return Ok(module);
     }
-    let (name, bytes) = net
-        .fetch_module(from, id)
-        .await
-        .map_err(|e| format!("could not fetch its module from node {from}: {e}"))?
-        .ok_or_else(|| format!("node {from} does not have its module"))?;
+    // A broken stream is tried again (three times in all, 50 ms then 200 ms apart) before
+    // the task fails for it; a node that answers it lacks the module is not asked again.
+    let mut tries = 0;
+    let (name, bytes) = loop {
+        tries += 1;
+        match net.fetch_module(from, id).await {
+            Ok(found) => {
+                break found.ok_or_else(|| format!("node {from} does not have its module"))?;
+            }
+            Err(e) if tries >= 3 => {
+                return Err(format!("could not fetch its module from node {from}: {e}"));
+            }
+            Err(e) => {
+                tracing::debug!(%from, "module fetch failed, trying again: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50 << (2 * (tries - 1)))).await;
+            }
+        }
+    };
     // Checked before compiling: a peer must not make this node compile bytes nobody asked for.
     if wasmray_wasm::module_id(&bytes) != id {
         return Err(format!(

@@ -379,6 +379,35 @@ impl<V: ObjectValue> Scheduler<V> {
         }
     }
 
+    /// Owner side: the creation `task` failed for a system reason where it ran (its node
+    /// could not fetch the module, say). It runs again, counted as a restart, if the actor
+    /// may still restart; returns whether it does.
+    pub(crate) fn creation_retried(&mut self, task: TaskId, error: &TaskError) -> bool {
+        let actor = ActorId(task);
+        let Some(entry) = self.actors.entries.get_mut(&actor) else {
+            return false;
+        };
+        if matches!(entry.state, ActorState::Dead(_))
+            || entry.handle_dropped
+            || entry.restarts >= entry.spec.max_restarts
+        {
+            return false;
+        }
+        entry.restarts += 1;
+        let attempt = entry.restarts;
+        let Some(creation) = self.tasks.get_mut(&task) else {
+            return false;
+        };
+        creation.attempt = creation.attempt.max(attempt);
+        self.actions.push(Action::Restart {
+            actor,
+            attempt,
+            cause: Arc::new(error.clone()),
+        });
+        self.make_ready(task);
+        true
+    }
+
     /// `node` died: routes to actors it hosted go back to asking their owners (who answer
     /// once they know where each runs next); calls waiting for an owner that was `node`
     /// fail, as do routes to its actors.

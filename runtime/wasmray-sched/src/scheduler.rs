@@ -937,6 +937,19 @@ impl<V: ObjectValue> Scheduler<V> {
             self.finish_leased_in(task, owner, outcome);
             return;
         }
+        if let Outcome::Failed {
+            error,
+            system: true,
+        } = &outcome
+            && matches!(entry.spec.kind, TaskKind::ActorCreation(_))
+            && !entry.cancelled
+            && self.creation_retried(task, error)
+        {
+            return;
+        }
+        let Some(entry) = self.tasks.get_mut(&task) else {
+            return;
+        };
         match outcome {
             Outcome::Returned(values) if values.len() == entry.spec.num_returns as usize => {
                 let spec = Arc::clone(&entry.spec);

@@ -183,6 +183,27 @@ fn chaos_with_a_node_cut_off_and_a_link_down_loses_nothing() -> anyhow::Result<(
         ],
     )?;
     crate::cluster::finish_chaos(&mut cluster, driver, printed, started)?;
+    // Death is final: the node cut off, back on the network, is refused and stops.
+    netns.heal(1)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = cluster.nodes[0].child.try_wait()? {
+            break exit;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the node cut off still runs a minute after it is reachable again"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let lines = cluster.nodes[0].printed();
+    assert_eq!(exit.code(), Some(1), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("the head declared this node dead")),
+        "{lines:#?}"
+    );
     drop(cluster);
     drop(netns);
     Ok(())

@@ -1213,6 +1213,14 @@ impl World {
         }
     }
 
+    /// Node `id` keeps no lineage (as past its budget): the loss of a result made elsewhere
+    /// is final there.
+    pub(crate) fn keep_no_lineage(&mut self, id: NodeId) {
+        if let Some(sim) = self.nodes.get_mut(&id) {
+            sim.sched.lineage = crate::lineage::LineageTable::new(0);
+        }
+    }
+
     /// Tasks run again, on every node, to make lost results.
     pub(crate) fn rebuilt(&self) -> u64 {
         self.nodes.values().map(|n| n.sched.stats().rebuilt).sum()

@@ -515,6 +515,32 @@ fn actor_restart(seed: u64) -> World {
     world
 }
 
+/// Ray's "lineage evicted": the driver's node keeps no lineage (as past its budget); a large
+/// result made on another node is lost with that node. Reading it fails with `ObjectLost`,
+/// at once and for good, though a node that could make it again is alive.
+fn lineage_evicted(seed: u64) -> World {
+    let mut world = World::new(
+        seed,
+        &[vec![(CPU, 0.0)], vec![(CPU, 1.0)], vec![(CPU, 1.0)]],
+    );
+    world.keep_no_lineage(node(1));
+    let steps = vec![
+        Step::WaitNodes(3),
+        submit("b", "big", vec![]),
+        // Made, and read where it is (so not pulled to the driver).
+        submit("c", "add", vec![Arg::Ref("b")]),
+        get("c", 2),
+        Step::Fault(Fault::KillWhereRan("big")),
+        Step::Get {
+            name: "b",
+            expect: Expect::Error(ErrorKind::ObjectLost),
+        },
+    ];
+    world.driver(node(1), steps);
+    world.run(LIMIT);
+    world
+}
+
 /// The owner of an actor hosted elsewhere dies (its handle never dropped): the actor dies
 /// with it on its host, which keeps nothing of it (the check asserts no actor entry is left).
 fn actor_owner_dies(seed: u64) -> World {
@@ -688,6 +714,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("actor_restart", actor_restart),
     ("drain", drain),
     ("actor_owner_dies", actor_owner_dies),
+    ("lineage_evicted", lineage_evicted),
 ];
 
 fn env_u64(name: &str) -> Option<u64> {
