@@ -48,6 +48,16 @@ fn render(report: &StatusReport) -> String {
         human_bytes(report.store_spilled),
         report.objects
     ));
+    out.push_str(&format!(
+        "Held besides: {} objects in the store, {} tasks leased out, {} messages unacknowledged, \
+         {} leases queued, {} actor records, {} actor instances\n",
+        report.store_objects,
+        report.leased_out,
+        report.unacked,
+        report.queued_leases,
+        report.actor_entries,
+        report.actor_hosts
+    ));
     out
 }
 
@@ -148,6 +158,12 @@ mod tests {
             store_arena_used: 3 << 20,
             store_inline_used: 1 << 20,
             store_spilled: 0,
+            store_objects: 7,
+            leased_out: 8,
+            unacked: 9,
+            queued_leases: 10,
+            actor_entries: 11,
+            actor_hosts: 12,
             cluster: Vec::new(),
         };
         let text = render(&report);
@@ -159,6 +175,13 @@ mod tests {
         );
         assert!(
             text.contains("Object store: 4.0 MiB used of 1.0 GiB"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Held besides: 7 objects in the store, 8 tasks leased out, 9 messages \
+                 unacknowledged, 10 leases queued, 11 actor records, 12 actor instances"
+            ),
             "{text}"
         );
     }

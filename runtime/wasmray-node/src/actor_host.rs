@@ -141,6 +141,11 @@ impl ActorHosts {
         self.lock().remove(&actor)
     }
 
+    /// How many actors have a place here.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Every host, taken out (the node shuts down).
     pub(crate) fn drain(&self) -> Vec<Arc<ActorHost>> {
         self.lock().drain().map(|(_, host)| host).collect()

@@ -36,6 +36,15 @@ pub struct StatusReport {
     pub store_arena_used: u64,
     pub store_inline_used: u64,
     pub store_spilled: u64,
+    /// Objects the store holds (whether or not the scheduler still names them).
+    pub store_objects: u64,
+    /// What a leak would hide in: tasks leased out, messages not acknowledged, leases queued
+    /// here, actor records and actor instances.
+    pub leased_out: u64,
+    pub unacked: u64,
+    pub queued_leases: u64,
+    pub actor_entries: u64,
+    pub actor_hosts: u64,
     /// Every node of the cluster, this one included (just this one for an embedded node).
     pub cluster: Vec<MemberReport>,
 }
@@ -114,6 +123,12 @@ impl NodeInner {
             store_arena_used: store.arena_used,
             store_inline_used: store.inline_used,
             store_spilled: store.spilled,
+            store_objects: store.objects,
+            leased_out: stats.leased_out as u64,
+            unacked: stats.unacked as u64,
+            queued_leases: stats.queued_leases as u64,
+            actor_entries: stats.actor_entries as u64,
+            actor_hosts: self.actors.len() as u64,
         }
     }
 

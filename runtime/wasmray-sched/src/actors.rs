@@ -782,6 +782,7 @@ impl<V: ObjectValue> Scheduler<V> {
             return;
         }
         let cause = Arc::new(cause);
+        let never_served = matches!(entry.state, ActorState::Creating);
         entry.state = ActorState::Dead(Arc::clone(&cause));
         let queued: Vec<TaskId> = entry.queue.drain(..).collect();
         let resources = if entry.holding {
@@ -866,10 +867,11 @@ impl<V: ObjectValue> Scheduler<V> {
         if detached && owner.is_none() {
             self.release(actor.handle_object());
         }
-        // Hosted for an owner that is gone, nobody will say its handles went: nothing of it
-        // is kept (its creation spec holds its arguments' values).
+        // Hosted for an owner that is gone, or dying before it ever served (its owner never
+        // learnt it runs here, so will never say its handles went): nothing of it is kept
+        // (its creation spec holds its arguments' values).
         let owner_gone = owner.is_some_and(|o| self.links.is_dead(Peer::Node(o)));
-        if dropped || owner_gone {
+        if dropped || owner_gone || (owner.is_some() && never_served) {
             self.actors.entries.remove(&actor);
         }
         self.actions.push(Action::ActorDied { actor, cause });

@@ -260,6 +260,10 @@ pub struct SchedStats {
     pub lineage: usize,
     /// Tasks run again, so far, to make results whose every copy was lost.
     pub rebuilt: u64,
+    /// Leases from other nodes waiting here for room.
+    pub queued_leases: usize,
+    /// Actor records kept, dead ones included.
+    pub actor_entries: usize,
 }
 
 /// The state machine. `V` is the node's handle to a stored value.
@@ -465,6 +469,8 @@ impl<V: ObjectValue> Scheduler<V> {
             unacked: self.links.unacked(),
             lineage: self.lineage.len(),
             rebuilt: self.rebuilt,
+            queued_leases: self.queued_leases.len(),
+            actor_entries: self.actors.entries.len(),
             ..SchedStats::default()
         };
         for entry in self.tasks.values() {

@@ -159,6 +159,12 @@ fn status_seeds() -> Vec<Vec<u8>> {
         store_arena_used: 4096,
         store_inline_used: 10,
         store_spilled: 0,
+        store_objects: 1,
+        leased_out: 0,
+        unacked: 2,
+        queued_leases: 0,
+        actor_entries: 1,
+        actor_hosts: 1,
         cluster: vec![wasmray_node::MemberReport {
             node_id: "c3d4".into(),
             address: "127.0.0.1:6390".into(),

@@ -887,7 +887,11 @@ pub(crate) fn finish_chaos(
                 && !line.starts_with("Object store: 0 B used")
             {
                 if line.contains("(0 B in shared memory") {
-                    crumbs.push(format!("{socket}: {line}"));
+                    let held = status
+                        .lines()
+                        .find(|l| l.starts_with("Held besides:"))
+                        .unwrap_or_default();
+                    crumbs.push(format!("{socket}: {line}; {held}"));
                 } else {
                     left.push(format!("{socket}: {line}"));
                 }
