@@ -107,22 +107,21 @@ impl Netns {
     /// to every other from it, so its packets, and those sent to it, vanish (no error, no
     /// reset: the network partition a dead switch makes).
     pub fn blackhole(&self, i: usize) -> anyhow::Result<()> {
-        for j in (0..self.len()).filter(|j| *j != i) {
-            let to_j = format!("{}/32", self.address(j));
-            ip(&["-n", &self.names[i], "route", "add", "blackhole", &to_j])?;
-            let to_i = format!("{}/32", self.address(i));
-            ip(&["-n", &self.names[j], "route", "add", "blackhole", &to_i])?;
-        }
-        Ok(())
+        self.blackhole_routes(i, "add")
     }
 
     /// Undoes [`Netns::blackhole`]: namespace `i` reaches the others again.
     pub fn heal(&self, i: usize) -> anyhow::Result<()> {
+        self.blackhole_routes(i, "del")
+    }
+
+    /// Adds or deletes (`action`) the blackhole routes between `i` and every other.
+    fn blackhole_routes(&self, i: usize, action: &str) -> anyhow::Result<()> {
         for j in (0..self.len()).filter(|j| *j != i) {
-            let to_j = format!("{}/32", self.address(j));
-            ip(&["-n", &self.names[i], "route", "del", "blackhole", &to_j])?;
-            let to_i = format!("{}/32", self.address(i));
-            ip(&["-n", &self.names[j], "route", "del", "blackhole", &to_i])?;
+            for (from, to) in [(i, j), (j, i)] {
+                let to = format!("{}/32", self.address(to));
+                ip(&["-n", &self.names[from], "route", action, "blackhole", &to])?;
+            }
         }
         Ok(())
     }

@@ -207,6 +207,18 @@ impl ProcessCluster {
         ]
     }
 
+    /// Starts `wasmray args` as one of this cluster's processes, through `launcher`.
+    fn spawn(&self, launcher: &[String], args: &[&str]) -> anyhow::Result<NodeProcess> {
+        spawn(
+            launcher,
+            &self.bin,
+            self.dir.path(),
+            &self.cache,
+            &self.env,
+            args,
+        )
+    }
+
     /// The arguments that join a node to this cluster in the foreground.
     pub fn join_args(&self) -> Vec<&str> {
         let mut args = vec!["start", "--block"];
@@ -224,14 +236,7 @@ impl ProcessCluster {
     pub fn add_node_via(&mut self, launcher: &[String], args: &[&str]) -> anyhow::Result<usize> {
         let mut all = self.join_args();
         all.extend_from_slice(args);
-        let node = spawn(
-            launcher,
-            &self.bin,
-            self.dir.path(),
-            &self.cache,
-            &self.env,
-            &all,
-        )?;
+        let node = self.spawn(launcher, &all)?;
         node.wait_line("joined the cluster", Duration::from_secs(30))?;
         self.nodes.push(node);
         Ok(self.nodes.len() - 1)
@@ -285,14 +290,7 @@ impl ProcessCluster {
         let mut all = vec!["run"];
         all.extend(self.cluster_flags());
         all.extend_from_slice(args);
-        let driver = spawn(
-            launcher,
-            &self.bin,
-            self.dir.path(),
-            &self.cache,
-            &self.env,
-            &all,
-        )?;
+        let driver = self.spawn(launcher, &all)?;
         self.drivers.push(driver);
         Ok(self.drivers.len() - 1)
     }
@@ -359,14 +357,7 @@ impl ProcessCluster {
             "127.0.0.1",
         ];
         args.extend_from_slice(head_args);
-        let head = spawn(
-            &[],
-            &self.bin,
-            self.dir.path(),
-            &self.cache,
-            &self.env,
-            &args,
-        )?;
+        let head = self.spawn(&[], &args)?;
         let printed = head.wait_lines("wasmray start --address", Duration::from_secs(30))?;
         self.head = head;
         Ok(printed)

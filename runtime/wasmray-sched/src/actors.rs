@@ -363,20 +363,7 @@ impl<V: ObjectValue> Scheduler<V> {
         // The actor still references the arguments (`holds_args`): the new attempt only
         // waits for them.
         let (missing, failed) = self.await_args(&spec, true);
-        self.tasks.insert(
-            spec.id,
-            TaskEntry::new(
-                Arc::clone(&spec),
-                TaskState::Waiting { missing },
-                attempt,
-                None,
-            ),
-        );
-        if let Some(error) = failed.or_else(|| self.infeasibility(&spec)) {
-            self.fail_for_good(spec.id, error);
-        } else if missing == 0 {
-            self.make_ready(spec.id);
-        }
+        self.run_again(spec, attempt, missing, failed);
     }
 
     /// Owner side: the creation `task` failed for a system reason where it ran (its node

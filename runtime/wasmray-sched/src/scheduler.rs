@@ -567,6 +567,19 @@ impl<V: ObjectValue> Scheduler<V> {
     /// afresh for the run, and fetched or made again if they are not here.
     pub(crate) fn resubmit(&mut self, spec: Arc<TaskSpec<V>>, attempt: u32) {
         let (missing, failed_arg) = self.reference_args(&spec, false, true);
+        self.run_again(spec, attempt, missing, failed_arg);
+        self.dispatch();
+    }
+
+    /// Enters a new `attempt` of an owned task waiting for `missing` arguments: it fails at
+    /// once if one failed or no node can run it, is ready if none is missing.
+    pub(crate) fn run_again(
+        &mut self,
+        spec: Arc<TaskSpec<V>>,
+        attempt: u32,
+        missing: usize,
+        failed_arg: Option<TaskError>,
+    ) {
         let task = spec.id;
         self.tasks.insert(
             task,
@@ -582,7 +595,6 @@ impl<V: ObjectValue> Scheduler<V> {
         } else if missing == 0 {
             self.make_ready(task);
         }
-        self.dispatch();
     }
 
     /// Fails, with the shortfall named, every task owned here and not yet placed that no node
