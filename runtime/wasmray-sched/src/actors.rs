@@ -65,14 +65,10 @@ impl<V: ObjectValue> Scheduler<V> {
     /// Owner side: the actor's constructor succeeded on `host`, which runs it from now on.
     pub(crate) fn actor_placed(&mut self, actor: ActorId, host: NodeId) {
         let Some(entry) = self.actors.entries.get_mut(&actor) else {
-            // Nothing references it any more: it must not live on.
-            self.send(
-                Peer::Node(host),
-                Message::Kill {
-                    actor,
-                    no_restart: true,
-                },
-            );
+            // Nothing references it any more (its handles went, or its job ended): it must
+            // not live on, and its host must keep nothing of it. (No call was sent there:
+            // callers learn where it runs from here.)
+            self.send(Peer::Node(host), Message::HandlesGone { actor });
             return;
         };
         entry.remote_host = Some(host);
@@ -480,22 +476,32 @@ impl<V: ObjectValue> Scheduler<V> {
     }
 
     /// Kills every actor of `job` that is not detached and runs (or is owned) here, and
-    /// cancels the job's tasks.
+    /// cancels the job's tasks. A host keeps nothing of the job's actors it ran for other
+    /// nodes: their handles went with the job's driver, and the owner's word that they went
+    /// may never come (it forgets an actor whose job ended, and may leave at once).
     pub(crate) fn job_finished(&mut self, job: JobId) {
         self.cancel_job_tasks(job);
         self.reject_queued_leases(|q| q.spec.job == job);
-        let doomed: Vec<(ActorId, String)> = self
+        let doomed: Vec<(ActorId, String, bool)> = self
             .actors
             .entries
             .iter()
-            .filter(|(_, e)| {
-                e.creation.job == job && !e.spec.detached && !matches!(e.state, ActorState::Dead(_))
-            })
-            .map(|(id, e)| (*id, e.spec.class.to_owned()))
+            .filter(|(_, e)| e.creation.job == job && !e.spec.detached)
+            .map(|(id, e)| (*id, e.spec.class.to_owned(), e.owner.is_some()))
             .collect();
-        for (actor, class) in doomed {
-            self.actions.push(Action::StopActor(actor));
-            self.actor_dies(actor, actor_died(&class, "its job ended", None));
+        for (actor, class, hosted) in doomed {
+            if self
+                .actors
+                .entries
+                .get(&actor)
+                .is_some_and(|e| !matches!(e.state, ActorState::Dead(_)))
+            {
+                self.actions.push(Action::StopActor(actor));
+                self.actor_dies(actor, actor_died(&class, "its job ended", None));
+            }
+            if hosted {
+                self.actors.entries.remove(&actor);
+            }
         }
     }
 

@@ -9,6 +9,7 @@
 //! `receive_ref`), whether it keeps the message's content or drops it, so counts stay exact.
 //! See ARCHITECTURE.md, "Objects across nodes".
 
+use crate::actor_table::ActorState;
 use crate::errors::{cancelled, invalid, lost, owner_died};
 use crate::lineage::NoRebuild;
 use crate::link::{Envelope, Peer};
@@ -598,10 +599,18 @@ impl<V: ObjectValue> Scheduler<V> {
         });
         let spec = self.tasks.get(&task).map(|e| Arc::clone(&e.spec));
         let (true, Some(spec)) = (current, spec) else {
+            // A stale attempt's results. A copy kept for an object nobody references any
+            // more is not wanted (one still referenced is the current attempt's to make).
             if let RemoteOutcome::Returned(values) = outcome {
-                for value in values {
-                    if let Returned::Value(value) = value {
-                        self.drop_value(&value);
+                for (index, value) in (1..).zip(values) {
+                    match value {
+                        Returned::Value(value) => self.drop_value(&value),
+                        Returned::Kept { .. } => {
+                            let object = task.return_object(index);
+                            if self.objects.get(object).is_none() {
+                                self.send(Peer::Node(node), Message::Free { object });
+                            }
+                        }
                     }
                 }
             }
@@ -613,16 +622,17 @@ impl<V: ObjectValue> Scheduler<V> {
                 self.tasks.remove(&task);
                 self.note_settled(task);
                 let mut events = Vec::new();
-                let kept = values
-                    .iter()
-                    .filter(|v| matches!(v, Returned::Kept { .. }))
-                    .count();
+                // The results kept elsewhere that are still referenced here (a lineage entry
+                // lives as long as they do: one freed already never says it went).
+                let mut kept = 0usize;
                 for (id, returned) in spec.return_ids().zip(values) {
                     match returned {
                         Returned::Value(value) => {
                             self.seal(id, ObjectState::Ready(value), &mut events);
                         }
-                        Returned::Kept { len } => self.made_elsewhere(id, node, len),
+                        Returned::Kept { len } => {
+                            kept += usize::from(self.made_elsewhere(id, node, len));
+                        }
                     }
                 }
                 // Results kept elsewhere may be lost with their node: the spec is kept to
@@ -660,12 +670,13 @@ impl<V: ObjectValue> Scheduler<V> {
         self.dispatch();
     }
 
-    /// Owner side: `id` (`len` bytes) was made on `node`, which keeps it.
-    fn made_elsewhere(&mut self, id: ObjectId, node: NodeId, len: u64) {
+    /// Owner side: `id` (`len` bytes) was made on `node`, which keeps it. Returns whether it
+    /// is still referenced here (else the copy was freed at once).
+    fn made_elsewhere(&mut self, id: ObjectId, node: NodeId, len: u64) -> bool {
         let Some(owned) = self.objects.get_mut(id).and_then(|e| e.owned_mut()) else {
             // Nobody references it any more: the copy is not wanted.
             self.send(Peer::Node(node), Message::Free { object: id });
-            return;
+            return false;
         };
         owned.made_elsewhere = true;
         owned.kept_len = len;
@@ -696,9 +707,12 @@ impl<V: ObjectValue> Scheduler<V> {
         let mut events = Vec::new();
         self.objects.free_if_unreferenced(id, &mut events);
         self.push_events(events);
-        if self.objects.get(id).is_some_and(|e| e.is_needed()) {
-            self.need(id);
+        match self.objects.get(id) {
+            Some(entry) if entry.is_needed() => self.need(id),
+            Some(_) => {}
+            None => return false,
         }
+        true
     }
 
     /// Something here waits for `id`: fetch it (subscribe to its owner, or pull a copy).
@@ -1290,6 +1304,10 @@ impl<V: ObjectValue> Scheduler<V> {
             let cause = crate::errors::actor_died(&class, "its owner's node died", None);
             self.actor_dies(actor, cause);
         }
+        // Those that had died already were kept for its word that their handles went.
+        self.actors
+            .entries
+            .retain(|_, e| !(e.owner == Some(node) && matches!(e.state, ActorState::Dead(_))));
         self.reroute_actors_of(node);
         // Attempts it was running fail as system failures (and are retried elsewhere);
         // actor calls it was sent go again to where their actors run next.

@@ -148,6 +148,7 @@ pub(crate) enum Step {
     /// `restarts` times and its calls retried up to `retries`; its handle is `name`.
     CreateActor {
         name: &'static str,
+        args: Vec<Arg>,
         resources: Vec<(&'static str, f64)>,
         restarts: u32,
         retries: u32,
@@ -160,6 +161,11 @@ pub(crate) enum Step {
     },
     /// Drop the handle `name`.
     Release(&'static str),
+    /// `kill()` the actor whose handle is `name` (no restart).
+    KillActor(&'static str),
+    /// The driver exits, as a real one does: every handle it holds goes, then its node says
+    /// the job ended (its actors die everywhere, through the head). The last step.
+    EndJob,
     /// Make something happen to the cluster now.
     Fault(Fault),
     /// Wait until the driver's node knows `n` live nodes (itself included), like Ray's
@@ -780,28 +786,7 @@ impl World {
             } => {
                 driver.submitted += 1;
                 let task = sim.mint.next_task();
-                let mut spec_args = Vec::new();
-                for arg in args {
-                    match arg {
-                        Arg::Ref(handle) => {
-                            let id = *driver.handles.get(handle).unwrap_or_else(|| {
-                                panic!("script refers to unknown handle `{handle}`")
-                            });
-                            spec_args.push(ArgSpec::ByRef(id));
-                        }
-                        Arg::Value(payload) => {
-                            spec_args.push(ArgSpec::Value(SimValue::new(payload, Vec::new(), 8)))
-                        }
-                        Arg::Holding(handle) => {
-                            let id = *driver.handles.get(handle).unwrap_or_else(|| {
-                                panic!("script refers to unknown handle `{handle}`")
-                            });
-                            // A new value counts the references inside it.
-                            sim.sched.handle(now, Event::AddContained(id));
-                            spec_args.push(ArgSpec::Value(SimValue::new(0, vec![id], 8)));
-                        }
-                    }
-                }
+                let spec_args = spec_args(driver, &mut sim.sched, now, args);
                 let mut needs = vec![(CPU, 1.0)];
                 needs.extend(resources);
                 let spec = plain_spec(task, function, spec_args, &needs, driver.mint);
@@ -881,12 +866,14 @@ impl World {
             }
             Step::CreateActor {
                 name,
+                args,
                 resources,
                 restarts,
                 retries,
             } => {
                 let task = sim.mint.next_task();
-                let mut spec = plain_spec(task, "Counter", Vec::new(), &resources, driver.mint);
+                let args = spec_args(driver, &mut sim.sched, now, args);
+                let mut spec = plain_spec(task, "Counter", args, &resources, driver.mint);
                 spec.num_returns = 0;
                 spec.kind = TaskKind::ActorCreation(Arc::new(wasmray_core::ActorSpec {
                     class: "Counter".into(),
@@ -969,6 +956,25 @@ impl World {
                 };
                 sim.sched.handle(now, Event::Release(id));
             }
+            Step::KillActor(name) => {
+                let Some(id) = driver.handles.get(name) else {
+                    panic!("script kills unknown actor `{name}`");
+                };
+                let actor = wasmray_core::ActorId(id.task);
+                sim.sched.handle(
+                    now,
+                    Event::KillActor {
+                        actor,
+                        no_restart: true,
+                    },
+                );
+            }
+            Step::EndJob => {
+                for (_, id) in std::mem::take(&mut driver.handles) {
+                    sim.sched.handle(now, Event::Release(id));
+                }
+                sim.sched.handle(now, Event::JobFinished(JobId(1)));
+            }
         }
         let driver = &mut self.drivers[index];
         driver.next += 1;
@@ -1001,6 +1007,7 @@ impl World {
                     .as_ref()
                     .is_none_or(|e| e.message.as_ref().is_none_or(is_heartbeat))
             })
+            && self.head.unacked_messages().all(is_heartbeat)
             && self.nodes.values().filter(|n| n.alive).all(|n| {
                 let stats = n.sched.stats();
                 stats.objects == 0
@@ -1372,6 +1379,33 @@ impl World {
             );
         }
     }
+}
+
+/// A script's arguments as a spec's, in the driver's node: a value holding a handle counts
+/// the reference inside it.
+fn spec_args(
+    driver: &Driver,
+    sched: &mut Scheduler<SimValue>,
+    now: Time,
+    args: Vec<Arg>,
+) -> Vec<ArgSpec<SimValue>> {
+    let handle = |name: &str| {
+        *driver
+            .handles
+            .get(name)
+            .unwrap_or_else(|| panic!("script refers to unknown handle `{name}`"))
+    };
+    args.into_iter()
+        .map(|arg| match arg {
+            Arg::Ref(name) => ArgSpec::ByRef(handle(name)),
+            Arg::Value(payload) => ArgSpec::Value(SimValue::new(payload, Vec::new(), 8)),
+            Arg::Holding(name) => {
+                let id = handle(name);
+                sched.handle(now, Event::AddContained(id));
+                ArgSpec::Value(SimValue::new(0, vec![id], 8))
+            }
+        })
+        .collect()
 }
 
 /// Removes and returns the item due first (ties in the order they were added).
