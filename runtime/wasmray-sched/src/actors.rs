@@ -482,20 +482,18 @@ impl<V: ObjectValue> Scheduler<V> {
     pub(crate) fn job_finished(&mut self, job: JobId) {
         self.cancel_job_tasks(job);
         self.reject_queued_leases(|q| q.spec.job == job);
-        let doomed: Vec<(ActorId, String, bool)> = self
+        let doomed: Vec<(ActorId, String, bool, bool)> = self
             .actors
             .entries
             .iter()
             .filter(|(_, e)| e.creation.job == job && !e.spec.detached)
-            .map(|(id, e)| (*id, e.spec.class.to_owned(), e.owner.is_some()))
+            .map(|(id, e)| {
+                let alive = !matches!(e.state, ActorState::Dead(_));
+                (*id, e.spec.class.to_owned(), alive, e.owner.is_some())
+            })
             .collect();
-        for (actor, class, hosted) in doomed {
-            if self
-                .actors
-                .entries
-                .get(&actor)
-                .is_some_and(|e| !matches!(e.state, ActorState::Dead(_)))
-            {
+        for (actor, class, alive, hosted) in doomed {
+            if alive {
                 self.actions.push(Action::StopActor(actor));
                 self.actor_dies(actor, actor_died(&class, "its job ended", None));
             }

@@ -352,13 +352,13 @@ impl<V: Clone> Head<V> {
         earliest(liveness, self.links.poll_timeout())
     }
 
-    /// Takes the actions produced so far, in the order they must be carried out.
     /// What the head sent and was not acknowledged yet (the simulator waits for it).
     #[cfg(test)]
     pub(crate) fn unacked_messages(&self) -> impl Iterator<Item = &Message<V>> {
         self.links.unacked_messages()
     }
 
+    /// Takes the actions produced so far, in the order they must be carried out.
     pub fn drain_actions(&mut self) -> Vec<HeadAction<V>> {
         std::mem::take(&mut self.actions)
     }

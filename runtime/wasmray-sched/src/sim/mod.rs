@@ -970,22 +970,17 @@ impl World {
                 );
             }
             Step::EndJob => {
-                for (_, id) in std::mem::take(&mut driver.handles) {
-                    sim.sched.handle(now, Event::Release(id));
-                }
+                release_all(driver, &mut sim.sched, now);
                 sim.sched.handle(now, Event::JobFinished(JobId(1)));
             }
         }
         let driver = &mut self.drivers[index];
         driver.next += 1;
-        if driver.next == driver.steps.len() {
+        if driver.next == driver.steps.len()
+            && let Some(sim) = self.nodes.get_mut(&id)
+        {
             // The driver exits: every handle it still holds goes.
-            let held: Vec<ObjectId> = std::mem::take(&mut driver.handles).into_values().collect();
-            if let Some(sim) = self.nodes.get_mut(&id) {
-                for object in held {
-                    sim.sched.handle(now, Event::Release(object));
-                }
-            }
+            release_all(driver, &mut sim.sched, now);
         }
         self.drain(id);
         true
@@ -1406,6 +1401,13 @@ fn spec_args(
             }
         })
         .collect()
+}
+
+/// The driver lets go of every handle it holds.
+fn release_all(driver: &mut Driver, sched: &mut Scheduler<SimValue>, now: Time) {
+    for (_, object) in std::mem::take(&mut driver.handles) {
+        sched.handle(now, Event::Release(object));
+    }
 }
 
 /// Removes and returns the item due first (ties in the order they were added).
