@@ -1228,8 +1228,13 @@ impl World {
         self.nodes.values().map(|n| n.sched.stats().rebuilt).sum()
     }
 
+    /// The trace's last 60 lines, or as many as `WASMRAY_SIM_TRACE` says.
     pub(crate) fn trace_tail(&self) -> String {
-        let start = self.trace.len().saturating_sub(60);
+        let lines = std::env::var("WASMRAY_SIM_TRACE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60);
+        let start = self.trace.len().saturating_sub(lines);
         self.trace[start..].join("\n")
     }
 

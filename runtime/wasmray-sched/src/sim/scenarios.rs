@@ -1,7 +1,8 @@
 //! The simulator's scenarios, each run over a sweep of seeds, and the sweep itself.
 //!
 //! `WASMRAY_SIM_SEED=<n>` replays one seed (every scenario) and prints its trace on failure;
-//! `WASMRAY_SIM_SEEDS=<n>` sets how many seeds the sweep runs (default 1,000).
+//! `WASMRAY_SIM_SEEDS=<n>` sets how many seeds the sweep runs (default 1,000);
+//! `WASMRAY_SIM_TRACE=<n>` how many of the trace's last lines a failure prints (default 60).
 
 use super::{Arg, Expect, Fault, Step, World, node};
 use std::collections::BTreeSet;
