@@ -28,7 +28,7 @@ use wasmray_core::{
 impl<V: ObjectValue> Scheduler<V> {
     /// Sends `message` on its link, granting the references it carries first.
     pub(crate) fn send(&mut self, to: Peer, message: Message<V>) {
-        if self.links.is_dead(to) || self.fenced {
+        if self.links.is_dead(to) || self.fenced || (self.left && to != Peer::Head) {
             return;
         }
         if let Peer::Node(node) = to {
@@ -158,6 +158,9 @@ impl<V: ObjectValue> Scheduler<V> {
             }
         }
         for message in self.links.receive(self.now, from, envelope) {
+            if self.left && from != Peer::Head {
+                continue;
+            }
             self.on_message(from, message);
             if self.fenced {
                 return;

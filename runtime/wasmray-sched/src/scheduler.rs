@@ -300,6 +300,10 @@ pub struct Scheduler<V> {
     pub(crate) head_has: ResourceSet,
     /// The head declared this node dead.
     pub(crate) fenced: bool,
+    /// This node told the head it leaves: the others forget it once they hear, so it takes
+    /// nothing more from them and sends them nothing (what it would answer, they learn from
+    /// its death: a lease is placed elsewhere, a pull goes to another copy).
+    pub(crate) left: bool,
     /// The head said this node drains (`drain.rs`); `drained` once it said it was done.
     pub(crate) draining: bool,
     pub(crate) drained: bool,
@@ -352,6 +356,7 @@ impl<V: ObjectValue> Scheduler<V> {
             store_used: 0,
             reported_store: 0,
             fenced: false,
+            left: false,
             draining: false,
             drained: false,
             rehoming: wasmray_core::IdMap::default(),
@@ -439,7 +444,10 @@ impl<V: ObjectValue> Scheduler<V> {
                 value,
             } => self.fetched(object, from, value),
             Event::Borrow(object) => self.borrow(object),
-            Event::Leave => self.send(Peer::Head, Message::Leave),
+            Event::Leave => {
+                self.left = true;
+                self.send(Peer::Head, Message::Leave);
+            }
             Event::HeadRestarted { old } => self.head_restarted(old),
             Event::Timeout => self.timeout(),
         }
