@@ -724,6 +724,14 @@ fn apply(node: &Arc<NodeInner>, action: Action<Value>) {
                 let reason = error.message.lines().last().unwrap_or_default().to_owned();
                 tracing::warn!(%task, %function, attempt, %reason, "task failed; retrying");
             }
+            Action::Rebuild {
+                object,
+                task,
+                function,
+                attempt,
+            } => {
+                tracing::warn!(%object, %task, %function, attempt, "result lost with every copy; making it again");
+            }
             Action::Failed { task, job, error } => {
                 tracing::debug!(%task, %error, "task failed");
                 node.errors.record(job, task, &error);

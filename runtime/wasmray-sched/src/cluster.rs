@@ -812,6 +812,12 @@ impl<V: ObjectValue> Scheduler<V> {
             }
         }
         self.rebuilt += 1;
+        self.actions.push(Action::Rebuild {
+            object: id,
+            task,
+            function: spec.function.clone(),
+            attempt,
+        });
         #[cfg(test)]
         {
             *self.rebuilds.entry(task).or_default() += 1;

@@ -166,6 +166,14 @@ pub enum Action<V> {
         attempt: u32,
         error: Arc<TaskError>,
     },
+    /// Every copy of `object`, a result of `task`, was lost: the task runs again from its
+    /// lineage as attempt `attempt`.
+    Rebuild {
+        object: ObjectId,
+        task: TaskId,
+        function: String,
+        attempt: u32,
+    },
     /// A task failed for good.
     Failed {
         task: TaskId,

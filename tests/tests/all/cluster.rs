@@ -297,12 +297,25 @@ fn results_lost_with_a_killed_node_are_made_again_on_another() -> anyhow::Result
     cluster.kill_node(0);
     let driver = &mut cluster.drivers[driver];
     // The chain's first task runs again (on the new node), so every link was made again.
-    let again = driver.wait_line("making the first link", Duration::from_secs(60));
-    let rebuilt = again.and_then(|_| driver.wait_line("rebuilt:", Duration::from_secs(60)));
+    let mut seen = Vec::new();
+    let again = driver.wait_lines("making the first link", Duration::from_secs(60));
+    let rebuilt = again.and_then(|lines| {
+        seen.extend(lines);
+        driver.wait_lines("rebuilt:", Duration::from_secs(60))
+    });
     let status = driver.child.wait()?;
-    let line = rebuilt.map_err(|e| anyhow::anyhow!("{e}\nexit: {status}"))?;
+    let mut lines = rebuilt.map_err(|e| anyhow::anyhow!("{e}\nexit: {status}"))?;
+    let line = lines.pop().unwrap_or_default();
     assert_eq!(line.trim(), "rebuilt: 4");
-    assert!(status.success(), "{status}: {:?}", driver.printed());
+    seen.extend(lines);
+    seen.extend(driver.printed());
+    assert!(status.success(), "{status}: {seen:?}");
+    // The owner says what it makes again: the chain's last link, lost with the node.
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("result lost with every copy; making it again")),
+        "{seen:?}"
+    );
     Ok(())
 }
 
@@ -761,11 +774,12 @@ async fn a_named_detached_actor_is_found_and_called_from_another_node() -> anyho
     Ok(())
 }
 
-/// Ray's `test_chaos`, on any machine (no root): a job of rounds of 2,047 dependent tasks and
-/// 20 actor calls (the `chaos` guest) runs on four worker processes while every link drops,
-/// delays and fails a share of its frames and RPCs on purpose (`WASMRAY_TESTING_FAULTS`), and
-/// five times a random worker is SIGKILLed and a new one started. Every result is exact, the
-/// job finishes, and no store holds an object afterwards.
+/// Ray's `test_chaos`, on any machine (no root): a job of rounds of 2,047 dependent tasks, 8
+/// results of 128 KiB that live only where they were made, and 20 actor calls (the `chaos`
+/// guest) runs on four worker processes while every link drops, delays and fails a share of
+/// its frames and RPCs on purpose (`WASMRAY_TESTING_FAULTS`), and five times a random worker
+/// is SIGKILLed and a new one started. Every result is exact, the job finishes, and no store
+/// holds an object afterwards.
 #[test]
 fn chaos_kills_and_injected_faults_lose_nothing() -> anyhow::Result<()> {
     let seed: u64 = std::env::var("WASMRAY_CHAOS_SEED")
@@ -853,9 +867,13 @@ pub(crate) fn finish_chaos(
         .iter()
         .filter(|l| l.contains("actor restarting"))
         .count();
+    let rebuilt = printed
+        .iter()
+        .filter(|l| l.contains("making it again"))
+        .count();
     eprintln!(
-        "{done:?} after {:?}; {retried} retries and {restarted} actor restarts logged by the \
-         driver",
+        "{done:?} after {:?}; {retried} retries, {rebuilt} lost results made again and \
+         {restarted} actor restarts logged by the driver",
         started.elapsed()
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

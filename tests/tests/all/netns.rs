@@ -110,8 +110,8 @@ fn eight_nodes_in_network_namespaces_run_the_examples_and_a_1_gib_broadcast() ->
 }
 
 /// `test_chaos` with the network failing instead of processes: the `chaos` job (rounds of
-/// 2,047 dependent tasks and 20 actor calls, at least 10,000 tasks) on four workers, each in
-/// its own namespace; one worker is cut off silently (blackhole routes: its packets vanish)
+/// 2,047 dependent tasks, 8 large results and 20 actor calls, at least 10,000 tasks) on four
+/// workers, each in its own namespace; one worker is cut off silently (blackhole routes: its packets vanish)
 /// and later another's link is set down; each is declared dead by the head's health check
 /// and a replacement joins in a fresh namespace. Every result is exact and the nodes left
 /// hold no object. Needs root.

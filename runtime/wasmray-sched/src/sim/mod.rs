@@ -532,6 +532,11 @@ impl World {
             Action::Failed { task, error, .. } => {
                 self.log(format!("task {task:?} failed: {}", error.message));
             }
+            Action::Rebuild {
+                object, attempt, ..
+            } => self.log(format!(
+                "node {id} makes {object:?} again (attempt {attempt})"
+            )),
             Action::StopTask(task) => {
                 // The instance stops: it reports a failure at once.
                 if let Some(at) = self

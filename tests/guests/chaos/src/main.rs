@@ -6,8 +6,11 @@
 //! round is a reduction tree over 1,024 leaves — 2,047 tasks, each `leaf(i)` returning `i`
 //! and each `add(a, b)` taking two results by reference, all needing the resource `worker`
 //! (so none runs on the driver's node or the head) with `max_retries(1000)` — and one call of
-//! each actor, `square(x)`. The round checks the tree's sum (`1023 × 1024 / 2`) and every
-//! square exactly, and prints `round N ok`. Rounds go on until at least `ROUNDS` (first
+//! each actor, `square(x)`. Each round also makes `BIG` results of 128 KiB (`big(round, i)`),
+//! too large to travel in a reply, so each stays in the store of the node that made it and is
+//! lost with it (the owner makes it again from its lineage); the driver holds them through
+//! the round and reads them last. The round checks the tree's sum (`1023 × 1024 / 2`), every
+//! square and every big result's bytes exactly, and prints `round N ok`. Rounds go on until at least `ROUNDS` (first
 //! argument, default 5) have run and a node offering the resource `done` is alive (the test
 //! starts one when it has done its damage). It then prints
 //! `chaos done: R rounds, T tasks, C actor calls, all exact` and exits 0; any wrong value or
@@ -20,6 +23,9 @@ use wasmray::{ObjectRef, TaskError};
 const LEAVES: u64 = 1024;
 /// Actors the job keeps.
 const ACTORS: u64 = 20;
+/// Large results per round, and their size: above the 100 KiB a reply carries.
+const BIG: u64 = 8;
+const BIG_LEN: usize = 128 << 10;
 /// Retries and restarts: nodes die many times over a run.
 const PERSIST: u32 = 1000;
 
@@ -31,6 +37,18 @@ fn leaf(i: u64) -> u64 {
 #[wasmray::remote]
 fn add(a: u64, b: u64) -> u64 {
     a + b
+}
+
+/// `BIG_LEN` bytes that only `(round, i)` makes.
+#[wasmray::remote]
+fn big(round: u64, i: u64) -> Vec<u8> {
+    big_bytes(round, i)
+}
+
+fn big_bytes(round: u64, i: u64) -> Vec<u8> {
+    (0..BIG_LEN as u64)
+        .map(|k| (k.wrapping_mul(31) ^ round.wrapping_mul(7) ^ i) as u8)
+        .collect()
 }
 
 /// Squares what it is given; keeps nothing a restart would lose.
@@ -102,6 +120,15 @@ fn main() -> Result<(), TaskError> {
         .collect();
     let (mut round, mut tasks, mut calls) = (0u64, 0u64, 0u64);
     while round < rounds || !done_node_alive() {
+        let bigs: Vec<_> = (0..BIG)
+            .map(|i| {
+                big::options()
+                    .max_retries(PERSIST)
+                    .resource("worker", 0.001)
+                    .num_cpus(0.5)
+                    .remote(round, i)
+            })
+            .collect();
         let (root, made) = tree();
         let squares: Vec<_> = actors
             .iter()
@@ -115,7 +142,14 @@ fn main() -> Result<(), TaskError> {
             let (got, by) = wasmray::get(square)?;
             assert_eq!((got, by), (x * x, i as u64), "round {round}: wrong square");
         }
-        tasks += made;
+        for (i, b) in bigs.iter().enumerate() {
+            let bytes = wasmray::get(b)?;
+            assert!(
+                bytes == big_bytes(round, i as u64),
+                "round {round}: wrong bytes in big result {i}"
+            );
+        }
+        tasks += made + BIG;
         calls += ACTORS;
         println!("round {round} ok");
         round += 1;
