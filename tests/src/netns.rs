@@ -7,21 +7,29 @@
 //! the bridge deleted — also when the test panics; namespaces a killed earlier run left behind
 //! (their owner process gone) are removed on the next [`Netns::create`]. Delay and loss are not
 //! injected here (`netem` is not installed): that belongs in the transport under test.
+//! Names carry the process and a letter per set, so tests of one process (which run in
+//! parallel) and of several never share a namespace or an interface.
 
 use anyhow::{Context, bail};
 use std::net::Ipv4Addr;
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Prefix of every namespace and bridge this harness makes.
 const PREFIX: &str = "wrt";
+
+/// How many sets this process has made: tests of one process run in parallel, so each set's
+/// names carry its number as well as the process's.
+static SETS: AtomicU32 = AtomicU32::new(0);
 
 /// A set of namespaces on one bridge.
 pub struct Netns {
     names: Vec<String>,
     bridge: String,
     subnet: [u8; 3],
-    /// The process that made them (their names carry it).
-    pid: u32,
+    /// What every name of this set starts with: the prefix, the process that made them, a
+    /// letter for the set (`wrt12317a`; a veth name has at most 15 bytes).
+    stem: String,
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
@@ -57,22 +65,25 @@ impl Netns {
         anyhow::ensure!((1..=250).contains(&n), "1 to 250 namespaces, not {n}");
         remove_stale();
         let pid = std::process::id();
-        // Distinct per process, so tests in parallel processes do not share a subnet.
-        let subnet = [10, 200 + (pid % 50) as u8, (pid / 50 % 250) as u8];
-        let bridge = format!("{PREFIX}{pid}b");
+        let set = SETS.fetch_add(1, Ordering::Relaxed) % 26;
+        let stem = format!("{PREFIX}{pid}{}", char::from(b'a' + set as u8));
+        // Distinct per set, so that addresses in a test's log name one machine.
+        let key = pid.wrapping_mul(26).wrapping_add(set);
+        let subnet = [10, 200 + (key % 50) as u8, (key / 50 % 250) as u8];
+        let bridge = format!("{stem}b");
         let mut netns = Self {
             names: Vec::new(),
             bridge: bridge.clone(),
             subnet,
-            pid,
+            stem: stem.clone(),
         };
         ip(&["link", "add", &bridge, "type", "bridge"])?;
         ip(&["link", "set", &bridge, "up"])?;
         for i in 0..n {
-            let name = format!("{PREFIX}{pid}n{i}");
+            let name = format!("{stem}n{i}");
             ip(&["netns", "add", &name])?;
             netns.names.push(name.clone());
-            let (inside, outside) = (format!("{PREFIX}{pid}i{i}"), format!("{PREFIX}{pid}o{i}"));
+            let (inside, outside) = (format!("{stem}i{i}"), format!("{stem}o{i}"));
             ip(&[
                 "link", "add", &inside, "type", "veth", "peer", "name", &outside,
             ])?;
@@ -128,7 +139,7 @@ impl Netns {
 
     /// Sets namespace `i`'s link down (as a pulled cable).
     pub fn link_down(&self, i: usize) -> anyhow::Result<()> {
-        let inside = format!("{PREFIX}{}i{i}", self.pid);
+        let inside = format!("{}i{i}", self.stem);
         ip(&["-n", &self.names[i], "link", "set", &inside, "down"])
     }
 
