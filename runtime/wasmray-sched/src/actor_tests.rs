@@ -2,11 +2,11 @@
 //! names, detached actors and handle lifetimes, on a simulated node.
 
 use crate::tests::{Sim, Value};
-use crate::{Action, HeadRequest, Message, ObjectState, Outcome, Peer};
+use crate::{Action, Envelope, Event, HeadRequest, Message, ObjectState, Outcome, Peer, Time};
 use std::sync::Arc;
 use wasmray_core::{
-    ActorId, ActorName, ActorSpec, ArgSpec, CPU, ErrorKind, JobId, ObjectId, ResourceSet,
-    TaskError, TaskKind,
+    ActorId, ActorName, ActorSpec, ArgSpec, CPU, ErrorKind, IdMint, JobId, NodeId, ObjectId,
+    ResourceSet, TaskError, TaskKind,
 };
 
 fn actor_spec(name: Option<&str>) -> ActorSpec {
@@ -355,4 +355,69 @@ fn a_constructor_whose_argument_failed_releases_its_arguments_once() {
         sim.sched.object(kept),
         Some(ObjectState::Ready(_))
     ));
+}
+
+/// Delivers `message` to the simulated node as the `seq`th on its link from `from`.
+fn deliver(sim: &mut Sim, from: Peer, seq: u64, message: Message<Value>) {
+    let envelope = Envelope {
+        seq,
+        ack: 0,
+        message: Some(message),
+    };
+    sim.sched
+        .handle(Time::ZERO, Event::Received { from, envelope });
+    sim.pump();
+}
+
+/// The messages the simulated node sent to `to`, oldest first, taken from its log.
+fn sent_to(sim: &mut Sim, to: Peer) -> Vec<Message<Value>> {
+    let (sent, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut sim.log)
+        .into_iter()
+        .partition(|a| matches!(a, Action::Send { to: t, .. } if *t == to));
+    sim.log = rest;
+    sent.into_iter()
+        .filter_map(|a| match a {
+            Action::Send { envelope, .. } => envelope.message,
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_owner_naming_a_host_this_node_knows_died_is_asked_again() {
+    // Node 7 calls an actor node 1 owns. Node 1 answers that node 3 runs it, but its answer
+    // comes after the head's word that node 3 died: the call must not go to the dead node
+    // (it would wait there for ever), but back to the owner, which answers once it knows.
+    let mut sim = Sim::new(1.0);
+    let owner = IdMint::new(NodeId(1));
+    let actor = ActorId(owner.next_task());
+    let mut spec = sim.spec("Counter::push", vec![], 0.0);
+    spec.resources = ResourceSet::new();
+    spec.kind = TaskKind::ActorMethod { actor };
+    let result = sim.submit(spec);
+    let asked = sent_to(&mut sim, Peer::Node(NodeId(1)));
+    assert!(
+        matches!(asked[..], [Message::Locate { not_at: None, .. }]),
+        "{asked:?}"
+    );
+    let dead = NodeId(3);
+    deliver(&mut sim, Peer::Head, 1, Message::NodeDied { node: dead });
+    let located = |host| Message::Located {
+        actor,
+        host: Ok(host),
+        retries: 1,
+    };
+    deliver(&mut sim, Peer::Node(NodeId(1)), 1, located(dead));
+    let asked = sent_to(&mut sim, Peer::Node(NodeId(1)));
+    assert!(
+        matches!(asked[..], [Message::Locate { not_at: Some(n), .. }] if n == dead),
+        "{asked:?}"
+    );
+    let restarted = NodeId(4);
+    deliver(&mut sim, Peer::Node(NodeId(1)), 2, located(restarted));
+    let calls = sent_to(&mut sim, Peer::Node(restarted));
+    assert!(
+        matches!(&calls[..], [Message::Call { spec, .. }] if spec.id == result.task),
+        "{calls:?}"
+    );
 }

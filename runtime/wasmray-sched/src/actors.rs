@@ -148,7 +148,9 @@ impl<V: ObjectValue> Scheduler<V> {
 
     /// Caller side: the owner says where `actor` runs; the calls waiting go there, in order.
     /// `retries` is the actor's `max_task_retries`: how often a call made here without its
-    /// own is sent again if the node running the actor dies.
+    /// own is sent again if the node running the actor dies. An owner that names a node
+    /// this one knows died answered before it heard: it is asked again, and answers once it
+    /// knows where the actor runs next (the calls would wait on the dead node for ever).
     pub(crate) fn located(
         &mut self,
         actor: ActorId,
@@ -156,6 +158,19 @@ impl<V: ObjectValue> Scheduler<V> {
         retries: u32,
     ) {
         self.actors.retries.insert(actor, retries);
+        if !matches!(self.actors.routes.get(&actor), Some(Route::Locating(_))) {
+            return;
+        }
+        if let Ok(host) = host
+            && self.links.is_dead(Peer::Node(host))
+        {
+            let not_at = Some(host);
+            self.send(
+                Peer::Node(actor.0.node()),
+                Message::Locate { actor, not_at },
+            );
+            return;
+        }
         let waiting = match self.actors.routes.get_mut(&actor) {
             Some(Route::Locating(waiting)) => std::mem::take(waiting),
             _ => return,
