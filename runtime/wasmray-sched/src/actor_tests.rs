@@ -421,3 +421,44 @@ fn an_owner_naming_a_host_this_node_knows_died_is_asked_again() {
         "{calls:?}"
     );
 }
+
+#[test]
+fn routes_no_call_uses_are_forgotten_when_a_job_ends() {
+    // Node 7 called an actor node 1 owns; node 1 said it died. While a call uses that route
+    // the route stays; once none does, a job's end forgets it, and the next call asks the
+    // owner again.
+    let mut sim = Sim::new(1.0);
+    let owner = IdMint::new(NodeId(1));
+    let actor = ActorId(owner.next_task());
+    let call = |sim: &mut Sim| {
+        let mut spec = sim.spec("Counter::push", vec![], 0.0);
+        spec.resources = ResourceSet::new();
+        spec.kind = TaskKind::ActorMethod { actor };
+        sim.submit(spec)
+    };
+    let first = call(&mut sim);
+    let second = call(&mut sim);
+    sim.sched.handle(Time::ZERO, Event::JobFinished(JobId(2)));
+    assert_eq!(sim.sched.actors.routes.len(), 1, "calls wait on the route");
+    let asked = sent_to(&mut sim, Peer::Node(NodeId(1)));
+    assert_eq!(asked.len(), 1, "one question for both calls: {asked:?}");
+    let cause = Arc::new(oom("Counter"));
+    let dead = Message::Located {
+        actor,
+        host: Err(cause),
+        retries: 0,
+    };
+    deliver(&mut sim, Peer::Node(NodeId(1)), 1, dead);
+    for result in [first, second] {
+        assert_eq!(sim.error_of(result).kind, ErrorKind::ActorDied);
+    }
+    sim.sched.handle(Time::ZERO, Event::JobFinished(JobId(2)));
+    assert!(sim.sched.actors.routes.is_empty());
+    assert!(sim.sched.actors.retries.is_empty());
+    call(&mut sim);
+    let asked = sent_to(&mut sim, Peer::Node(NodeId(1)));
+    assert!(
+        matches!(asked[..], [Message::Locate { not_at: None, .. }]),
+        "{asked:?}"
+    );
+}

@@ -16,6 +16,7 @@ use crate::link::Peer;
 use crate::message::{HeadRequest, Message, RemoteOutcome};
 use crate::scheduler::{Action, Outcome, RunTask, TaskEntry, TaskState};
 use crate::{ObjectValue, Scheduler};
+use std::collections::HashSet;
 use std::sync::Arc;
 use wasmray_core::{
     ActorId, ArgSpec, GPU, JobId, NodeId, ResourceSet, TaskError, TaskId, TaskKind, TaskSpec,
@@ -516,6 +517,29 @@ impl<V: ObjectValue> Scheduler<V> {
                 self.actors.entries.remove(&actor);
             }
         }
+        self.forget_idle_routes();
+    }
+
+    /// Forgets the routes (and retry counts) to actors owned elsewhere that no call here is
+    /// for: they are a cache of the owners' answers, asked again at the next call, so a node
+    /// that serves job after job does not keep one for every actor it ever called. Done at
+    /// each job's end; a route that calls still use then goes at a later one.
+    fn forget_idle_routes(&mut self) {
+        if self.actors.routes.is_empty() && self.actors.retries.is_empty() {
+            return;
+        }
+        let called: HashSet<ActorId> = self
+            .tasks
+            .values()
+            .filter_map(|t| match t.spec.kind {
+                TaskKind::ActorMethod { actor } => Some(actor),
+                _ => None,
+            })
+            .collect();
+        self.actors.routes.retain(|actor, _| called.contains(actor));
+        self.actors
+            .retries
+            .retain(|actor, _| called.contains(actor));
     }
 
     /// Number of actors that are not dead.
